@@ -1,0 +1,113 @@
+"""A stack of graph attention layers: the paper's node-classification GAT."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gat.layers import GATLayer
+from gat.ops import project, sparse_dropout
+
+
+@dataclass
+class Inspection:
+    """Everything one forward pass computed, for plots and analysis.
+
+    ``hidden[l]`` is layer ``l``'s output (after ELU for hidden layers; ``hidden[-1]`` is the logits);
+    ``attention[l]`` is ``[E', heads_l]`` aligned with ``edge_index`` (``[2, E']``, sorted by target, self-loops
+    included, the same for every layer).
+    """
+
+    logits: torch.Tensor
+    hidden: list[torch.Tensor]
+    attention: list[torch.Tensor]
+    edge_index: torch.Tensor
+
+
+class GAT(nn.Module):
+    r"""Graph Attention Network for node classification.
+
+    ``num_layers`` :class:`~gat.layers.GATLayer` s; hidden layers concatenate ``heads[l]`` heads of size
+    ``hidden`` and are followed by ELU, the output layer averages ``heads[-1]`` heads of size
+    ``num_classes``. Dropout ``dropout`` is applied to every layer's input and to every attention
+    coefficient, as in the paper. With ``skip_connection`` each layer adds its (linearly projected, when the
+    sizes differ) input to its output: :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
+
+    Defaults are the paper's Cora model: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6.
+
+    Shapes: ``x`` ``[N, in_features]`` (dense or sparse CSR), ``edge_index`` ``[2, E]``; returns logits
+    ``[N, num_classes]``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int = 8,
+        heads: Sequence[int] = (8, 1),
+        num_layers: int = 2,
+        dropout: float = 0.6,
+        skip_connection: bool = False,
+        negative_slope: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1 or len(heads) != num_layers:
+            raise ValueError(f"heads needs one entry per layer: got {len(heads)} for {num_layers} layers")
+        self.dropout = dropout
+        self.layers = nn.ModuleList()
+        self.skips = nn.ModuleList()
+        size = in_features
+        for index, num_heads in enumerate(heads):
+            is_last = index == num_layers - 1
+            out_features = num_classes if is_last else hidden
+            layer = GATLayer(
+                size,
+                out_features,
+                num_heads=num_heads,
+                concat=not is_last,
+                negative_slope=negative_slope,
+                dropout=dropout,
+            )
+            output_size = out_features if is_last else num_heads * out_features
+            self.layers.append(layer)
+            if skip_connection:
+                same_size = size == output_size
+                self.skips.append(nn.Identity() if same_size else nn.Linear(size, output_size, bias=False))
+            size = output_size
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, num_classes]``."""
+        return self._run(x, edge_index, collect=False).logits
+
+    def inspect(self, x: torch.Tensor, edge_index: torch.Tensor) -> Inspection:
+        """Run the model and keep every layer's output and attention (honours ``train()``/``eval()``)."""
+        return self._run(x, edge_index, collect=True)
+
+    def _run(self, x: torch.Tensor, edge_index: torch.Tensor, collect: bool) -> Inspection:
+        hidden, attention = [], []
+        used_edge_index = edge_index
+        h = x
+        for index, layer in enumerate(self.layers):
+            layer_input = sparse_dropout(h, self.dropout, self.training)
+            if collect:
+                out, (used_edge_index, layer_attention) = layer(layer_input, edge_index, return_attention=True)
+                attention.append(layer_attention)
+            else:
+                out = layer(layer_input, edge_index)
+            if self.skips:
+                out = out + _skip(self.skips[index], layer_input)
+            h = out if index == len(self.layers) - 1 else F.elu(out)
+            if collect:
+                hidden.append(h)
+        return Inspection(logits=h, hidden=hidden, attention=attention, edge_index=used_edge_index)
+
+
+def _skip(skip: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # A sparse first-layer input cannot go through nn.Linear; project it like the attention layer does.
+    if isinstance(skip, nn.Linear):
+        return project(x, skip.weight)
+    return x.to_dense() if x.layout != torch.strided else x

@@ -1,0 +1,178 @@
+"""GATLayer against a straightforward dense reference (masked N x N softmax), in float64."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gat.layers import GATLayer
+from gat.ops import build_neighbourhoods, neighbourhood_softmax
+
+
+def random_graph(num_nodes: int, num_edges: int, seed: int, isolated: int = 0) -> torch.Tensor:
+    """Random directed edges among the first ``num_nodes - isolated`` nodes (the rest stay isolated)."""
+    generator = torch.Generator().manual_seed(seed)
+    connected = num_nodes - isolated
+    edge_index = torch.randint(0, connected, (2, num_edges), generator=generator)
+    edge_index = torch.unique(edge_index, dim=1)  # the reference adjacency cannot hold duplicates
+    return edge_index[:, edge_index[0] != edge_index[1]]
+
+
+def dense_reference(layer: GATLayer, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GAT equations with an N x N mask: obviously right, O(N^2) memory. Returns (out, attention [H, N, N])."""
+    num_nodes = x.shape[0]
+    heads, out_features = layer.num_heads, layer.out_features
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    adjacency[edge_index[1], edge_index[0]] = True  # adjacency[i, j]: j -> i
+    if layer.add_self_loops:
+        adjacency.fill_diagonal_(True)
+    h = (x @ layer.linear.weight.t()).view(num_nodes, heads, out_features)
+    score_source = (h * layer.att_source).sum(-1)  # [N, H]
+    score_target = (h * layer.att_target).sum(-1)
+    scores = score_target.t()[:, :, None] + score_source.t()[:, None, :]  # [H, i, j]
+    scores = F.leaky_relu(scores, layer.negative_slope).masked_fill(~adjacency, float("-inf"))
+    attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows with no neighbour: all zero
+    out = torch.einsum("hij,jhf->ihf", attention, h)
+    out = out.reshape(num_nodes, -1) if layer.concat else out.mean(1)
+    if layer.bias is not None:
+        out = out + layer.bias
+    return out, attention
+
+
+def make_layer(in_features: int, out_features: int, heads: int, concat: bool, self_loops: bool = True) -> GATLayer:
+    layer = GATLayer(in_features, out_features, num_heads=heads, concat=concat, add_self_loops=self_loops).double()
+    with torch.no_grad():
+        layer.bias.normal_()  # a zero bias would hide a misplaced bias
+    return layer
+
+
+@pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (300, 3000, 30)])
+@pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
+def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
+    torch.manual_seed(num_nodes + heads)
+    layer = make_layer(7, 5, heads, concat)
+    x = torch.randn(num_nodes, 7, dtype=torch.float64)
+    edge_index = random_graph(num_nodes, num_edges, seed=num_nodes, isolated=isolated)
+
+    out, (used_edges, attention) = layer(x, edge_index, return_attention=True)
+    expected, dense_attention = dense_reference(layer, x, edge_index)
+
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
+    # the edge-list attention is exactly the dense attention read at the used edges
+    torch.testing.assert_close(attention, dense_attention[:, used_edges[1], used_edges[0]].t(), rtol=0, atol=1e-10)
+
+
+def test_attention_sums_to_one_per_target_and_includes_one_self_loop():
+    torch.manual_seed(0)
+    layer = make_layer(4, 3, heads=2, concat=True)
+    edge_index = random_graph(50, 300, seed=1, isolated=10)
+    edge_index = torch.cat([edge_index, torch.tensor([[3, 7], [3, 7]])], dim=1)  # existing self-loops
+    _, (used_edges, attention) = layer(torch.randn(50, 4, dtype=torch.float64), edge_index, return_attention=True)
+    sums = torch.zeros(50, 2, dtype=torch.float64).index_add_(0, used_edges[1], attention)
+    torch.testing.assert_close(sums, torch.ones_like(sums), rtol=0, atol=1e-12)
+    self_loops = used_edges[0] == used_edges[1]
+    assert torch.equal(torch.bincount(used_edges[1][self_loops], minlength=50), torch.ones(50, dtype=torch.long))
+
+
+def test_without_self_loops_isolated_nodes_get_only_the_bias():
+    torch.manual_seed(0)
+    layer = make_layer(4, 3, heads=2, concat=True, self_loops=False)
+    edge_index = random_graph(30, 100, seed=2, isolated=6)
+    x = torch.randn(30, 4, dtype=torch.float64)
+    out = layer(x, edge_index)
+    torch.testing.assert_close(out, dense_reference(layer, x, edge_index)[0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(out[-6:], layer.bias.expand(6, -1).detach(), rtol=0, atol=0)
+
+
+def test_sparse_input_equals_dense_input():
+    torch.manual_seed(0)
+    layer = make_layer(20, 4, heads=3, concat=True)
+    x = torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)
+    edge_index = random_graph(60, 400, seed=3)
+    dense = layer(x, edge_index)
+    sparse = layer(x.to_sparse_csr(), edge_index)
+    torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-12)
+
+
+def test_gradcheck():
+    torch.manual_seed(0)
+    layer = make_layer(3, 2, heads=2, concat=True)
+    edge_index = random_graph(8, 20, seed=4, isolated=1)
+    names = [name for name, _ in layer.named_parameters()]
+    x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    parameters = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+
+    def function(x, *parameters):
+        return torch.func.functional_call(layer, dict(zip(names, parameters)), (x, edge_index))
+
+    assert torch.autograd.gradcheck(function, (x, *parameters))
+
+
+def test_gradients_match_dense_reference():
+    torch.manual_seed(0)
+    layer = make_layer(6, 4, heads=3, concat=False)
+    edge_index = random_graph(80, 500, seed=5, isolated=4)
+    x = torch.randn(80, 6, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(80, 4, dtype=torch.float64)
+
+    (layer(x, edge_index) * weights).sum().backward()
+    gradients = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+    x.grad = None
+    layer.zero_grad()
+    (dense_reference(layer, x, edge_index)[0] * weights).sum().backward()
+    expected = [x.grad] + [p.grad for p in layer.parameters()]
+    for got, want in zip(gradients, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_huge_scores_do_not_overflow():
+    # edges 0->1, 1->1, 2->2 (already in target order): node 1 has two huge scores, node 2 one tiny score
+    neighbourhoods = build_neighbourhoods(torch.tensor([[0, 1, 2], [1, 1, 2]]), num_nodes=3, add_self_loops=False)
+    scores = torch.tensor([[1e4], [1e4 - 1.0], [-1e4]], dtype=torch.float32)
+    attention = neighbourhood_softmax(scores, neighbourhoods)
+    assert torch.isfinite(attention).all()
+    expected = torch.softmax(torch.tensor([1e4, 1e4 - 1.0], dtype=torch.float64), 0).float()
+    torch.testing.assert_close(attention[:2, 0], expected)
+    assert attention[2, 0] == 1.0
+
+
+def test_layer_with_huge_weights_stays_finite():
+    torch.manual_seed(0)
+    layer = GATLayer(5, 4, num_heads=2)
+    with torch.no_grad():
+        layer.att_source.mul_(1e6)
+        layer.att_target.mul_(1e6)
+    out = layer(torch.randn(30, 5), random_graph(30, 150, seed=6))
+    assert torch.isfinite(out).all()
+
+
+def test_neighbourhoods_are_cached_and_rebuilt_on_change():
+    layer = GATLayer(3, 2)
+    edge_index = random_graph(10, 30, seed=7)
+    first = layer.neighbourhoods(edge_index, 10)
+    assert layer.neighbourhoods(edge_index, 10) is first
+    assert layer.neighbourhoods(edge_index.clone(), 10) is not first
+    edge_index[0, 0] = 9  # an in-place edit must not reuse the stale sort
+    assert layer.neighbourhoods(edge_index, 10) is not first
+
+
+def test_output_shapes():
+    x, edge_index = torch.randn(12, 6), random_graph(12, 40, seed=8)
+    assert GATLayer(6, 5, num_heads=3, concat=True)(x, edge_index).shape == (12, 15)
+    assert GATLayer(6, 5, num_heads=3, concat=False)(x, edge_index).shape == (12, 5)
+    assert GATLayer(6, 5, num_heads=3, bias=False).bias is None
+
+
+def test_matches_torch_geometric_gatconv():
+    torch_geometric = pytest.importorskip("torch_geometric", reason="PyG is an optional test-only reference")
+    torch.manual_seed(0)
+    edge_index = random_graph(50, 300, seed=9)
+    x = torch.randn(50, 6, dtype=torch.float64)
+    for concat in (True, False):
+        ours = make_layer(6, 4, heads=3, concat=concat)
+        theirs = torch_geometric.nn.GATConv(6, 4, heads=3, concat=concat).double()
+        with torch.no_grad():
+            theirs.lin.weight.copy_(ours.linear.weight)
+            theirs.att_src.copy_(ours.att_source)
+            theirs.att_dst.copy_(ours.att_target)
+            theirs.bias.copy_(ours.bias)
+        torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), rtol=0, atol=1e-10)
