@@ -1,0 +1,122 @@
+"""Saving and loading checkpoints (resumable training state) and binaries (final trained models).
+
+Both are ``torch.save`` files holding only tensors and plain Python data, so they load with
+``torch.load(weights_only=True)``: opening a file from someone else cannot run code. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gat.errors import GATError
+from gat.io import save_torch
+
+FORMAT = "gat"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = {
+    "checkpoint": ("config", "model", "optimizer", "epoch", "early_stopping", "rng", "history", "run_id"),
+    "binary": ("config", "model", "dataset", "metrics", "run_id"),
+}
+
+
+def save(kind: str, contents: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Atomically write a ``kind`` ("checkpoint" or "binary") file with a format header."""
+    return save_torch({"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, **contents}, path)
+
+
+def load(path: str | os.PathLike, kind: str) -> dict[str, Any]:
+    """Load and validate a file written by :func:`save`; any problem is one :class:`GATError` naming the file.
+
+    A checkpoint is accepted where a binary is asked for (it holds a model too), not the other way round.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GATError(f"{path}: no such file; give the path of a .pt file under models/checkpoints or models/binaries")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, foreign pickle, random bytes: all the same to the user
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise GATError(f"{path}: cannot be read as a GAT {kind} ({reason[:200]}); it is truncated, corrupt or not ours")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GATError(f"{path}: not a GAT {kind} file (no '{FORMAT}' format header)")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise GATError(
+            f"{path}: format version {data.get('format_version')} is not supported (this version reads "
+            f"{FORMAT_VERSION}); use the release of this project that wrote it"
+        )
+    accepted = ("checkpoint",) if kind == "checkpoint" else ("binary", "checkpoint")
+    if data.get("kind") not in accepted:
+        raise GATError(f"{path}: is a {data.get('kind')}, not a {kind}")
+    missing = [key for key in REQUIRED_KEYS[data["kind"]] if key not in data]
+    if missing:
+        raise GATError(f"{path}: incomplete {kind}, missing {', '.join(missing)}")
+    return data
+
+
+def _reason(error: Exception) -> str:
+    # torch's weights-only refusal is a paragraph; its useful part is the "Unsupported global" line.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if "Unsupported global" in line] or lines or [type(error).__name__]
+    return useful[0].removeprefix("WeightsUnpickler error: ")[:160]
+
+
+def load_state(module: torch.nn.Module | torch.optim.Optimizer, state: dict, path: str | os.PathLike) -> None:
+    """``load_state_dict`` with a one-line error when the file does not fit this model."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise GATError(f"{path}: does not match this model/optimizer ({_reason(error)})")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator training touches, as tensors (so ``weights_only`` loading works)."""
+    _, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_position": int(position),
+        "numpy_gauss": (int(has_gauss), float(cached_gauss)),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    has_gauss, cached_gauss = state["numpy_gauss"]
+    keys = state["numpy"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["numpy_position"], has_gauss, cached_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def environment() -> dict[str, str]:
+    """Library versions and the git commit, recorded in every binary so a result can be traced back."""
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"

@@ -1,0 +1,307 @@
+"""Full-batch GAT training: the paper's early stopping, resumable checkpoints, logs, clean interruption."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gat import checkpoints
+from gat.config import TrainConfig
+from gat.datasets import load_dataset
+from gat.errors import GATError
+from gat.graph import Graph
+from gat.model import GAT
+from gat.progress import Progress
+from gat.tracking import RunLog
+
+# Flags that describe where and how loudly a run happens, not what it computes: a resumed run takes them from
+# the new command line; everything else comes from the checkpoint so the run continues exactly.
+ENVIRONMENT_FIELDS = ("device", "data_dir", "data_mirror", "runs_dir", "models_dir", "quiet", "console_log_freq")
+
+
+@dataclass
+class EarlyStopping:
+    """The GAT paper's rule: stop once neither validation loss nor accuracy improved for ``patience`` epochs.
+
+    The model kept as "best" is the last one at which both improved (or tied), as in the paper's code.
+    """
+
+    patience: int
+    best_val_loss: float = math.inf
+    best_val_accuracy: float = 0.0
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+
+    def update(self, epoch: int, val_loss: float, val_accuracy: float) -> bool:
+        """Record an epoch's validation scores; returns whether this epoch's model is the new best."""
+        accuracy_improved = val_accuracy >= self.best_val_accuracy
+        loss_improved = val_loss <= self.best_val_loss
+        is_best = accuracy_improved and loss_improved
+        if is_best:
+            self.best_epoch = epoch
+        if accuracy_improved or loss_improved:
+            self.best_val_accuracy = max(val_accuracy, self.best_val_accuracy)
+            self.best_val_loss = min(val_loss, self.best_val_loss)
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return is_best
+
+    @property
+    def should_stop(self) -> bool:
+        return self.epochs_without_improvement >= self.patience
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: identifiers, final metrics (of the restored best model) and file paths."""
+
+    run_id: str
+    best_epoch: int
+    epochs: int
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    training_seconds: float
+    run_dir: Path
+    checkpoint_path: Path
+    binary_path: Path
+    model: GAT = field(repr=False)
+
+
+class TrainingInterrupted(GATError):
+    """Raised after SIGINT/SIGTERM once the state is checkpointed; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GATError("--device cuda was asked for but no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(name)
+
+
+def load_graph(config: TrainConfig) -> Graph:
+    kwargs = {"seed": config.seed} if config.dataset == "synthetic" else {}
+    return load_dataset(config.dataset, root=config.data_dir, mirror=config.data_mirror, **kwargs)
+
+
+def build_model(config: TrainConfig, num_features: int, num_classes: int) -> GAT:
+    return GAT(
+        num_features,
+        num_classes,
+        hidden=config.hidden,
+        heads=config.heads,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        skip_connection=config.skip_connection,
+    )
+
+
+def train_step(model: GAT, optimizer: torch.optim.Optimizer, graph: Graph) -> tuple[float, float]:
+    """One full-batch gradient step on the training nodes; returns (loss, accuracy) of that forward pass."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(graph.x, graph.edge_index)[graph.train_mask]
+    labels = graph.y[graph.train_mask]
+    loss = F.cross_entropy(logits, labels)
+    loss_value = loss.item()
+    if math.isfinite(loss_value):  # never step on a nan/inf loss: that would poison the weights
+        loss.backward()
+        optimizer.step()
+    return loss_value, (logits.argmax(1) == labels).float().mean().item()
+
+
+@torch.no_grad()
+def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
+    """Loss and accuracy of the model in eval mode (no dropout) on each split: ``{"val_loss": ..., ...}``."""
+    model.eval()
+    logits = model(graph.x, graph.edge_index)
+    metrics = {}
+    for split in splits:
+        mask = getattr(graph, f"{split}_mask")
+        metrics[f"{split}_loss"] = F.cross_entropy(logits[mask], graph.y[mask]).item()
+        metrics[f"{split}_accuracy"] = (logits[mask].argmax(1) == graph.y[mask]).float().mean().item()
+    return metrics
+
+
+def new_run_id(dataset: str) -> str:
+    """``<dataset>_<date>-<time>_<random>``: sortable, and two runs started in the same second still differ."""
+    return f"{dataset}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
+
+
+def train(
+    config: TrainConfig, resume: str | os.PathLike | None = None, override: tuple[str, ...] = ()
+) -> TrainResult:
+    """Train a GAT as ``config`` says, or continue the run saved in checkpoint ``resume``.
+
+    A resumed run keeps its stored configuration so it continues exactly, except the environment fields
+    (device, folders, verbosity) and the fields named in ``override`` (e.g. ``("epochs",)`` to train longer),
+    which come from ``config``.
+
+    Writes ``runs/<run-id>/`` (TensorBoard, metrics.json), ``models/checkpoints/<run-id>.pt`` every
+    ``checkpoint_freq`` epochs and at the end, and ``models/binaries/<run-id>.pt`` with the best model.
+
+    Raises:
+        TrainingInterrupted: on SIGINT/SIGTERM, after saving a checkpoint to resume from.
+        GATError: on bad input (data, checkpoint) or a non-finite loss (the last good checkpoint is kept).
+    """
+    saved = checkpoints.load(resume, "checkpoint") if resume is not None else None
+    if saved is not None:
+        current = config.to_dict()
+        replaced = {key: current[key] for key in (*ENVIRONMENT_FIELDS, *override)}
+        config = TrainConfig.from_dict({**saved["config"], **replaced})
+    device = resolve_device(config.device)
+    graph = load_graph(config).to(device)
+    _seed_everything(config.seed)
+    model = build_model(config, graph.num_features, graph.num_classes).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    stopper, history, best_state = EarlyStopping(config.patience), [], copy.deepcopy(model.state_dict())
+    run_id, first_epoch, seconds_before = new_run_id(config.dataset), 1, 0.0
+    if saved is not None:
+        checkpoints.load_state(model, saved["model"], resume)
+        checkpoints.load_state(optimizer, saved["optimizer"], resume)
+        stopper, history = EarlyStopping(**saved["early_stopping"]), saved["history"]
+        best_state, run_id, first_epoch = saved["best_model"], saved["run_id"], saved["epoch"] + 1
+        seconds_before = saved["training_seconds"]
+        checkpoints.set_rng_state(saved["rng"])
+
+    models_dir = Path(config.models_dir)
+    checkpoint_path = models_dir / "checkpoints" / f"{run_id}.pt"
+    binary_path = models_dir / "binaries" / f"{run_id}.pt"
+    log = RunLog(Path(config.runs_dir) / run_id, config.tensorboard, first_epoch)
+    progress = Progress(config, graph, model, device, run_id, resumed_from=first_epoch - 1)
+
+    def save_checkpoint(epoch: int, seconds: float) -> None:
+        checkpoints.save("checkpoint", {
+            "run_id": run_id, "config": config.to_dict(), "epoch": epoch, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "best_model": best_state, "early_stopping": asdict(stopper),
+            "rng": checkpoints.rng_state(), "history": history, "training_seconds": seconds,
+        }, checkpoint_path)  # fmt: skip
+
+    def summary(status: str, seconds: float, metrics: dict[str, float] | None = None) -> dict:
+        return {"run_id": run_id, "status": status, "config": config.to_dict(), "best_epoch": stopper.best_epoch,
+                "epochs": len(history), "training_seconds": seconds, "final": metrics or {}, "history": history,
+                "checkpoint": str(checkpoint_path), "environment": checkpoints.environment()}  # fmt: skip
+
+    started = time.perf_counter()
+    epoch = first_epoch - 1
+    try:
+        with _signals_requesting_stop() as stop:
+            for epoch in range(first_epoch, config.epochs + 1):
+                epoch_started = time.perf_counter()
+                train_loss, train_accuracy = train_step(model, optimizer, graph)
+                if not math.isfinite(train_loss):
+                    log.metrics(summary("failed: non-finite loss", seconds_before + time.perf_counter() - started))
+                    last_good = checkpoint_path if checkpoint_path.exists() else "none written yet"
+                    raise GATError(
+                        f"training loss became {train_loss} at epoch {epoch}; stopped without saving this state "
+                        f"(last good checkpoint: {last_good}). Lower --lr or check the input features"
+                    )
+                record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                          **evaluate(model, graph), "learning_rate": optimizer.param_groups[0]["lr"]}  # fmt: skip
+                record["seconds"] = time.perf_counter() - epoch_started
+                history.append(record)
+                if stopper.update(epoch, record["val_loss"], record["val_accuracy"]):
+                    best_state = copy.deepcopy(model.state_dict())
+                log.epoch(record)
+                if epoch % config.entropy_log_freq == 0:
+                    model.eval()
+                    with torch.no_grad():
+                        log.attention_entropy(epoch, model.inspect(graph.x, graph.edge_index), graph.num_nodes)
+                progress.epoch(record, stopper.best_epoch)
+                if epoch % config.checkpoint_freq == 0 or stop.signal is not None:
+                    save_checkpoint(epoch, seconds_before + time.perf_counter() - started)
+                if stop.signal is not None:
+                    seconds = seconds_before + time.perf_counter() - started
+                    log.metrics(summary(f"interrupted by {signal.Signals(stop.signal).name}", seconds))
+                    raise TrainingInterrupted(
+                        f"interrupted at epoch {epoch}; checkpoint saved to {checkpoint_path}. Resume with: "
+                        f"python training_script.py --resume {checkpoint_path}",
+                        exit_code=128 + stop.signal,
+                    )
+                if stopper.should_stop:
+                    break
+        seconds = seconds_before + time.perf_counter() - started
+        save_checkpoint(epoch, seconds)  # the final state, so a finished run can be continued with more epochs
+
+        model.load_state_dict(best_state)
+        metrics = evaluate(model, graph, ("train", "val", "test") if config.test else ("train", "val"))
+        checkpoints.save("binary", {
+            "run_id": run_id, "config": config.to_dict(), "model": best_state, "dataset": graph.name,
+            "num_features": graph.num_features, "num_classes": graph.num_classes, "best_epoch": stopper.best_epoch,
+            "metrics": metrics, "environment": checkpoints.environment(),
+        }, binary_path)  # fmt: skip
+        log.final(config.to_dict(), metrics, epoch)
+        log.metrics(summary("completed", seconds, metrics))
+    finally:
+        progress.close()
+        log.close()
+    result = TrainResult(run_id, stopper.best_epoch, len(history), metrics, history, seconds, log.run_dir,
+                         checkpoint_path, binary_path, model)  # fmt: skip
+    progress.summary(result)
+    return result
+
+
+def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:
+    """Rebuild the trained model stored in a binary (or checkpoint) file; returns ``(model, file contents)``."""
+    data = checkpoints.load(path, "binary")
+    config = TrainConfig.from_dict(data["config"])
+    state = data["model"] if data["kind"] == "binary" else data["best_model"]
+    num_features = state["layers.0.linear.weight"].shape[1]
+    num_classes = state[f"layers.{config.num_layers - 1}.linear.weight"].shape[0] // config.heads[-1]
+    model = build_model(config, num_features, num_classes)
+    checkpoints.load_state(model, state, path)
+    return model.eval(), data
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _StopRequest:
+    signal: int | None = None
+
+
+@contextmanager
+def _signals_requesting_stop() -> Iterator[_StopRequest]:
+    """Turn the first SIGINT/SIGTERM into a request to stop after the current epoch (so the checkpoint is of a
+    consistent state); a second SIGINT interrupts at once. Outside the main thread signals are left alone."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if request.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request.signal = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing this epoch and saving a checkpoint...",
+              file=sys.stderr)  # fmt: skip
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

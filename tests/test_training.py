@@ -1,0 +1,151 @@
+"""The training loop as a library: early stopping, exact resume, artifacts, TensorBoard read-back, failures."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gat import checkpoints
+from gat.config import TrainConfig
+from gat.errors import GATError
+from gat.training import EarlyStopping, load_model, train
+
+
+def synthetic_config(tmp_path, **overrides) -> TrainConfig:
+    values = dict(dataset="synthetic", data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
+                  models_dir=str(tmp_path / "models"), epochs=30, checkpoint_freq=10, entropy_log_freq=10,
+                  device="cpu", quiet=True)  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_early_stopping_follows_the_papers_rule():
+    stopper = EarlyStopping(patience=2)
+    assert stopper.update(1, val_loss=1.0, val_accuracy=0.5)  # both improve: best
+    assert not stopper.update(2, val_loss=0.9, val_accuracy=0.4)  # loss improves only: not best, but resets
+    assert stopper.epochs_without_improvement == 0 and stopper.best_epoch == 1
+    assert not stopper.update(3, val_loss=0.95, val_accuracy=0.45)  # neither: 1 bad epoch
+    assert stopper.update(4, val_loss=0.9, val_accuracy=0.5)  # ties on both count as best
+    assert stopper.best_epoch == 4
+    stopper.update(5, 1.0, 0.1)
+    assert not stopper.should_stop
+    stopper.update(6, 1.0, 0.1)
+    assert stopper.should_stop
+
+
+def test_training_learns_and_writes_every_artifact(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=60))
+    assert result.metrics["test_accuracy"] > 0.8  # a homophilous SBM is easy
+    assert result.checkpoint_path.is_file() and result.binary_path.is_file()
+    assert result.run_id.startswith("synthetic_") and result.run_id in result.binary_path.name
+
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["best_epoch"] == result.best_epoch
+    assert [r["epoch"] for r in metrics["history"]] == list(range(1, result.epochs + 1))
+    assert metrics["final"] == pytest.approx(result.metrics)
+    assert metrics["config"]["heads"] == [8, 1]
+
+    # the binary holds the restored best model: reloading it reproduces the reported metrics
+    model, binary = load_model(result.binary_path)
+    assert binary["dataset"] == "synthetic" and binary["environment"]["torch"] == torch.__version__
+    best = result.history[result.best_epoch - 1]
+    assert binary["metrics"]["val_accuracy"] == pytest.approx(best["val_accuracy"])
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, result.model.state_dict()[name])
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    full = train(synthetic_config(tmp_path / "full", epochs=40, checkpoint_freq=7))
+    first_half = train(synthetic_config(tmp_path / "split", epochs=20, checkpoint_freq=7))
+    resumed = train(synthetic_config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path,
+                    override=("epochs",))  # fmt: skip
+
+    assert resumed.run_id == first_half.run_id
+    strip = [{k: v for k, v in record.items() if k != "seconds"} for record in full.history]
+    assert [{k: v for k, v in record.items() if k != "seconds"} for record in resumed.history] == strip
+    for name, tensor in full.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    final_full = checkpoints.load(full.checkpoint_path, "checkpoint")["model"]
+    final_resumed = checkpoints.load(resumed.checkpoint_path, "checkpoint")["model"]
+    assert all(torch.equal(final_full[name], final_resumed[name]) for name in final_full)
+
+
+def test_same_seed_same_numbers_and_different_seed_different_numbers(tmp_path):
+    first = train(synthetic_config(tmp_path / "a", epochs=15))
+    second = train(synthetic_config(tmp_path / "b", epochs=15))
+    other = train(synthetic_config(tmp_path / "c", epochs=15, seed=1))
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert [r["train_loss"] for r in first.history] != [r["train_loss"] for r in other.history]
+    assert first.run_id != second.run_id  # nothing overwrites another run's files
+
+
+def test_tensorboard_events_equal_metrics_json(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(synthetic_config(tmp_path, epochs=20))
+    events = EventAccumulator(str(result.run_dir), size_guidance={"scalars": 0, "histograms": 0}).Reload()
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    for tag, key in [("loss/train", "train_loss"), ("accuracy/val", "val_accuracy"), ("loss/val", "val_loss"),
+                     ("accuracy/train", "train_accuracy"), ("learning_rate", "learning_rate")]:  # fmt: skip
+        logged = [(event.step, event.value) for event in events.Scalars(tag)]
+        expected = [(record["epoch"], record[key]) for record in metrics["history"]]
+        assert [step for step, _ in logged] == [step for step, _ in expected], tag
+        for (_, got), (_, want) in zip(logged, expected):
+            assert got == pytest.approx(want, rel=1e-6), tag  # TensorBoard stores float32
+    assert events.Scalars("accuracy/test")[0].value == pytest.approx(metrics["final"]["test_accuracy"], rel=1e-6)
+    histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("attention_entropy/")]
+    assert sorted(histograms) == sorted([f"attention_entropy/layer0_head{h}" for h in range(8)]
+                                        + ["attention_entropy/layer1_head0"])  # fmt: skip
+    assert [event.step for event in events.Histograms("attention_entropy/layer1_head0")] == [10, 20]
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    config = synthetic_config(tmp_path, epochs=30, lr=1e30, weight_decay=0.0, checkpoint_freq=1)
+    with pytest.raises(GATError, match="training loss became (nan|inf)") as error:
+        train(config)
+    assert "\n" not in str(error.value)
+    checkpoint_files = list((tmp_path / "models" / "checkpoints").glob("*.pt"))
+    assert len(checkpoint_files) == 1
+    saved = checkpoints.load(checkpoint_files[0], "checkpoint")
+    assert all(math.isfinite(record["train_loss"]) for record in saved["history"])
+    assert all(torch.isfinite(tensor).all() for tensor in saved["model"].values())
+    metrics_file = next((tmp_path / "runs").glob("*/metrics.json"))
+    assert json.loads(metrics_file.read_text())["status"].startswith("failed")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),  # truncated
+        lambda path: path.write_bytes(b"\x00garbage" * 100),  # random bytes
+        lambda path: torch.save({"format": "something-else"}, path),  # foreign torch file
+        lambda path: path.write_bytes(b"\x80\x04cos\nsystem\n\x94."),  # a code-running pickle
+    ],
+    ids=["truncated", "garbage", "foreign", "malicious-pickle"],
+)
+def test_damaged_checkpoint_gives_one_line_error_naming_the_file(tmp_path, damage):
+    result = train(synthetic_config(tmp_path, epochs=3))
+    damage(result.checkpoint_path)
+    with pytest.raises(GATError) as error:
+        train(synthetic_config(tmp_path, epochs=6), resume=result.checkpoint_path)
+    message = str(error.value)
+    assert str(result.checkpoint_path) in message and "\n" not in message
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=2))
+    data = checkpoints.load(result.checkpoint_path, "checkpoint")
+    data["model"]["layers.0.linear.weight"] = torch.zeros(3, 3)
+    checkpoints.save("checkpoint", {k: v for k, v in data.items() if k not in ("format", "format_version", "kind")},
+                     result.checkpoint_path)  # fmt: skip
+    with pytest.raises(GATError, match="does not match this model"):
+        train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path)
+
+
+def test_invalid_config_values_are_refused():
+    for bad in [dict(epochs=-1), dict(lr=0.0), dict(dropout=1.0), dict(dropout=-0.1), dict(dataset="imagenet"),
+                dict(heads=(8, 8, 1)), dict(patience=0)]:  # fmt: skip
+        with pytest.raises(GATError):
+            TrainConfig(**bad)
