@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gat.ops import Neighbourhoods, aggregate, build_neighbourhoods, neighbourhood_softmax, project
+from gat.ops import Neighbourhoods, aggregate, build_neighbourhoods, dropout, neighbourhood_softmax, project
 
 
 class GATLayer(nn.Module):
@@ -120,7 +120,7 @@ class GATLayer(nn.Module):
         scores = F.leaky_relu(scores, self.negative_slope)
 
         attention = neighbourhood_softmax(scores, neighbourhoods)
-        dropped_attention = F.dropout(attention, self.dropout, training=self.training)
+        dropped_attention = dropout(attention, self.dropout, self.training)
         out = aggregate(dropped_attention, projected, neighbourhoods)
 
         out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gat.layers import GATLayer
-from gat.ops import project, sparse_dropout
+from gat.ops import dropout, project
 
 
 @dataclass
@@ -34,8 +34,9 @@ class GAT(nn.Module):
     ``num_layers`` :class:`~gat.layers.GATLayer` s; hidden layers concatenate ``heads[l]`` heads of size
     ``hidden`` and are followed by ELU, the output layer averages ``heads[-1]`` heads of size
     ``num_classes``. Dropout ``dropout`` is applied to every layer's input and to every attention
-    coefficient, as in the paper. With ``skip_connection`` each layer adds its (linearly projected, when the
-    sizes differ) input to its output: :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
+    coefficient, as in the paper. With ``skip_connection`` each layer adds its input (linearly projected by
+    :math:`\mathbf{P}` when the sizes differ) to its output:
+    :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
 
     Defaults are the paper's Cora model: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6.
 
@@ -92,7 +93,7 @@ class GAT(nn.Module):
         used_edge_index = edge_index
         h = x
         for index, layer in enumerate(self.layers):
-            layer_input = sparse_dropout(h, self.dropout, self.training)
+            layer_input = dropout(h, self.dropout, self.training)
             if collect:
                 out, (used_edge_index, layer_attention) = layer(layer_input, edge_index, return_attention=True)
                 attention.append(layer_attention)

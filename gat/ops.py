@@ -106,14 +106,14 @@ class AggregationPlan:
 
     def matrix(self, weights: torch.Tensor) -> torch.Tensor:
         """``A`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1)[self.csr_order]
+        values = weights.reshape(-1).index_select(0, self.csr_order)
         return torch.sparse_csr_tensor(
             self.row_pointers, self.columns, values, (self.num_rows, self.num_rows), check_invariants=False
         )
 
     def transposed_matrix(self, weights: torch.Tensor) -> torch.Tensor:
         """``A^T`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1)[self.transpose_order]
+        values = weights.reshape(-1).index_select(0, self.transpose_order)
         return torch.sparse_csr_tensor(
             self.transposed_row_pointers,
             self.transposed_columns,
@@ -134,18 +134,40 @@ def _pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
 
 
 def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
-    """Softmax of edge ``scores`` (``[E, H]``) over each target node's incoming edges, per head.
+    r"""Softmax of edge ``scores`` (``[E, H]``) over each target node's incoming edges, per head.
 
-    Numerically stable: each neighbourhood's maximum is subtracted before ``exp`` so no term exceeds 1. The
-    maximum is detached because softmax is shift-invariant: its gradient through the shift is exactly zero.
+    :math:`\alpha_{ij} = \exp(e_{ij} - m_i) / \sum_{l} \exp(e_{il} - m_i)` with :math:`m_i` the neighbourhood
+    maximum, so no exponent exceeds 0 and nothing overflows. Edges are sorted by target, so every
+    neighbourhood is a contiguous segment and the max and sum are segment reductions over ``row_pointers``.
     """
-    target = neighbourhoods.target
-    index = target[:, None].expand_as(scores)
-    maximum = scores.new_full((neighbourhoods.num_nodes, scores.shape[1]), float("-inf"))
-    maximum = maximum.scatter_reduce(0, index, scores.detach(), reduce="amax", include_self=True)
-    exponentials = (scores - maximum.index_select(0, target)).exp()
-    denominators = torch.zeros_like(maximum).index_add_(0, target, exponentials)
-    return exponentials / denominators.index_select(0, target)
+    return _NeighbourhoodSoftmax.apply(scores, neighbourhoods)
+
+
+class _NeighbourhoodSoftmax(torch.autograd.Function):
+    r"""Fused forward and backward: autograd through max/exp/sum/divide would keep four ``[E, H]`` tensors.
+
+    The softmax Jacobian-vector product needs only the output:
+    :math:`\partial L / \partial e_{ij} = \alpha_{ij} (g_{ij} - \sum_l \alpha_{il} g_{il})`.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
+        offsets, target = neighbourhoods.row_pointers, neighbourhoods.target
+        # Softmax is shift-invariant, so subtracting the maximum changes nothing but the numerics.
+        maximum = torch.segment_reduce(scores, "max", offsets=offsets, axis=0)
+        exponentials = (scores - maximum.index_select(0, target)).exp_()
+        denominators = torch.segment_reduce(exponentials, "sum", offsets=offsets, axis=0)
+        attention = exponentials.div_(denominators.index_select(0, target))
+        ctx.save_for_backward(attention)
+        ctx.neighbourhoods = neighbourhoods
+        return attention
+
+    @staticmethod
+    def backward(ctx, grad_attention: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (attention,) = ctx.saved_tensors
+        neighbourhoods = ctx.neighbourhoods
+        weighted = torch.segment_reduce(grad_attention * attention, "sum", offsets=neighbourhoods.row_pointers, axis=0)
+        return attention * (grad_attention - weighted.index_select(0, neighbourhoods.target)), None
 
 
 def aggregate(weights: torch.Tensor, values: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -188,28 +210,93 @@ class _Aggregate(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             flat_values = values.reshape(plan.num_rows, -1)
             sampled = torch.sparse.sampled_addmm(plan.matrix(weights), flat_grad, flat_values.t(), beta=0.0)
-            grad_weights = sampled.values()[plan.edge_order].view_as(weights)
+            grad_weights = sampled.values().index_select(0, plan.edge_order).view_as(weights)
         if ctx.needs_input_grad[1]:
             grad_values = (plan.transposed_matrix(weights) @ flat_grad).view_as(values)
         return grad_weights, grad_values, None
 
 
-def sparse_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout that also works on a sparse CSR ``x`` by dropping its stored values.
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout for a dense or sparse CSR ``x``.
 
-    The zeros of a sparse matrix stay zero under dense dropout too, so dropping only the stored values draws
-    from exactly the same distribution, at the cost of nnz instead of N * F random numbers.
+    On a sparse ``x`` only the stored values are dropped: the zeros stay zero under dense dropout too, so this is
+    the same distribution at the cost of nnz random numbers instead of N * F. The mask comes from a uniform draw
+    compared with ``p``, which is about twice as fast on CPU as ``F.dropout``'s Bernoulli sampling.
     """
     if not training or p == 0.0:
         return x
     if x.layout == torch.sparse_csr:
-        values = F.dropout(x.values(), p, training=True)
+        values = dropout(x.values(), p, training)
         return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape, check_invariants=False)
-    return F.dropout(x, p, training=True)
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    keep = torch.rand_like(x) >= p
+    return x * keep * (1.0 / (1.0 - p))
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` for a dense or sparse CSR ``x`` (the sparse product is what makes Cora's first layer fast)."""
     if x.layout == torch.sparse_csr:
-        return torch.sparse.mm(x, weight.t())
+        return _SparseProject.apply(weight, x, _transpose_structure(x))
     return F.linear(x, weight)
+
+
+@dataclass
+class _Transpose:
+    """CSR structure of ``x^T`` for a CSR ``x``, and the permutation taking ``x``'s values into it.
+
+    Holding ``crow``/``col`` of ``x`` keeps their memory alive, so a later tensor with the same data pointers
+    is the same structure (dropout builds a new ``x`` every step, but shares these index tensors).
+    """
+
+    crow: torch.Tensor
+    col: torch.Tensor
+    transposed_crow: torch.Tensor
+    transposed_col: torch.Tensor
+    order: torch.Tensor
+
+    def matches(self, x: torch.Tensor) -> bool:
+        crow, col = x.crow_indices(), x.col_indices()
+        return (crow.data_ptr(), col.data_ptr(), col.numel()) == (
+            self.crow.data_ptr(),
+            self.col.data_ptr(),
+            self.col.numel(),
+        )
+
+
+_last_transpose: list[_Transpose] = []
+
+
+def _transpose_structure(x: torch.Tensor) -> _Transpose:
+    """The (cached) transpose layout of ``x``: full-batch training projects the same features every step."""
+    if _last_transpose and _last_transpose[0].matches(x):
+        return _last_transpose[0]
+    num_rows, num_columns = x.shape
+    crow, col = x.crow_indices(), x.col_indices()
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=x.device), crow.diff())
+    order = _sort_by(col, rows, num_rows)
+    structure = _Transpose(crow, col, _pointers(col, num_columns), rows[order], order)
+    _last_transpose[:] = [structure]
+    return structure
+
+
+class _SparseProject(torch.autograd.Function):
+    """``x @ W^T`` for a constant sparse CSR ``x``; the backward ``grad_W = (x^T @ grad_out)^T`` uses the cached
+    transpose instead of letting torch transpose (and sort) ``x`` again on every step."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
+        ctx.x, ctx.transpose = x, transpose
+        return torch.sparse.mm(x, weight.t())
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x, transpose = ctx.x, ctx.transpose
+        x_transposed = torch.sparse_csr_tensor(
+            transpose.transposed_crow,
+            transpose.transposed_col,
+            x.values().index_select(0, transpose.order),
+            (x.shape[1], x.shape[0]),
+            check_invariants=False,
+        )
+        return (x_transposed @ grad_out.contiguous()).t(), None, None

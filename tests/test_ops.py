@@ -1,0 +1,69 @@
+"""The edge-list kernels on their own: dropout, the cached sparse projection, the aggregation plan."""
+
+import pytest
+import torch
+
+from gat.ops import aggregate, build_neighbourhoods, dropout, project
+from tests.test_layers import random_graph
+
+
+@pytest.mark.parametrize("p", [0.2, 0.6])
+def test_dropout_keeps_the_expected_share_and_preserves_the_mean(p):
+    torch.manual_seed(0)
+    x = torch.rand(400, 500, dtype=torch.float64) + 0.5
+    dropped = dropout(x, p, training=True)
+    kept = dropped != 0
+    assert kept.double().mean().item() == pytest.approx(1 - p, abs=0.01)
+    torch.testing.assert_close(dropped[kept], x[kept] / (1 - p))  # inverted dropout: survivors rescaled
+    assert dropped.mean().item() == pytest.approx(x.mean().item(), rel=0.01)
+
+
+def test_dropout_is_identity_in_eval_and_zero_at_p_one():
+    x = torch.rand(10, 4)
+    assert dropout(x, 0.6, training=False) is x
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+
+
+def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure():
+    torch.manual_seed(0)
+    x = (torch.rand(300, 200) * (torch.rand(300, 200) < 0.05)).to_sparse_csr()
+    dropped = dropout(x, 0.5, training=True)
+    assert dropped.layout == torch.sparse_csr
+    assert torch.equal(dropped.crow_indices(), x.crow_indices()) and torch.equal(dropped.col_indices(), x.col_indices())
+    kept = dropped.values() != 0
+    assert kept.float().mean().item() == pytest.approx(0.5, abs=0.03)
+    torch.testing.assert_close(dropped.values()[kept], x.values()[kept] * 2)
+
+
+def test_sparse_projection_matches_dense_and_rebuilds_its_cache_for_new_features():
+    torch.manual_seed(0)
+    weight = torch.randn(6, 30, dtype=torch.float64, requires_grad=True)
+    for density in (0.1, 0.3):  # two different sparsity structures, one after the other
+        x = torch.randn(50, 30, dtype=torch.float64) * (torch.rand(50, 30) < density)
+        for features in (x.to_sparse_csr(), dropout(x.to_sparse_csr(), 0.5, True)):
+            dense = features.to_dense()
+            grad_out = torch.randn(50, 6, dtype=torch.float64)
+            sparse_grad = torch.autograd.grad(project(features, weight), weight, grad_out)[0]
+            dense_grad = torch.autograd.grad(dense @ weight.t(), weight, grad_out)[0]
+            torch.testing.assert_close(project(features, weight), dense @ weight.t(), rtol=0, atol=1e-12)
+            torch.testing.assert_close(sparse_grad, dense_grad, rtol=0, atol=1e-12)
+
+
+def test_aggregate_matches_a_dense_weighted_sum():
+    torch.manual_seed(0)
+    edge_index = random_graph(40, 200, seed=11, isolated=3)
+    neighbourhoods = build_neighbourhoods(edge_index, 40, add_self_loops=False)
+    weights = torch.rand(neighbourhoods.source.numel(), 3, dtype=torch.float64, requires_grad=True)
+    values = torch.randn(40, 3, 5, dtype=torch.float64, requires_grad=True)
+    dense = torch.zeros(3, 40, 40, dtype=torch.float64)
+    dense = dense.index_put(
+        (
+            torch.arange(3).repeat(len(weights)),
+            neighbourhoods.target.repeat_interleave(3),
+            neighbourhoods.source.repeat_interleave(3),
+        ),
+        weights.reshape(-1),
+    )
+    expected = torch.einsum("hij,jhf->ihf", dense, values)
+    torch.testing.assert_close(aggregate(weights, values, neighbourhoods), expected, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda w, v: aggregate(w, v, neighbourhoods), (weights, values))
