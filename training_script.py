@@ -43,45 +43,86 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
     data.add_argument("--data-dir", default=DEFAULTS.data_dir, help="dataset cache (raw files, processed .npz)")
-    data.add_argument("--data-mirror", default=None,
-                      help="folder or URL holding the Planetoid raw files (default: $GAT_DATA_MIRROR, else GitHub)")
+    data.add_argument(
+        "--data-mirror",
+        default=None,
+        help="folder or URL holding the Planetoid raw files (default: $GAT_DATA_MIRROR, else GitHub)",
+    )
 
     model = parser.add_argument_group("model")
     model.add_argument("--num-layers", type=int, default=DEFAULTS.num_layers)
     model.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="features per head in hidden layers")
-    model.add_argument("--heads", type=heads_list, default=None,
-                       help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head)")
+    model.add_argument(
+        "--heads",
+        type=heads_list,
+        default=None,
+        help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head)",
+    )
     model.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="on layer inputs and attention")
     model.add_argument("--skip-connection", action="store_true", help="add each layer's input to its output")
 
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--epochs", "--num_of_epochs", type=int, default=None,
-                              help=f"at most (default {DEFAULTS.epochs}; when resuming, the run's own)")
-    optimisation.add_argument("--patience", "--patience_period", type=int, default=DEFAULTS.patience,
-                              help="stop after this many epochs without val loss or val accuracy improving")
+    optimisation.add_argument(
+        "--epochs",
+        "--num_of_epochs",
+        type=int,
+        default=None,
+        help=f"at most (default {DEFAULTS.epochs}; when resuming, the run's own)",
+    )
+    optimisation.add_argument(
+        "--patience",
+        "--patience_period",
+        type=int,
+        default=DEFAULTS.patience,
+        help="stop after this many epochs without val loss or val accuracy improving",
+    )
     optimisation.add_argument("--lr", type=float, default=DEFAULTS.lr)
     optimisation.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    optimisation.add_argument("--seeds", type=int, default=1,
-                              help="train this many runs (seeds seed, seed+1, ...) and print mean ± std")
+    optimisation.add_argument(
+        "--seeds", type=int, default=1, help="train this many runs (seeds seed, seed+1, ...) and print mean ± std"
+    )
     optimisation.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
-    optimisation.add_argument("--force_cpu", dest="device", action="store_const", const="cpu",
-                              help="alias of --device cpu")
+    optimisation.add_argument(
+        "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
+    )
 
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="TensorBoard logs and metrics.json")
     outputs.add_argument("--models-dir", default=DEFAULTS.models_dir, help="checkpoints/ and binaries/ go here")
     outputs.add_argument("--checkpoint-freq", type=int, default=DEFAULTS.checkpoint_freq, help="in epochs")
-    outputs.add_argument("--console-log-freq", type=int, default=DEFAULTS.console_log_freq,
-                         help="log line every N epochs when no progress bar is shown")
-    outputs.add_argument("--entropy-log-freq", type=int, default=DEFAULTS.entropy_log_freq,
-                         help="attention-entropy histograms to TensorBoard every N epochs")
-    outputs.add_argument("--resume", metavar="PATH", default=None,
-                         help="continue the run saved in this checkpoint (its config is reused; --epochs may grow)")
-    outputs.add_argument("--test", "--should_test", action=argparse.BooleanOptionalAction, default=DEFAULTS.test,
-                         help="evaluate the best model on the test split at the end")
-    outputs.add_argument("--tensorboard", "--enable_tensorboard", action=argparse.BooleanOptionalAction,
-                         default=DEFAULTS.tensorboard, help="write TensorBoard event files")
+    outputs.add_argument(
+        "--console-log-freq",
+        type=int,
+        default=DEFAULTS.console_log_freq,
+        help="log line every N epochs when no progress bar is shown",
+    )
+    outputs.add_argument(
+        "--entropy-log-freq",
+        type=int,
+        default=DEFAULTS.entropy_log_freq,
+        help="attention-entropy histograms to TensorBoard every N epochs",
+    )
+    outputs.add_argument(
+        "--resume",
+        metavar="PATH",
+        default=None,
+        help="continue the run saved in this checkpoint (its config is reused; --epochs may grow)",
+    )
+    outputs.add_argument(
+        "--test",
+        "--should_test",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.test,
+        help="evaluate the best model on the test split at the end",
+    )
+    outputs.add_argument(
+        "--tensorboard",
+        "--enable_tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.tensorboard,
+        help="write TensorBoard event files",
+    )
     outputs.add_argument("--should_visualize", action="store_true", help="draw the dataset pictures first")
     outputs.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -107,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error(f"seeds must be >= 1, got {args.seeds}")
     if args.should_visualize:
-        print("note: --should_visualize: the visualization package is not in this version yet; training without it",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "note: --should_visualize: the visualization package is not in this version yet; training without it",
+            file=sys.stderr,
+        )
 
     from gat.training import TrainingInterrupted, train  # after parsing: --help need not import TensorBoard
 
@@ -137,15 +180,21 @@ def run_seeds(config: TrainConfig, num_seeds: int) -> None:
     for offset in range(num_seeds):
         result = train(replace(config, seed=config.seed + offset, quiet=True))
         results.append(result)
-        print(f"seed {config.seed + offset}: best epoch {result.best_epoch}, "
-              f"val acc {result.metrics['val_accuracy']:.4f}, test acc {result.metrics.get('test_accuracy', float('nan')):.4f}, "
-              f"{result.epochs} epochs, {result.training_seconds:.1f} s", flush=True)  # fmt: skip
+        print(
+            f"seed {config.seed + offset}: best epoch {result.best_epoch}, "
+            f"val acc {result.metrics['val_accuracy']:.4f}, "
+            f"test acc {result.metrics.get('test_accuracy', float('nan')):.4f}, "
+            f"{result.epochs} epochs, {result.training_seconds:.1f} s",
+            flush=True,
+        )
     for key in ("val_accuracy", "test_accuracy"):
         values = [r.metrics[key] for r in results if key in r.metrics]
         if values:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            print(f"{config.dataset} {key.replace('_', ' ')} over {len(values)} seeds: "
-                  f"{statistics.mean(values):.4f} ± {spread:.4f} (min {min(values):.4f}, max {max(values):.4f})")  # fmt: skip
+            print(
+                f"{config.dataset} {key.replace('_', ' ')} over {len(values)} seeds: "
+                f"{statistics.mean(values):.4f} ± {spread:.4f} (min {min(values):.4f}, max {max(values):.4f})"
+            )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Graph Attention Networks in plain PyTorch: datasets, the GAT layer and model, training, checkpoints.
 
-    from gat import load_dataset, GAT
-    graph = load_dataset("cora")
-    logits = GAT(graph.num_features, graph.num_classes)(graph.x, graph.edge_index)
+from gat import load_dataset, GAT
+graph = load_dataset("cora")
+logits = GAT(graph.num_features, graph.num_classes)(graph.x, graph.edge_index)
 """
 
 from gat.config import TrainConfig

@@ -42,8 +42,9 @@ def load(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, foreign pickle, random bytes: all the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise GATError(f"{path}: cannot be read as a GAT {kind} ({reason[:200]}); it is truncated, corrupt or not ours")
+        raise GATError(
+            f"{path}: cannot be read as a GAT {kind} ({_reason(error)}); it is truncated, corrupt or not ours"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GATError(f"{path}: not a GAT {kind} file (no '{FORMAT}' format header)")
     if data.get("format_version") != FORMAT_VERSION:
@@ -72,7 +73,7 @@ def load_state(module: torch.nn.Module | torch.optim.Optimizer, state: dict, pat
     try:
         module.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError) as error:
-        raise GATError(f"{path}: does not match this model/optimizer ({_reason(error)})")
+        raise GATError(f"{path}: does not match this model/optimizer ({_reason(error)})") from None
 
 
 def rng_state() -> dict[str, Any]:

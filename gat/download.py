@@ -132,7 +132,8 @@ def _fetch(source: str, filename: str, expected: str | None, raw_dir: Path) -> s
     if expected is None:
         warnings.warn(
             f"{filename} has no pinned SHA-256 checksum, so it was accepted unverified (its SHA-256 is "
-            f"{digest.hexdigest()}); it is still loaded with the restricted unpickler"
+            f"{digest.hexdigest()}); it is still loaded with the restricted unpickler",
+            stacklevel=2,
         )
     return digest.hexdigest()
 

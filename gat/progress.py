@@ -30,8 +30,10 @@ class Progress:
         print(f"run {run_id}" + (f" (resumed after epoch {resumed_from})" if resumed_from else ""))
         print(f"data   {graph}")
         print(f"model  GAT {layers} heads x features, {num_parameters:,} parameters, dropout {config.dropout}")
-        print(f"train  Adam lr {config.lr}, weight decay {config.weight_decay}, up to {config.epochs} epochs, "
-              f"patience {config.patience}, seed {config.seed}, device {device}")  # fmt: skip
+        print(
+            f"train  Adam lr {config.lr}, weight decay {config.weight_decay}, up to {config.epochs} epochs, "
+            f"patience {config.patience}, seed {config.seed}, device {device}"
+        )
         if sys.stderr.isatty():
             self.bar = tqdm(total=config.epochs, initial=resumed_from, unit="epoch", dynamic_ncols=True)
 
@@ -40,8 +42,9 @@ class Progress:
             return
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_accuracy']:.3f}",
-                                 best=best_epoch)  # fmt: skip
+            self.bar.set_postfix(
+                loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_accuracy']:.3f}", best=best_epoch
+            )
         elif record["epoch"] % self.config.console_log_freq == 0:
             print(
                 f"epoch {record['epoch']:5d} | train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}"

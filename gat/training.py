@@ -25,7 +25,7 @@ from gat.config import TrainConfig
 from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.graph import Graph
-from gat.model import GAT
+from gat.model import GAT, Inspection
 from gat.progress import Progress
 from gat.tracking import RunLog
 
@@ -148,9 +148,117 @@ def new_run_id(dataset: str) -> str:
     return f"{dataset}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
 
 
-def train(
-    config: TrainConfig, resume: str | os.PathLike | None = None, override: tuple[str, ...] = ()
-) -> TrainResult:
+class _Run:
+    """One training run's state (what a checkpoint saves and restores) and the files it writes."""
+
+    def __init__(
+        self, config: TrainConfig, graph: Graph, device: torch.device, saved: dict | None, source: str
+    ) -> None:
+        self.config, self.graph = config, graph
+        _seed_everything(config.seed)
+        self.model = build_model(config, graph.num_features, graph.num_classes).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.stopper = EarlyStopping(config.patience)
+        self.history: list[dict[str, float]] = []
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.run_id, self.last_epoch, self.seconds_before = new_run_id(config.dataset), 0, 0.0
+        if saved is not None:
+            checkpoints.load_state(self.model, saved["model"], source)
+            checkpoints.load_state(self.optimizer, saved["optimizer"], source)
+            self.stopper, self.history = EarlyStopping(**saved["early_stopping"]), saved["history"]
+            self.best_state, self.run_id, self.last_epoch = saved["best_model"], saved["run_id"], saved["epoch"]
+            self.seconds_before = saved["training_seconds"]
+            checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
+        self.checkpoint_path = Path(config.models_dir) / "checkpoints" / f"{self.run_id}.pt"
+        self.binary_path = Path(config.models_dir) / "binaries" / f"{self.run_id}.pt"
+        self.started, self.stopped = time.perf_counter(), None
+
+    @property
+    def seconds(self) -> float:
+        """Time in the training loop so far, including the sessions before a resume."""
+        return self.seconds_before + (self.stopped or time.perf_counter()) - self.started
+
+    def stop_clock(self) -> None:
+        self.stopped = time.perf_counter()
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One step plus validation; updates early stopping and the best model. The record has a nan/inf
+        ``train_loss`` (and the weights are untouched) if the loss was not finite."""
+        started = time.perf_counter()
+        train_loss, train_accuracy = train_step(self.model, self.optimizer, self.graph)
+        if not math.isfinite(train_loss):
+            return {"epoch": epoch, "train_loss": train_loss}
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            **evaluate(self.model, self.graph),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+        }
+        record["seconds"] = time.perf_counter() - started
+        self.history.append(record)
+        self.last_epoch = epoch
+        if self.stopper.update(epoch, record["val_loss"], record["val_accuracy"]):
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        return record
+
+    def save_checkpoint(self) -> None:
+        checkpoints.save(
+            "checkpoint",
+            {
+                "run_id": self.run_id,
+                "config": self.config.to_dict(),
+                "epoch": self.last_epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "best_model": self.best_state,
+                "early_stopping": asdict(self.stopper),
+                "rng": checkpoints.rng_state(),
+                "history": self.history,
+                "training_seconds": self.seconds,
+            },
+            self.checkpoint_path,
+        )
+
+    def finish(self) -> dict[str, float]:
+        """Restore the best model, evaluate it, save it as the run's binary; returns its metrics."""
+        self.model.load_state_dict(self.best_state)
+        splits = ("train", "val", "test") if self.config.test else ("train", "val")
+        metrics = evaluate(self.model, self.graph, splits)
+        checkpoints.save(
+            "binary",
+            {
+                "run_id": self.run_id,
+                "config": self.config.to_dict(),
+                "model": self.best_state,
+                "dataset": self.graph.name,
+                "num_features": self.graph.num_features,
+                "num_classes": self.graph.num_classes,
+                "best_epoch": self.stopper.best_epoch,
+                "metrics": metrics,
+                "environment": checkpoints.environment(),
+            },
+            self.binary_path,
+        )
+        return metrics
+
+    def summary(self, status: str, metrics: dict[str, float] | None = None) -> dict:
+        """The contents of metrics.json."""
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "config": self.config.to_dict(),
+            "best_epoch": self.stopper.best_epoch,
+            "epochs": len(self.history),
+            "training_seconds": self.seconds,
+            "final": metrics or {},
+            "history": self.history,
+            "checkpoint": str(self.checkpoint_path),
+            "environment": checkpoints.environment(),
+        }
+
+
+def train(config: TrainConfig, resume: str | os.PathLike | None = None, override: tuple[str, ...] = ()) -> TrainResult:
     """Train a GAT as ``config`` says, or continue the run saved in checkpoint ``resume``.
 
     A resumed run keeps its stored configuration so it continues exactly, except the environment fields
@@ -167,98 +275,66 @@ def train(
     saved = checkpoints.load(resume, "checkpoint") if resume is not None else None
     if saved is not None:
         current = config.to_dict()
-        replaced = {key: current[key] for key in (*ENVIRONMENT_FIELDS, *override)}
-        config = TrainConfig.from_dict({**saved["config"], **replaced})
+        config = TrainConfig.from_dict({**saved["config"], **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
     device = resolve_device(config.device)
     graph = load_graph(config).to(device)
-    _seed_everything(config.seed)
-    model = build_model(config, graph.num_features, graph.num_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    stopper, history, best_state = EarlyStopping(config.patience), [], copy.deepcopy(model.state_dict())
-    run_id, first_epoch, seconds_before = new_run_id(config.dataset), 1, 0.0
-    if saved is not None:
-        checkpoints.load_state(model, saved["model"], resume)
-        checkpoints.load_state(optimizer, saved["optimizer"], resume)
-        stopper, history = EarlyStopping(**saved["early_stopping"]), saved["history"]
-        best_state, run_id, first_epoch = saved["best_model"], saved["run_id"], saved["epoch"] + 1
-        seconds_before = saved["training_seconds"]
-        checkpoints.set_rng_state(saved["rng"])
-
-    models_dir = Path(config.models_dir)
-    checkpoint_path = models_dir / "checkpoints" / f"{run_id}.pt"
-    binary_path = models_dir / "binaries" / f"{run_id}.pt"
-    log = RunLog(Path(config.runs_dir) / run_id, config.tensorboard, first_epoch)
-    progress = Progress(config, graph, model, device, run_id, resumed_from=first_epoch - 1)
-
-    def save_checkpoint(epoch: int, seconds: float) -> None:
-        checkpoints.save("checkpoint", {
-            "run_id": run_id, "config": config.to_dict(), "epoch": epoch, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "best_model": best_state, "early_stopping": asdict(stopper),
-            "rng": checkpoints.rng_state(), "history": history, "training_seconds": seconds,
-        }, checkpoint_path)  # fmt: skip
-
-    def summary(status: str, seconds: float, metrics: dict[str, float] | None = None) -> dict:
-        return {"run_id": run_id, "status": status, "config": config.to_dict(), "best_epoch": stopper.best_epoch,
-                "epochs": len(history), "training_seconds": seconds, "final": metrics or {}, "history": history,
-                "checkpoint": str(checkpoint_path), "environment": checkpoints.environment()}  # fmt: skip
-
-    started = time.perf_counter()
-    epoch = first_epoch - 1
+    run = _Run(config, graph, device, saved, str(resume))
+    log = RunLog(Path(config.runs_dir) / run.run_id, config.tensorboard, first_epoch=run.last_epoch + 1)
+    progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
     try:
         with _signals_requesting_stop() as stop:
-            for epoch in range(first_epoch, config.epochs + 1):
-                epoch_started = time.perf_counter()
-                train_loss, train_accuracy = train_step(model, optimizer, graph)
-                if not math.isfinite(train_loss):
-                    log.metrics(summary("failed: non-finite loss", seconds_before + time.perf_counter() - started))
-                    last_good = checkpoint_path if checkpoint_path.exists() else "none written yet"
+            for epoch in range(run.last_epoch + 1, config.epochs + 1):
+                record = run.train_epoch(epoch)
+                if not math.isfinite(record["train_loss"]):
+                    log.metrics(run.summary("failed: non-finite loss"))
+                    last_good = run.checkpoint_path if run.checkpoint_path.exists() else "none written yet"
                     raise GATError(
-                        f"training loss became {train_loss} at epoch {epoch}; stopped without saving this state "
-                        f"(last good checkpoint: {last_good}). Lower --lr or check the input features"
+                        f"training loss became {record['train_loss']} at epoch {epoch}; stopped without saving this "
+                        f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
                     )
-                record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-                          **evaluate(model, graph), "learning_rate": optimizer.param_groups[0]["lr"]}  # fmt: skip
-                record["seconds"] = time.perf_counter() - epoch_started
-                history.append(record)
-                if stopper.update(epoch, record["val_loss"], record["val_accuracy"]):
-                    best_state = copy.deepcopy(model.state_dict())
                 log.epoch(record)
                 if epoch % config.entropy_log_freq == 0:
-                    model.eval()
-                    with torch.no_grad():
-                        log.attention_entropy(epoch, model.inspect(graph.x, graph.edge_index), graph.num_nodes)
-                progress.epoch(record, stopper.best_epoch)
+                    log.attention_entropy(epoch, _inspect(run.model, graph), graph.num_nodes)
+                progress.epoch(record, run.stopper.best_epoch)
                 if epoch % config.checkpoint_freq == 0 or stop.signal is not None:
-                    save_checkpoint(epoch, seconds_before + time.perf_counter() - started)
+                    run.save_checkpoint()
                 if stop.signal is not None:
-                    seconds = seconds_before + time.perf_counter() - started
-                    log.metrics(summary(f"interrupted by {signal.Signals(stop.signal).name}", seconds))
+                    log.metrics(run.summary(f"interrupted by {signal.Signals(stop.signal).name}"))
                     raise TrainingInterrupted(
-                        f"interrupted at epoch {epoch}; checkpoint saved to {checkpoint_path}. Resume with: "
-                        f"python training_script.py --resume {checkpoint_path}",
+                        f"interrupted at epoch {epoch}; checkpoint saved to {run.checkpoint_path}. Resume with: "
+                        f"python training_script.py --resume {run.checkpoint_path}",
                         exit_code=128 + stop.signal,
                     )
-                if stopper.should_stop:
+                if run.stopper.should_stop:
                     break
-        seconds = seconds_before + time.perf_counter() - started
-        save_checkpoint(epoch, seconds)  # the final state, so a finished run can be continued with more epochs
-
-        model.load_state_dict(best_state)
-        metrics = evaluate(model, graph, ("train", "val", "test") if config.test else ("train", "val"))
-        checkpoints.save("binary", {
-            "run_id": run_id, "config": config.to_dict(), "model": best_state, "dataset": graph.name,
-            "num_features": graph.num_features, "num_classes": graph.num_classes, "best_epoch": stopper.best_epoch,
-            "metrics": metrics, "environment": checkpoints.environment(),
-        }, binary_path)  # fmt: skip
-        log.final(config.to_dict(), metrics, epoch)
-        log.metrics(summary("completed", seconds, metrics))
+        run.stop_clock()
+        run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
+        metrics = run.finish()
+        log.final(config.to_dict(), metrics, run.last_epoch)
+        log.metrics(run.summary("completed", metrics))
     finally:
         progress.close()
         log.close()
-    result = TrainResult(run_id, stopper.best_epoch, len(history), metrics, history, seconds, log.run_dir,
-                         checkpoint_path, binary_path, model)  # fmt: skip
+    result = TrainResult(
+        run_id=run.run_id,
+        best_epoch=run.stopper.best_epoch,
+        epochs=len(run.history),
+        metrics=metrics,
+        history=run.history,
+        training_seconds=run.seconds,
+        run_dir=log.run_dir,
+        checkpoint_path=run.checkpoint_path,
+        binary_path=run.binary_path,
+        model=run.model,
+    )
     progress.summary(result)
     return result
+
+
+@torch.no_grad()
+def _inspect(model: GAT, graph: Graph) -> Inspection:
+    model.eval()
+    return model.inspect(graph.x, graph.edge_index)
 
 
 def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:
@@ -296,8 +372,10 @@ def _signals_requesting_stop() -> Iterator[_StopRequest]:
         if request.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         request.signal = signum
-        print(f"\n{signal.Signals(signum).name} received: finishing this epoch and saving a checkpoint...",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"\n{signal.Signals(signum).name} received: finishing this epoch and saving a checkpoint...",
+            file=sys.stderr,
+        )
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

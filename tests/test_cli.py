@@ -14,13 +14,25 @@ SCRIPT = REPO / "training_script.py"
 
 
 def folders(tmp_path: Path) -> list[str]:
-    return ["--data-dir", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs"),
-            "--models-dir", str(tmp_path / "models")]  # fmt: skip
+    return [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--models-dir",
+        str(tmp_path / "models"),
+    ]
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=REPO)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
 
 
 def only_metrics(tmp_path: Path) -> dict:
@@ -52,8 +64,20 @@ def test_cora_through_the_cli(tmp_path, planetoid_mirror):
 
 
 def test_pytorch_gat_style_aliases(tmp_path):
-    result = run_cli("--dataset", "synthetic", "--num_of_epochs", "4", "--patience_period", "3", "--should_test",
-                     "--enable_tensorboard", "--force_cpu", "--should_visualize", "--quiet", *folders(tmp_path))  # fmt: skip
+    result = run_cli(
+        "--dataset",
+        "synthetic",
+        "--num_of_epochs",
+        "4",
+        "--patience_period",
+        "3",
+        "--should_test",
+        "--enable_tensorboard",
+        "--force_cpu",
+        "--should_visualize",
+        "--quiet",
+        *folders(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "visualization" in result.stderr
     config = only_metrics(tmp_path)["config"]
@@ -62,8 +86,9 @@ def test_pytorch_gat_style_aliases(tmp_path):
 
 
 def test_no_tensorboard_and_no_test(tmp_path):
-    result = run_cli("--dataset", "synthetic", "--epochs", "3", "--no-tensorboard", "--no-test", "--quiet",
-                     *folders(tmp_path))  # fmt: skip
+    result = run_cli(
+        "--dataset", "synthetic", "--epochs", "3", "--no-tensorboard", "--no-test", "--quiet", *folders(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     assert not list((tmp_path / "runs").glob("*/events.out.tfevents.*"))
     assert "test_accuracy" not in only_metrics(tmp_path)["final"]
@@ -111,10 +136,26 @@ def test_corrupt_checkpoint_is_one_clear_line(tmp_path):
 
 @pytest.mark.parametrize("sent,exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, sent, exit_code):
-    common = ["--dataset", "synthetic", "--epochs", "150", "--patience", "1000", "--console-log-freq", "1",
-              "--checkpoint-freq", "1000", "--no-tensorboard"]  # fmt: skip
-    process = subprocess.Popen([sys.executable, str(SCRIPT), *common, *folders(tmp_path / "split")], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    common = [
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "150",
+        "--patience",
+        "1000",
+        "--console-log-freq",
+        "1",
+        "--checkpoint-freq",
+        "1000",
+        "--no-tensorboard",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *common, *folders(tmp_path / "split")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stdout:  # wait until training is under way
         if line.startswith("epoch    20"):
             break
@@ -143,11 +184,36 @@ def test_signal_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
 def test_help_lists_every_flag_group():
     result = run_cli("--help")
     assert result.returncode == 0
-    for flag in ["--dataset", "--epochs", "--patience", "--lr", "--weight-decay", "--hidden", "--heads",
-                 "--num-layers", "--dropout", "--skip-connection", "--seed", "--device", "--data-dir",
-                 "--data-mirror", "--runs-dir", "--models-dir", "--checkpoint-freq", "--console-log-freq",
-                 "--resume", "--test", "--no-tensorboard", "--quiet", "--should_test", "--should_visualize",
-                 "--enable_tensorboard", "--num_of_epochs", "--patience_period", "--force_cpu"]:  # fmt: skip
+    for flag in [
+        "--dataset",
+        "--epochs",
+        "--patience",
+        "--lr",
+        "--weight-decay",
+        "--hidden",
+        "--heads",
+        "--num-layers",
+        "--dropout",
+        "--skip-connection",
+        "--seed",
+        "--device",
+        "--data-dir",
+        "--data-mirror",
+        "--runs-dir",
+        "--models-dir",
+        "--checkpoint-freq",
+        "--console-log-freq",
+        "--resume",
+        "--test",
+        "--no-tensorboard",
+        "--quiet",
+        "--should_test",
+        "--should_visualize",
+        "--enable_tensorboard",
+        "--num_of_epochs",
+        "--patience_period",
+        "--force_cpu",
+    ]:
         assert flag in result.stdout, flag
 
 

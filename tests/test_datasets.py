@@ -112,8 +112,8 @@ def test_matches_the_gcn_reference_loader(name: str, planetoid_folder: Path, tmp
     assert np.array_equal(graph.y.numpy(), labels.argmax(axis=1))
     adj = sp.coo_matrix(adj)
     off_diagonal = adj.row != adj.col
-    expected = set(zip(adj.col[off_diagonal].tolist(), adj.row[off_diagonal].tolist()))
-    assert set(zip(*graph.edge_index.tolist())) == expected
+    expected = set(zip(adj.col[off_diagonal].tolist(), adj.row[off_diagonal].tolist(), strict=True))
+    assert set(zip(*graph.edge_index.tolist(), strict=True)) == expected
 
 
 def test_features_are_raw_counts_without_normalisation(cora: Graph, planetoid_folder: Path, tmp_path: Path) -> None:

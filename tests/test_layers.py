@@ -102,7 +102,7 @@ def test_gradcheck():
     parameters = [p.detach().clone().requires_grad_() for p in layer.parameters()]
 
     def function(x, *parameters):
-        return torch.func.functional_call(layer, dict(zip(names, parameters)), (x, edge_index))
+        return torch.func.functional_call(layer, dict(zip(names, parameters, strict=True)), (x, edge_index))
 
     assert torch.autograd.gradcheck(function, (x, *parameters))
 
@@ -120,7 +120,7 @@ def test_gradients_match_dense_reference():
     layer.zero_grad()
     (dense_reference(layer, x, edge_index)[0] * weights).sum().backward()
     expected = [x.grad] + [p.grad for p in layer.parameters()]
-    for got, want in zip(gradients, expected):
+    for got, want in zip(gradients, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
 
 

@@ -65,7 +65,7 @@ def test_sparse_features_give_the_same_gradients_as_dense_ones():
         model(features, edge_index).square().sum().backward()
         return [p.grad.clone() for p in model.parameters()]
 
-    for got, want in zip(gradients(x.to_sparse_csr()), gradients(x)):
+    for got, want in zip(gradients(x.to_sparse_csr()), gradients(x), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
 
 

@@ -13,9 +13,17 @@ from gat.training import EarlyStopping, load_model, train
 
 
 def synthetic_config(tmp_path, **overrides) -> TrainConfig:
-    values = dict(dataset="synthetic", data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
-                  models_dir=str(tmp_path / "models"), epochs=30, checkpoint_freq=10, entropy_log_freq=10,
-                  device="cpu", quiet=True)  # fmt: skip
+    values = dict(
+        dataset="synthetic",
+        data_dir=str(tmp_path / "data"),
+        runs_dir=str(tmp_path / "runs"),
+        models_dir=str(tmp_path / "models"),
+        epochs=30,
+        checkpoint_freq=10,
+        entropy_log_freq=10,
+        device="cpu",
+        quiet=True,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -59,8 +67,9 @@ def test_training_learns_and_writes_every_artifact(tmp_path):
 def test_resume_continues_bit_for_bit(tmp_path):
     full = train(synthetic_config(tmp_path / "full", epochs=40, checkpoint_freq=7))
     first_half = train(synthetic_config(tmp_path / "split", epochs=20, checkpoint_freq=7))
-    resumed = train(synthetic_config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path,
-                    override=("epochs",))  # fmt: skip
+    resumed = train(
+        synthetic_config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path, override=("epochs",)
+    )
 
     assert resumed.run_id == first_half.run_id
     strip = [{k: v for k, v in record.items() if k != "seconds"} for record in full.history]
@@ -87,17 +96,23 @@ def test_tensorboard_events_equal_metrics_json(tmp_path):
     result = train(synthetic_config(tmp_path, epochs=20))
     events = EventAccumulator(str(result.run_dir), size_guidance={"scalars": 0, "histograms": 0}).Reload()
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    for tag, key in [("loss/train", "train_loss"), ("accuracy/val", "val_accuracy"), ("loss/val", "val_loss"),
-                     ("accuracy/train", "train_accuracy"), ("learning_rate", "learning_rate")]:  # fmt: skip
+    for tag, key in [
+        ("loss/train", "train_loss"),
+        ("accuracy/val", "val_accuracy"),
+        ("loss/val", "val_loss"),
+        ("accuracy/train", "train_accuracy"),
+        ("learning_rate", "learning_rate"),
+    ]:
         logged = [(event.step, event.value) for event in events.Scalars(tag)]
         expected = [(record["epoch"], record[key]) for record in metrics["history"]]
         assert [step for step, _ in logged] == [step for step, _ in expected], tag
-        for (_, got), (_, want) in zip(logged, expected):
+        for (_, got), (_, want) in zip(logged, expected, strict=True):
             assert got == pytest.approx(want, rel=1e-6), tag  # TensorBoard stores float32
     assert events.Scalars("accuracy/test")[0].value == pytest.approx(metrics["final"]["test_accuracy"], rel=1e-6)
     histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("attention_entropy/")]
-    assert sorted(histograms) == sorted([f"attention_entropy/layer0_head{h}" for h in range(8)]
-                                        + ["attention_entropy/layer1_head0"])  # fmt: skip
+    assert sorted(histograms) == sorted(
+        [f"attention_entropy/layer0_head{h}" for h in range(8)] + ["attention_entropy/layer1_head0"]
+    )
     assert [event.step for event in events.Histograms("attention_entropy/layer1_head0")] == [10, 20]
 
 
@@ -138,14 +153,24 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     result = train(synthetic_config(tmp_path, epochs=2))
     data = checkpoints.load(result.checkpoint_path, "checkpoint")
     data["model"]["layers.0.linear.weight"] = torch.zeros(3, 3)
-    checkpoints.save("checkpoint", {k: v for k, v in data.items() if k not in ("format", "format_version", "kind")},
-                     result.checkpoint_path)  # fmt: skip
+    checkpoints.save(
+        "checkpoint",
+        {k: v for k, v in data.items() if k not in ("format", "format_version", "kind")},
+        result.checkpoint_path,
+    )
     with pytest.raises(GATError, match="does not match this model"):
         train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path)
 
 
 def test_invalid_config_values_are_refused():
-    for bad in [dict(epochs=-1), dict(lr=0.0), dict(dropout=1.0), dict(dropout=-0.1), dict(dataset="imagenet"),
-                dict(heads=(8, 8, 1)), dict(patience=0)]:  # fmt: skip
+    for bad in [
+        dict(epochs=-1),
+        dict(lr=0.0),
+        dict(dropout=1.0),
+        dict(dropout=-0.1),
+        dict(dataset="imagenet"),
+        dict(heads=(8, 8, 1)),
+        dict(patience=0),
+    ]:
         with pytest.raises(GATError):
             TrainConfig(**bad)
