@@ -21,6 +21,15 @@ from gat.errors import GATError
 DEFAULTS = TrainConfig()
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default in --help, unless it is None/False (nothing to say) or the help states it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a bad flag is reported in one line (not usage + error) with a pointer to --help."""
 
@@ -38,10 +47,10 @@ def heads_list(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         description="Train a Graph Attention Network (defaults: the GAT paper's Cora setup).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
+    data.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset, help="graph to train on")
     data.add_argument("--data-dir", default=DEFAULTS.data_dir, help="dataset cache (raw files, processed .npz)")
     data.add_argument(
         "--data-mirror",
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--num-layers", type=int, default=DEFAULTS.num_layers)
+    model.add_argument("--num-layers", type=int, default=DEFAULTS.num_layers, help="GAT layers")
     model.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="features per head in hidden layers")
     model.add_argument(
         "--heads",
@@ -76,13 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.patience,
         help="stop after this many epochs without val loss or val accuracy improving",
     )
-    optimisation.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    optimisation.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
-    optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    optimisation.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate")
+    optimisation.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="L2 penalty")
+    optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed on CPU = same numbers")
     optimisation.add_argument(
         "--seeds", type=int, default=1, help="train this many runs (seeds seed, seed+1, ...) and print mean ± std"
     )
-    optimisation.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device)
+    optimisation.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device, help="auto = cuda if available"
+    )
     optimisation.add_argument(
         "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
     )

@@ -230,8 +230,9 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape, check_invariants=False)
     if p >= 1.0:
         return torch.zeros_like(x)
-    keep = torch.rand_like(x) >= p
-    return x * keep * (1.0 / (1.0 - p))
+    # The mask is built in place as 0 or 1/(1-p) so applying it is a single multiply.
+    scaled_mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+    return x * scaled_mask
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
