@@ -83,7 +83,6 @@ class AggregationPlan:
     transposed_row_pointers: torch.Tensor
     transposed_columns: torch.Tensor
     transpose_order: torch.Tensor
-    edge_order: torch.Tensor
 
     @classmethod
     def build(cls, neighbourhoods: Neighbourhoods, num_heads: int) -> AggregationPlan:
@@ -93,16 +92,23 @@ class AggregationPlan:
         columns = (neighbourhoods.source[:, None] * num_heads + heads).reshape(-1)
         csr_order = _sort_by(rows, columns, num_rows)
         transpose_order = _sort_by(columns, rows, num_rows)
+        # These four E*H index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
+        index_type = torch.int32 if rows.numel() < 2**31 and num_rows < 2**31 else torch.int64
         return cls(
             num_rows=num_rows,
-            row_pointers=_pointers(rows, num_rows),
-            columns=columns[csr_order],
-            csr_order=csr_order,
-            transposed_row_pointers=_pointers(columns, num_rows),
-            transposed_columns=rows[transpose_order],
-            transpose_order=transpose_order,
-            edge_order=torch.argsort(csr_order),
+            row_pointers=_pointers(rows, num_rows).to(index_type),
+            columns=columns[csr_order].to(index_type),
+            csr_order=csr_order.to(index_type),
+            transposed_row_pointers=_pointers(columns, num_rows).to(index_type),
+            transposed_columns=rows[transpose_order].to(index_type),
+            transpose_order=transpose_order.to(index_type),
         )
+
+    def edge_values(self, csr_values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The inverse of the gather in :meth:`matrix`: values in A's CSR order back to ``[E, H]`` edge order."""
+        # csr_order is a permutation, so index_add_ into zeros writes each slot exactly once (deterministic).
+        flat = torch.zeros(like.numel(), dtype=csr_values.dtype, device=csr_values.device)
+        return flat.index_add_(0, self.csr_order, csr_values).view_as(like)
 
     def matrix(self, weights: torch.Tensor) -> torch.Tensor:
         """``A`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
@@ -210,7 +216,7 @@ class _Aggregate(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             flat_values = values.reshape(plan.num_rows, -1)
             sampled = torch.sparse.sampled_addmm(plan.matrix(weights), flat_grad, flat_values.t(), beta=0.0)
-            grad_weights = sampled.values().index_select(0, plan.edge_order).view_as(weights)
+            grad_weights = plan.edge_values(sampled.values(), like=weights)
         if ctx.needs_input_grad[1]:
             grad_values = (plan.transposed_matrix(weights) @ flat_grad).view_as(values)
         return grad_weights, grad_values, None
