@@ -1,0 +1,356 @@
+"""Benchmark this project's GAT against a textbook dense GAT and PyTorch Geometric's GATConv.
+
+    python benchmarks/benchmark.py                                  # everything -> benchmarks/results/<date>.json
+    python benchmarks/benchmark.py --sections cora --repeats 5      # a quick look
+    python benchmarks/benchmark.py --device cuda                    # the same on a GPU
+
+Sections (--sections, comma-separated):
+  cora     the paper's model (2 layers, 8 heads x 8, 1 output head, dropout 0.6, Adam lr 0.005 wd 5e-4) as ours
+           (sparse CSR features), the dense N x N reference and PyG (dense features): time per training step
+           and per inference pass, peak memory, and test accuracy after --budget-epochs epochs from the same
+           initial weights (of the final model, and of the model at the first epoch with the best val accuracy).
+  scaling  synthetic graphs of 1e4, 1e5, ... up to --max-edges directed edges (10 per node, 128 sparse
+           features): time per training step, per million edges, and peak memory, ours vs PyG.
+  fullrun  training_script.py with its defaults (early stopping) in a subprocess: wall time and loop time.
+
+Method: every timing goes through time_interleaved: all implementations in one process, warm-up first, then
+alternating A B A B ..., so drifts in machine load hit all alike; medians and quartiles are reported.
+Speed-ups are their median / ours. On CPU, peak memory is the peak RSS (VmHWM) of a fresh subprocess per
+(implementation, graph) that loads the data, builds the model and runs two training steps, next to a baseline
+subprocess that only imports torch and loads the data; its address space is capped at --memory-limit-gb, so a
+larger need is reported as OOM instead of swapping. On CUDA it is torch.cuda.max_memory_allocated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `benchmarks` import from the repo
+
+from benchmarks import report  # noqa: E402
+from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights, pyg_version  # noqa: E402
+from gat.config import TrainConfig  # noqa: E402
+from gat.datasets import load_dataset  # noqa: E402
+from gat.graph import Graph  # noqa: E402
+from gat.io import save_json  # noqa: E402
+from gat.training import build_model, evaluate, resolve_device, train_step  # noqa: E402
+
+PAPER = TrainConfig()  # the paper's Cora model and optimiser: every implementation is built from it
+SCALING_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
+# Training steps a memory subprocess runs: the first also builds caches and Adam's state, the second is steady.
+MEMORY_STEPS = 2
+MiB = 2**20
+STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """Where a long run is, on stderr (stdout carries only the tables)."""
+    print(f"[{time.perf_counter() - STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+@dataclasses.dataclass
+class Timing:
+    """Milliseconds: median and quartiles of ``repeats`` samples."""
+
+    median_ms: float
+    p25_ms: float
+    p75_ms: float
+    repeats: int
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.2f} [{self.p25_ms:.2f}–{self.p75_ms:.2f}]"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: wait for them, or we time only the launches
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device, budget_s: float = math.inf
+) -> dict[str, Timing]:
+    """Time each step ``repeats`` times, alternating between them (A B A B ...) after ``warmup`` calls each.
+
+    So that huge graphs finish, warm-up stops (after one call) once it took a quarter of ``budget_s``, and the
+    timed rounds stop (after three) once they took ``budget_s``.
+    """
+    started = time.perf_counter()
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+        if time.perf_counter() - started > budget_s / 4:
+            break
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    started = time.perf_counter()
+    for round_ in range(repeats):
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) * 1000)
+        if round_ >= 2 and time.perf_counter() - started > budget_s:
+            break
+    return {name: _timing(values) for name, values in samples.items()}
+
+
+def _timing(values: list[float]) -> Timing:
+    # "inclusive": quartiles within the samples (the default extrapolates, even below zero, for few samples)
+    quartiles = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return Timing(statistics.median(values), quartiles[0], quartiles[2], len(values))
+
+
+# ---------------------------------------------------------------------------------------------- data, models
+def load_graph(data: str, edges: int, data_dir: str) -> Graph:
+    """Cora as `load_dataset` returns it, or a synthetic graph with ``edges`` directed edges (degree 10)."""
+    if data == "cora":
+        return load_dataset("cora", root=data_dir)
+    return load_dataset("synthetic", num_nodes=edges // 10, average_degree=10, num_classes=7, num_features=128)
+
+
+def build(impl: str, graph: Graph, device: torch.device, seed: int = 0) -> tuple[torch.nn.Module, Graph]:
+    """The paper's model as ``impl`` with the initial weights of ``GAT`` built under ``seed``, and the graph in
+    the form that implementation is fed: sparse CSR features for ours, dense ones (as users feed them) else."""
+    torch.manual_seed(seed)
+    ours = build_model(PAPER, graph.num_features, graph.num_classes)
+    if impl == "ours":
+        return ours.to(device), graph.to(device)
+    reference = {"dense": DenseGAT, "pyg": PyGGAT}[impl]
+    model = reference(graph.num_features, graph.num_classes, PAPER.hidden, PAPER.heads, PAPER.dropout)
+    copy_weights(ours, model)
+    return model.to(device), dataclasses.replace(graph, x=graph.dense_x()).to(device)
+
+
+def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=PAPER.lr, weight_decay=PAPER.weight_decay)
+
+
+def training_step(model: torch.nn.Module, graph: Graph) -> Callable[[], object]:
+    """One full step - forward, loss, backward, Adam - exactly as `gat.training` trains (same function)."""
+    optimizer = optimizer_for(model)
+    return lambda: train_step(model, optimizer, graph)
+
+
+def inference_pass(model: torch.nn.Module, graph: Graph) -> Callable[[], object]:
+    def run() -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            return model(graph.x, graph.edge_index)
+
+    return run
+
+
+def accuracy_after(impl: str, graph: Graph, device: torch.device, epochs: int, seed: int = 0) -> dict[str, float]:
+    """Train ``epochs`` epochs from the shared initial weights; test accuracy of the final model and of the
+    model at the first epoch with the best validation accuracy."""
+    model, fed = build(impl, graph, device, seed)
+    step, best = training_step(model, fed), {"val_accuracy": -1.0}
+    for epoch in range(1, epochs + 1):
+        step()
+        metrics = evaluate(model, fed, ("val", "test"))
+        if metrics["val_accuracy"] > best["val_accuracy"]:
+            best = {**metrics, "epoch": epoch}
+    return {"test_final": metrics["test_accuracy"], "test_best_val": best["test_accuracy"], "best_epoch": best["epoch"]}
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+def memory_worker(spec: dict) -> dict:
+    """Runs in a fresh subprocess: load the data, build ``spec["impl"]`` and train a few steps (nothing for
+    ``baseline``); report the process's peak RSS. Allocations beyond ``limit_gb`` fail (-> "OOM")."""
+    limit = int(spec["limit_gb"] * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # fail an allocation rather than wake the OOM killer
+    try:
+        graph = load_graph(spec["data"], spec["edges"], spec["data_dir"])
+        if spec["impl"] != "baseline":
+            step = training_step(*build(spec["impl"], graph, torch.device("cpu")))
+            for _ in range(MEMORY_STEPS):
+                step()
+    except (MemoryError, RuntimeError) as error:
+        if "memory" not in str(error).lower() and not isinstance(error, MemoryError):
+            raise
+        return {"error": "OOM"}
+    return {"peak_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss survives fork and exec, so a child would report
+    its parent's peak; VmHWM belongs to the process's own address space and starts afresh at exec."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else MiB)
+
+
+def peak_memory(impl: str, data: str, edges: int, args: argparse.Namespace, device: torch.device) -> float | str:
+    """Peak memory (MiB) of ``impl`` on the graph, or "OOM"/"failed"; CPU: subprocess RSS, CUDA: allocator peak."""
+    if device.type == "cuda":
+        graph = load_graph(data, edges, args.data_dir)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            if impl == "baseline":
+                graph.to(device)
+            else:
+                step = training_step(*build(impl, graph, device))
+                for _ in range(MEMORY_STEPS):
+                    step()
+        except torch.cuda.OutOfMemoryError:
+            return "OOM"
+        return torch.cuda.max_memory_allocated(device) / MiB
+    spec = {"impl": impl, "data": data, "edges": edges, "data_dir": args.data_dir, "limit_gb": args.memory_limit_gb}
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"  memory worker {impl}/{data}/{edges} failed (exit {done.returncode}): {done.stderr[-500:]}")
+        return "OOM" if done.returncode == -9 else "failed"
+    result = json.loads(lines[-1])
+    return result.get("peak_mib", result.get("error", "failed"))
+
+
+# -------------------------------------------------------------------------------------------------- sections
+def cora_section(args: argparse.Namespace, device: torch.device, impls: list[str]) -> dict:
+    graph = load_graph("cora", 0, args.data_dir)
+    built = {impl: build(impl, graph, device) for impl in impls}
+    progress("cora: timing training steps and inference passes")
+    train = time_interleaved({i: training_step(*built[i]) for i in impls}, args.repeats, args.warmup, device)
+    infer = time_interleaved({i: inference_pass(*built[i]) for i in impls}, args.repeats, args.warmup, device)
+    del built
+    progress("cora: peak memory")
+    memory = {impl: peak_memory(impl, "cora", 0, args, device) for impl in ["baseline", *impls]}
+    progress(f"cora: accuracy after {args.budget_epochs} epochs")
+    accuracy = {impl: accuracy_after(impl, graph, device, args.budget_epochs) for impl in impls}
+    return {"train": train, "inference": infer, "memory": memory, "accuracy": accuracy}
+
+
+def scaling_section(args: argparse.Namespace, device: torch.device, impls: list[str]) -> dict:
+    """Per size: peak memory first (a subprocess each, which also probes whether the size fits), then the
+    training-step timings of the implementations that fit, interleaved if they fit in memory together."""
+    results, failed = {}, set()
+    for edges in [size for size in SCALING_SIZES if size <= args.max_edges]:
+        progress(f"scaling: {edges:,} edges")
+        memory = {"baseline": peak_memory("baseline", "synthetic", edges, args, device)}
+        for impl in impls:  # an implementation that ran out of memory on a smaller graph is not tried again
+            memory[impl] = "skipped" if impl in failed else peak_memory(impl, "synthetic", edges, args, device)
+        baseline = memory["baseline"] if isinstance(memory["baseline"], float) else math.inf  # inf: nothing fits
+        fits = [impl for impl in impls if isinstance(memory[impl], float) and baseline < math.inf]
+        failed |= set(impls) - set(fits)
+        # Interleaving keeps every implementation's caches and optimizer state alive while another one steps.
+        cuda = device.type == "cuda"
+        capacity = torch.cuda.get_device_properties(device).total_memory / MiB if cuda else args.memory_limit_gb * 1024
+        interleaved = sum(memory[impl] - baseline for impl in fits) + baseline < capacity
+        graph, train = load_graph("synthetic", edges, args.data_dir), {}
+        for group in [fits] if interleaved else [[impl] for impl in fits]:
+            steps = {impl: training_step(*build(impl, graph, device)) for impl in group}
+            train |= time_interleaved(steps, args.repeats, args.warmup, device, budget_s=args.budget_seconds)
+            del steps
+            gc.collect()
+        results[edges] = {"nodes": graph.num_nodes, "train": train, "memory": memory, "interleaved": interleaved}
+    return results
+
+
+def fullrun_section(args: argparse.Namespace, device: torch.device) -> dict:
+    """``training_script.py`` as a user runs it (defaults: up to 10000 epochs, early stopping), timed whole."""
+    progress("fullrun: training_script.py with its defaults")
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, str(REPO / "training_script.py"), "--quiet", "--no-tensorboard", "--device"]
+        command += [device.type, "--runs-dir", folder, "--models-dir", folder, "--data-dir", args.data_dir]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, cwd=REPO)
+        wall = time.perf_counter() - start
+        metrics = json.loads(next(Path(folder).glob("*/metrics.json")).read_text())
+    result = {"wall_seconds": wall, **{key: metrics[key] for key in ("training_seconds", "epochs", "best_epoch")}}
+    result["ms_per_epoch"] = 1000 * result["training_seconds"] / result["epochs"]
+    return result | {"test_accuracy": metrics["final"].get("test_accuracy")}
+
+
+def available_memory_gb() -> float:
+    """Memory the kernel says it can give without swapping (Linux), else a conservative 8 GiB."""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        line = next(line for line in meminfo.read_text().splitlines() if line.startswith("MemAvailable:"))
+        return int(line.split()[1]) / 2**20  # kB
+    return 8.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="cpu (default), cuda, or auto")
+    add("--sections", default="cora,scaling,fullrun", help="comma-separated subset of cora,scaling,fullrun")
+    add("--implementations", default="ours,dense,pyg", help="which to run (dense is slow: seconds per step)")
+    add("--repeats", type=int, default=50, help="timed calls per implementation (median reported)")
+    add("--warmup", type=int, default=5, help="untimed calls per implementation first")
+    add("--threads", type=int, default=0, help="torch CPU threads, also for subprocesses (default: torch's)")
+    add("--budget-epochs", type=int, default=200, help="training epochs behind the Cora accuracy column")
+    add("--max-edges", type=float, default=1e7, help="largest scaling graph, in directed edges")
+    add("--budget-seconds", type=float, default=120, help="at most this long timing each scaling size")
+    add(
+        "--memory-limit-gb",
+        type=float,
+        default=min(24.0, 0.9 * available_memory_gb()),
+        help="memory guard: a larger allocation counts as OOM (default: 24 or 90%% of the available memory)",
+    )
+    add("--data-dir", default=str(REPO / "data"), help="dataset cache; Cora is fetched via $GAT_DATA_MIRROR")
+    json_path = REPO / "benchmarks" / "results" / f"{time.strftime('%Y-%m-%d')}.json"
+    add("--json", type=Path, default=json_path, help="where to write the results (default: results/<date>.json)")
+    add("--worker", help=argparse.SUPPRESS)  # internal: the memory-measuring subprocess
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(memory_worker(json.loads(args.worker))))
+        return
+    device, chosen, wanted, pyg = (
+        resolve_device(args.device),
+        args.sections.split(","),
+        args.implementations.split(","),
+        pyg_version(),
+    )
+    unknown = (set(chosen) - {"cora", "scaling", "fullrun"}) | (set(wanted) - set(report.NAMES))
+    if unknown:
+        sys.exit(f"benchmark.py: unknown section or implementation: {', '.join(sorted(unknown))} (see --help)")
+    impls = [impl for impl in wanted if impl != "pyg" or pyg]  # the tables say "not installed" for a missing PyG
+    if args.threads:  # here and, through OMP_NUM_THREADS, in every subprocess
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    results: dict = {"machine": report.machine_info(device, REPO, pyg, args.memory_limit_gb)}
+    results["args"] = {key: str(value) for key, value in vars(args).items() if key != "worker"}
+    print(report.machine_table(results["machine"]) + "\n", flush=True)
+    sections = {  # name: (measure, show as a table)
+        "cora": (lambda: cora_section(args, device, impls), lambda r: report.cora_table(r, wanted)),
+        "scaling": (
+            lambda: scaling_section(args, device, [i for i in impls if i != "dense"]),
+            lambda r: report.scaling_table(r, [i for i in wanted if i != "dense"]),
+        ),
+        "fullrun": (lambda: fullrun_section(args, device), report.fullrun_table),
+    }
+    for name in chosen:
+        measure, show = sections[name]
+        results[name] = measure()
+        print(show(results[name]) + "\n", flush=True)
+        save_json(report.jsonable(results), args.json)  # after every section: a late failure loses nothing
+    print(f"saved {args.json}")
+
+
+if __name__ == "__main__":
+    main()

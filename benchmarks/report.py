@@ -1,0 +1,138 @@
+"""How `benchmark.py` shows its results: Markdown tables (ready to paste into the README) and the machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+NAMES = {"ours": "ours (edge list, sparse x)", "dense": "dense N×N reference", "pyg": "PyG GATConv"}
+
+
+def markdown(headers: list[str], rows: list[list[object]]) -> str:
+    lines = [headers, ["---"] * len(headers), *rows]
+    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+
+
+def memory_cell(memory: dict, impl: str) -> str:
+    """``peak (+increment over the baseline process)`` in MiB, or why there is no number."""
+    value, baseline = memory.get(impl, "not installed"), memory.get("baseline")
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:.0f} (+{value - baseline:.0f})" if isinstance(baseline, float) else f"{value:.0f}"
+
+
+def speedup(timings: dict, impl: str) -> str:
+    """How many times faster ours is than ``impl`` (their median / ours)."""
+    if impl == "ours" or impl not in timings or "ours" not in timings:
+        return "–"
+    return f"{timings[impl].median_ms / timings['ours'].median_ms:.1f}×"
+
+
+def cora_table(result: dict, impls: list[str]) -> str:
+    """One row per implementation asked for; one that was asked for but not run was not installed."""
+    train, infer, memory, accuracy = result["train"], result["inference"], result["memory"], result["accuracy"]
+    rows = [["baseline: import torch + load Cora", "–", "–", memory_cell(memory, "baseline"), "–", "–"]]
+    for impl in impls:
+        if impl not in train:
+            rows.append([NAMES[impl], "not installed", *"––––"])
+            continue
+        acc = f"{accuracy[impl]['test_best_val']:.3f} / {accuracy[impl]['test_final']:.3f}"
+        speed = "–" if impl == "ours" else f"{speedup(train, impl)} / {speedup(infer, impl)}"
+        rows.append([NAMES[impl], train[impl], infer[impl], memory_cell(memory, impl), acc, speed])
+    headers = [
+        "Cora",
+        "train step ms: median [p25–p75]",
+        "inference ms",
+        "peak memory MiB (+ over baseline)",
+        "test acc: best val / final",
+        "ours faster: train / inference",
+    ]
+    return markdown(headers, rows)
+
+
+def scaling_table(results: dict, impls: list[str]) -> str:
+    rows = []
+    for edges, result in results.items():
+        for impl in impls:
+            timing = result["train"].get(impl)
+            per_million = f"{timing.median_ms / (edges / 1e6):.1f}" if timing else "–"
+            cells = [timing or result["memory"].get(impl, "not installed"), per_million]
+            cells += [memory_cell(result["memory"], impl), speedup(result["train"], impl)]
+            rows.append([f"{edges:,}", f"{result['nodes']:,}", NAMES[impl], *cells])
+    headers = [
+        "directed edges",
+        "nodes",
+        "implementation",
+        "train step ms: median [p25–p75]",
+        "ms per 1M edges",
+        "peak memory MiB (+ over baseline)",
+        "ours faster",
+    ]
+    table = markdown(headers, rows)
+    alone = [f"{edges:,}" for edges, result in results.items() if not result["interleaved"]]
+    if alone:  # both would not fit in memory at once, so each was timed on its own
+        table += f"\n\nNot interleaved (timed one after the other, memory): {', '.join(alone)} edges."
+    return table
+
+
+def fullrun_table(result: dict) -> str:
+    accuracy = result["test_accuracy"]
+    row = [
+        f"{result['wall_seconds']:.1f}",
+        f"{result['training_seconds']:.1f}",
+        result["epochs"],
+        result["best_epoch"],
+        f"{result['ms_per_epoch']:.2f}",
+        "–" if accuracy is None else f"{accuracy:.3f}",
+    ]
+    headers = [
+        "`training_script.py`: process wall s",
+        "training loop s",
+        "epochs",
+        "best epoch",
+        "ms per epoch",
+        "test acc",
+    ]
+    return markdown(headers, [row])
+
+
+def machine_info(device: torch.device, repo: Path, pyg: str | None, memory_limit_gb: float) -> dict:
+    """What the numbers depend on; the load average shows whether the machine was quiet."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return {
+        "cpu": models[0] if models else platform.processor(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "–",
+        "torch_geometric": pyg or "not installed",
+        "python": platform.python_version(),
+        "memory guard GiB": round(memory_limit_gb, 1),
+        "load average (1, 5, 15 min)": " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        "commit": commit.stdout.strip() or "unknown",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def machine_table(info: dict) -> str:
+    return markdown(["machine", ""], [[key, value] for key, value in info.items()])
+
+
+def jsonable(value: object) -> object:
+    """Timings become dicts and int keys strings, so `gat.io.save_json` can write the report."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
