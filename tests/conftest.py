@@ -71,3 +71,15 @@ def cora(planetoid_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Gr
 def citeseer(planetoid_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Graph:
     """CiteSeer as `load_dataset` returns it. Shared: do not modify it."""
     return load_dataset("citeseer", tmp_path_factory.mktemp("citeseer"), mirror=planetoid_folder)
+
+
+@pytest.fixture(scope="session")
+def synthetic_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The binary of a GAT trained for 1 epoch on the default synthetic graph (runs/ and models/ in a temp dir)."""
+    from gat.config import TrainConfig
+    from gat.training import train
+
+    root = tmp_path_factory.mktemp("synthetic_run")
+    folders = {name: str(root / name) for name in ("data_dir", "runs_dir", "models_dir")}
+    config = TrainConfig(dataset="synthetic", epochs=1, device="cpu", tensorboard=False, quiet=True, **folders)
+    return train(config).binary_path

@@ -1,0 +1,94 @@
+"""What the layers learned: t-SNE maps of node representations, coloured by class, with silhouette scores."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from gat.graph import Graph
+from gat.model import Inspection
+from visualization.loading import checked_index
+from visualization.style import add_class_legend, bare, new_figure, node_colours, styled
+
+PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
+MAX_NODES = 5000  # t-SNE is O(N log N) but slow in practice: larger graphs are drawn from a random sample
+
+
+def default_layers(inspection: Inspection) -> list[int]:
+    """The last hidden layer and the logits (just the logits for a one-layer model)."""
+    return list(range(max(len(inspection.hidden) - 2, 0), len(inspection.hidden)))
+
+
+def layer_output(inspection: Inspection, layer: int) -> torch.Tensor:
+    """``[N, features]`` the output of ``layer`` (negative: from the last; the last is the logits)."""
+    return inspection.hidden[checked_index(layer, len(inspection.hidden), "layer", "the model")]
+
+
+def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """``[N, 2]`` t-SNE of ``features`` ``[N, D]`` (PCA to 50 dimensions first when wider); seeded."""
+    from sklearn.decomposition import PCA  # scikit-learn takes seconds to import: only when a map is made
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    if features.shape[1] > PCA_DIMENSIONS:
+        features = PCA(PCA_DIMENSIONS, random_state=seed).fit_transform(features)
+    # perplexity must stay below the number of points; small graphs (tests, toy data) get a smaller one
+    perplexity = min(perplexity, (features.shape[0] - 1) / 3)
+    # Half the cores at most: OpenMP threads that find their cores busy spin-wait, and t-SNE then slows down
+    # 10-100x (a 90-point map: 57 s with 2 threads on a busy 2-core machine, 0.7 s with one).
+    with threadpool_limits(max(1, (os.cpu_count() or 1) // 2)):
+        tsne_map = TSNE(2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
+        return tsne_map.fit_transform(features)
+
+
+def sample_nodes(num_nodes: int, max_nodes: int | None, seed: int) -> np.ndarray:
+    """All node ids, or a sorted seeded random sample of ``max_nodes`` of them."""
+    if max_nodes is None or num_nodes <= max_nodes:
+        return np.arange(num_nodes)
+    return np.sort(np.random.default_rng(seed).choice(num_nodes, max_nodes, replace=False))
+
+
+@styled
+def embedding_figure(
+    inspection: Inspection,
+    graph: Graph,
+    layers: list[int] | None = None,
+    seed: int = 0,
+    max_nodes: int | None = MAX_NODES,
+) -> Figure:
+    """One t-SNE map per layer in ``layers`` (default :func:`default_layers`), points coloured by class.
+
+    Each title gives the silhouette score by class of the layer's output itself and of the 2-D map: from -1 to 1,
+    higher when same-class nodes lie closer to each other than to other classes.
+    """
+    layers = default_layers(inspection) if layers is None else layers
+    outputs = [layer_output(inspection, layer) for layer in layers]  # checks every index before any slow work
+    nodes = sample_nodes(graph.num_nodes, max_nodes, seed)
+    labels = graph.y.cpu().numpy()[nodes]
+    figure = new_figure(5.6 * len(layers), 5.9)
+    axes = np.atleast_1d(figure.subplots(1, len(layers)))
+    for ax, layer, output in zip(axes, layers, outputs, strict=True):
+        features = output.detach().cpu().double().numpy()[nodes]
+        points = tsne(features, seed)
+        ax.scatter(*points.T, s=7, c=node_colours(labels, graph.num_classes), alpha=0.85, linewidths=0)
+        index = layer % len(inspection.hidden)
+        name = "logits" if index == len(inspection.hidden) - 1 else f"layer {index} output"
+        ax.set_title(
+            f"{name} ({features.shape[1]}-d)\nsilhouette {_silhouette(features, labels):.3f} "
+            f"({features.shape[1]}-d), {_silhouette(points, labels):.3f} (t-SNE)"
+        )
+        bare(ax)
+    add_class_legend(axes[-1], labels, graph.num_classes, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    sampled = f", a random {len(nodes):,} of {graph.num_nodes:,} nodes" if len(nodes) < graph.num_nodes else ""
+    figure.suptitle(f"t-SNE of node representations, coloured by class: {graph.name}{sampled} (seed {seed})")
+    return figure
+
+
+def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    # Undefined for a single class (or one node per class); nan says so without failing the picture.
+    return float(silhouette_score(points, labels)) if 1 < len(np.unique(labels)) < len(labels) else float("nan")

@@ -1,0 +1,86 @@
+"""What the pictures are drawn from: a dataset, or a trained model together with the graph it was trained on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from gat.config import TrainConfig
+from gat.datasets import load_dataset
+from gat.errors import GATError
+from gat.graph import Graph
+from gat.model import GAT, Inspection
+from gat.training import load_graph, load_model
+
+
+@dataclass
+class TrainedModel:
+    """A trained GAT, the graph it was trained on, and one eval-mode forward pass over that graph."""
+
+    model: GAT
+    graph: Graph
+    inspection: Inspection
+    run_id: str
+    run_dir: Path
+    best_epoch: int
+
+
+def load_data(dataset: str, data_dir: str | os.PathLike = "data", mirror: str | None = None) -> Graph:
+    """The dataset as training sees it (synthetic with the default seed)."""
+    return load_dataset(dataset, root=data_dir, mirror=mirror)
+
+
+def latest_binary(models_dir: str | os.PathLike = "models") -> Path:
+    """The most recently written model in ``models_dir/binaries``: the default ``--model``."""
+    binaries = sorted(Path(models_dir, "binaries").glob("*.pt"), key=lambda path: path.stat().st_mtime)
+    if not binaries:
+        raise GATError(
+            f"no trained model in {Path(models_dir, 'binaries')}: train one with `python training_script.py` "
+            "or pass --model PATH"
+        )
+    return binaries[-1]
+
+
+@torch.no_grad()
+def inspect(model: GAT, graph: Graph) -> Inspection:
+    """Every layer's output and attention in eval mode (no dropout): what the trained model actually computes."""
+    return model.eval().inspect(graph.x, graph.edge_index)
+
+
+def load_trained(
+    model_path: str | os.PathLike,
+    dataset: str | None = None,
+    data_dir: str | os.PathLike = "data",
+    mirror: str | None = None,
+) -> TrainedModel:
+    """Load a binary (or checkpoint) and the graph it was trained on, and run it once.
+
+    ``dataset``, when given, must be the model's: a model drawn over another graph's nodes would be nonsense.
+    """
+    model, contents = load_model(model_path)
+    config = TrainConfig.from_dict(contents["config"])
+    trained_on = contents.get("dataset", config.dataset)
+    if dataset is not None and dataset.lower() != trained_on:
+        raise GATError(
+            f"{model_path}: the model was trained on {trained_on}, not {dataset}: pass --dataset {trained_on}"
+        )
+    # load_graph rebuilds the training graph exactly (a synthetic graph from the run's seed).
+    graph = load_graph(replace(config, data_dir=str(data_dir), data_mirror=mirror))
+    if graph.num_features != model.layers[0].in_features:
+        raise GATError(
+            f"{model_path}: the model takes {model.layers[0].in_features} features per node but {trained_on} "
+            f"in {data_dir} has {graph.num_features}: the dataset files differ from the ones it was trained on"
+        )
+    run_dir = Path(config.runs_dir) / contents["run_id"]
+    return TrainedModel(model, graph, inspect(model, graph), contents["run_id"], run_dir, contents.get("best_epoch", 0))
+
+
+def checked_index(index: int, count: int, name: str, owner: str) -> int:
+    """``index`` into ``count`` things, negative counting from the end as in Python; else a one-line GATError."""
+    if not -count <= index < count:
+        valid = f"{name}s 0..{count - 1}" if count > 1 else f"only {name} 0"
+        raise GATError(f"{name} {index} does not exist: {owner} has {valid}")
+    return index % count

@@ -1,0 +1,104 @@
+"""Sets of pictures written together: the dataset's, and a trained model's (also logged to TensorBoard).
+
+The command line (``python -m visualization``) and ``training_script.py --should_visualize / --visualize-after``
+both write through these functions, so the files and their names are the same whichever way they were made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from gat.graph import Graph
+from gat.io import save_json
+from visualization.attention import draw_attention
+from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
+from visualization.embeddings import default_layers, embedding_figure
+from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
+from visualization.loading import TrainedModel, load_trained
+from visualization.style import save_figure
+
+TOP_K = 3  # attention neighbourhoods drawn after training: the three best-connected nodes
+
+
+def attention_name(node: int, layer: int, head: int | None) -> str:
+    return f"attention_node{node}_layer{layer}_" + ("heads" if head is None else f"head{head}")
+
+
+def embeddings_name(layers: Sequence[int]) -> str:
+    return "tsne_layer" + "-".join(str(layer) for layer in layers)
+
+
+def save_figures(
+    figures: dict[str, Figure], out_dir: str | os.PathLike, formats: Sequence[str] = ("png",),
+    size: tuple[int, int] | None = None,
+) -> list[Path]:  # fmt: skip
+    """Save every ``name: figure`` into ``out_dir``; returns the paths in order."""
+    return [path for name, figure in figures.items() for path in save_figure(figure, out_dir, name, formats, size)]
+
+
+def dataset_figures(graph: Graph) -> dict[str, Figure]:
+    return {f"{graph.name}_degrees": degree_figure(graph)}
+
+
+def write_dataset_summary(graph: Graph, out_dir: str | os.PathLike) -> Path:
+    """``<dataset>_summary.json``: the numbers of :func:`~visualization.degrees.dataset_summary`."""
+    return save_json(dataset_summary(graph), Path(out_dir) / f"{graph.name}_summary.json")
+
+
+def write_dataset_report(graph: Graph, out_dir: str | os.PathLike) -> list[Path]:
+    """The dataset's pictures and summary, as ``python -m visualization dataset`` writes them."""
+    return [*save_figures(dataset_figures(graph), out_dir), write_dataset_summary(graph, out_dir)]
+
+
+def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> dict[str, Figure]:
+    """Attention neighbourhoods of the ``top_k`` highest-degree nodes (every layer, all heads), the entropy
+    histograms, and the t-SNE maps of the last hidden layer and the logits."""
+    inspection, graph = trained.inspection, trained.graph
+    figures = {
+        attention_name(node, layer, None): draw_attention(inspection, graph, node, layer)
+        for node in top_degree_nodes(graph, top_k)
+        for layer in range(len(inspection.attention))
+    }
+    figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
+    layers = default_layers(inspection)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed)
+    return figures
+
+
+def entropy_title(trained: TrainedModel) -> str:
+    return f"attention entropy per node vs uniform attention: {trained.graph.name}, run {trained.run_id}"
+
+
+def visualize_run(
+    model_path: str | os.PathLike, data_dir: str | os.PathLike = "data", mirror: str | None = None,
+    tensorboard: bool = True,
+) -> list[Path]:  # fmt: skip
+    """Draw :func:`model_figures` for a trained model into ``runs/<run-id>/figures/``, with the entropy table;
+    with ``tensorboard``, also log the figures and the embeddings (for the projector) into the run's events."""
+    trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
+    out_dir = trained.run_dir / "figures"
+    figures = model_figures(trained, TOP_K)
+    paths = save_figures(figures, out_dir)
+    paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
+    if tensorboard:
+        log_to_tensorboard(trained, figures)
+    return paths
+
+
+def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> None:
+    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings labelled by class, so
+    TensorBoard's projector shows them in 3-D (PCA, t-SNE, UMAP) interactively."""
+    from torch.utils.tensorboard import SummaryWriter  # slow to import: only when asked for
+
+    labels = [f"class {label}" for label in trained.graph.y.tolist()]
+    with SummaryWriter(log_dir=str(trained.run_dir)) as writer:
+        for name, figure in figures.items():
+            writer.add_figure(f"figures/{name}", figure, trained.best_epoch, close=False)
+        for layer in default_layers(trained.inspection):
+            output = trained.inspection.hidden[layer]
+            tag = "logits" if layer == len(trained.inspection.hidden) - 1 else f"layer{layer}_output"
+            writer.add_embedding(output, metadata=labels, tag=tag, global_step=trained.best_epoch)

@@ -1,0 +1,136 @@
+"""One look for every picture: the class palette and legend, fonts, figure creation and saving.
+
+Figures are built as plain :class:`matplotlib.figure.Figure` objects, not through pyplot: they need no GUI
+backend (headless by construction), are not kept alive by pyplot's global registry, and display once when a
+notebook cell returns one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from gat.io import atomic_write
+
+# Okabe & Ito's colour-blind-safe qualitative palette (yellow last: it is the weakest on white).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999999", "#F0E442")
+EDGE_GREY = "#9a9a9a"
+INK = "#222222"  # text and strong lines: softer than pure black
+DPI = 110
+FORMATS = ("png", "svg")
+
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "figure.titlesize": 13,
+    "figure.titleweight": "bold",
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#555555",
+    "axes.labelcolor": INK,
+    "text.color": INK,
+    "xtick.color": "#555555",
+    "ytick.color": "#555555",
+    "axes.grid": True,
+    "grid.color": "#e6e6e6",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "svg.fonttype": "none",  # text stays text in SVG: smaller files, selectable labels
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def styled(draw: Callable[P, R]) -> Callable[P, R]:
+    """Run a figure-building function under the project style (rcParams are read when artists are created)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure ``width`` x ``height`` inches with constrained layout (titles and legends never overlap)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def class_colours(num_classes: int) -> list[str]:
+    """One colour per class, the same everywhere: the palette above, or tab20 beyond 8 classes."""
+    if num_classes <= len(PALETTE):
+        return list(PALETTE[:num_classes])
+    cmap = matplotlib.colormaps["tab20"]
+    return [matplotlib.colors.to_hex(cmap(i % cmap.N)) for i in range(num_classes)]
+
+
+def node_colours(labels: np.ndarray, num_classes: int) -> list[str]:
+    """The class colour of each node."""
+    palette = class_colours(num_classes)
+    return [palette[label] for label in labels]
+
+
+def class_handles(classes: Iterable[int], num_classes: int) -> list[Line2D]:
+    """Legend entries: one coloured dot per class in ``classes`` (the classes present in the picture)."""
+    palette = class_colours(num_classes)
+    return [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=7,
+            markerfacecolor=palette[c],
+            markeredgecolor="white",
+            label=f"class {c}",
+        )  # fmt: skip
+        for c in sorted(set(int(c) for c in classes))
+    ]
+
+
+def add_class_legend(ax: Axes, classes: Iterable[int], num_classes: int, **legend_kwargs: object) -> None:
+    """A legend on ``ax`` with the class colours of ``classes``."""
+    ax.legend(handles=class_handles(classes, num_classes), **{"loc": "best", **legend_kwargs})
+
+
+def bare(ax: Axes) -> None:
+    """Hide axes, ticks and grid: for node-link drawings, where coordinates mean nothing."""
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+
+
+def save_figure(
+    figure: Figure,
+    out_dir: str | os.PathLike,
+    name: str,
+    formats: Sequence[str] = ("png",),
+    size: tuple[int, int] | None = None,
+) -> list[Path]:
+    """Write ``figure`` as ``out_dir/name.<format>`` for each format, atomically; returns the paths.
+
+    ``size`` is ``(width, height)`` in pixels of the PNG; the figure keeps its layout, only its scale changes.
+    No ``bbox_inches="tight"``: it would change the size that was asked for (constrained layout already fits).
+    """
+    if size is not None:
+        figure.set_size_inches(size[0] / figure.dpi, size[1] / figure.dpi)
+    paths = []
+    for file_format in formats:
+        path = Path(out_dir) / f"{name}.{file_format}"
+        with atomic_write(path) as file:
+            figure.savefig(file, format=file_format, dpi=figure.dpi, facecolor="white")
+        paths.append(path)
+    return paths
