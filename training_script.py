@@ -16,7 +16,7 @@ import sys
 from dataclasses import fields, replace
 
 from gat.config import DATASETS, TrainConfig
-from gat.errors import GATError
+from gat.errors import GATError, OneLineErrorParser
 
 DEFAULTS = TrainConfig()
 
@@ -28,13 +28,6 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is reported in one line (not usage + error) with a pointer to --help."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def heads_list(text: str) -> tuple[int, ...]:
@@ -134,7 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.tensorboard,
         help="write TensorBoard event files",
     )
-    outputs.add_argument("--should_visualize", action="store_true", help="draw the dataset pictures first")
+    outputs.add_argument(
+        "--should_visualize",
+        action="store_true",
+        help="first draw the dataset's degree pictures and summary into --figures-dir",
+    )
+    outputs.add_argument("--figures-dir", default="figures", help="where --should_visualize writes")
+    outputs.add_argument(
+        "--visualize-after",
+        action="store_true",
+        help="then draw attention, entropy and t-SNE into runs/<run-id>/figures (and TensorBoard)",
+    )
     outputs.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -158,19 +161,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.seeds < 1:
         parser.error(f"seeds must be >= 1, got {args.seeds}")
-    if args.should_visualize:
-        print(
-            "note: --should_visualize: the visualization package is not in this version yet; training without it",
-            file=sys.stderr,
-        )
 
-    from gat.training import TrainingInterrupted, train  # after parsing: --help need not import TensorBoard
+    from gat.training import TrainingInterrupted, load_graph, train  # after parsing: fast --help
 
     try:
+        if args.should_visualize:
+            from visualization.reports import write_dataset_report
+
+            report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
         if args.seeds == 1:
-            train(config, resume=args.resume, override=("epochs",) if args.epochs is not None else ())
+            results = [train(config, resume=args.resume, override=("epochs",) if args.epochs is not None else ())]
         else:
-            run_seeds(config, args.seeds)
+            results = run_seeds(config, args.seeds)
+        if args.visualize_after:
+            from visualization.reports import visualize_run
+
+            for result in results:
+                report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
+                       config.quiet)  # fmt: skip
     except TrainingInterrupted as interruption:
         print(interruption, file=sys.stderr)
         return interruption.exit_code
@@ -183,8 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_seeds(config: TrainConfig, num_seeds: int) -> None:
-    """Train with ``num_seeds`` consecutive seeds and print each result and the mean ± std."""
+def report(paths: list, quiet: bool) -> None:
+    """Print the files the visualization wrote."""
+    if not quiet:
+        print("\n".join(f"wrote {path}" for path in paths))
+
+
+def run_seeds(config: TrainConfig, num_seeds: int) -> list:
+    """Train with ``num_seeds`` consecutive seeds, print each result and the mean ± std; returns the results."""
     from gat.training import train
 
     results = []
@@ -206,6 +220,7 @@ def run_seeds(config: TrainConfig, num_seeds: int) -> None:
                 f"{config.dataset} {key.replace('_', ' ')} over {len(values)} seeds: "
                 f"{statistics.mean(values):.4f} ± {spread:.4f} (min {min(values):.4f}, max {max(values):.4f})"
             )
+    return results
 
 
 if __name__ == "__main__":

@@ -5,6 +5,15 @@ Anything that is the user's to fix (a missing dataset, a corrupt checkpoint, a b
 the message as a single line, never a traceback.
 """
 
+import argparse
+
 
 class GATError(Exception):
     """A problem the user can fix; `str(error)` is a complete one-line explanation."""
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is reported in one line (not usage + error) with a pointer to --help."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

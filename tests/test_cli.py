@@ -77,9 +77,11 @@ def test_pytorch_gat_style_aliases(tmp_path):
         "--should_visualize",
         "--quiet",
         *folders(tmp_path),
+        "--figures-dir",
+        str(tmp_path / "figures"),
     )
     assert result.returncode == 0, result.stderr
-    assert "visualization" in result.stderr
+    assert (tmp_path / "figures" / "synthetic_degrees.png").is_file()
     config = only_metrics(tmp_path)["config"]
     assert (config["epochs"], config["patience"], config["test"], config["device"]) == (4, 3, True, "cpu")
     assert list((tmp_path / "runs").glob("*/events.out.tfevents.*"))

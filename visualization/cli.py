@@ -1,0 +1,170 @@
+"""``python -m visualization {dataset,graph,attention,entropy,embeddings}``: draw, save, print the paths.
+
+Headless by default (matplotlib's Agg backend: no window, works over SSH and in CI); ``--show`` also opens the
+figures. Every problem the user can fix is one line on stderr and exit code 1 (2 for a bad flag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from gat.datasets import DATASETS
+from gat.errors import GATError, OneLineErrorParser
+from gat.graph import Graph
+from visualization import reports
+from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
+from visualization.degrees import top_degree_nodes
+from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
+from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
+from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
+from visualization.loading import TrainedModel, checked_index, latest_binary, load_data, load_trained
+
+
+def pixels(text: str) -> tuple[int, int]:
+    """``"1200x800"`` -> ``(1200, 800)``."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels like 1200x800, got {text!r}") from None
+    if not (16 <= width <= 10000 and 16 <= height <= 10000):
+        raise argparse.ArgumentTypeError(f"width and height must be 16..10000 pixels, got {text}")
+    return width, height
+
+
+def head_choice(text: str) -> int | None:
+    """An integer head, or ``all`` (None): every head of the layer in one grid."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a head number or 'all', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # fmt: off
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="the graph (default: the model's dataset, else cora); must match --model's")
+    common.add_argument("--data-dir", default="data", help="dataset cache (default data)")
+    common.add_argument("--data-mirror", default=None,
+                        help="folder or URL with the Planetoid files (default: $GAT_DATA_MIRROR, else GitHub)")
+    common.add_argument("--out", type=Path, default=None,
+                        help="folder for the files (default: runs/<run-id>/figures with a model, else figures)")
+    common.add_argument("--format", nargs="+", choices=("png", "svg"), default=["png"],
+                        help="one or both (default png)")
+    common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
+    common.add_argument("--show", action="store_true", help="also open the figures in a window")
+    with_model = argparse.ArgumentParser(add_help=False)
+    with_model.add_argument("--model", type=Path, default=None,
+                            help="a binary (models/binaries/*.pt) or checkpoint (default: the newest binary)")
+    with_model.add_argument("--models-dir", default="models",
+                            help="where the default --model is looked for (default models)")
+
+    parser = OneLineErrorParser(prog="python -m visualization", description="Draw a graph dataset or what a "
+                                "trained GAT learned; prints the paths of the files it writes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("dataset", parents=[common],
+                        help="degree counts and distribution, and a JSON summary of the graph")
+    graph = commands.add_parser("graph", parents=[common], help="the whole graph")
+    graph.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
+    graph.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
+    graph.add_argument("--seed", type=int, default=0)
+    attention = commands.add_parser("attention", parents=[common, with_model],
+                                    help="a node's neighbourhood, edges as wide as their attention")
+    which = attention.add_mutually_exclusive_group()
+    which.add_argument("--node", type=int, nargs="+", help="node ids (default: the --top-k highest-degree nodes)")
+    which.add_argument("--top-k", type=int, default=1, help="draw the k nodes with the most neighbours (default 1)")
+    attention.add_argument("--layer", type=int, default=0, help="default 0; negative counts from the last")
+    attention.add_argument("--head", type=head_choice, default=None, help="a head, or 'all' for a grid (default)")
+    attention.add_argument("--layout", choices=NEIGHBOURHOOD_LAYOUTS, default="circular", help="default circular")
+    entropy = commands.add_parser("entropy", parents=[common, with_model],
+                                  help="attention entropy histograms against uniform attention, and their table")
+    entropy.add_argument("--layer", type=int, nargs="+", default=None, help="default: every layer")
+    embeddings = commands.add_parser("embeddings", parents=[common, with_model],
+                                     help="t-SNE of layer outputs, coloured by class")
+    embeddings.add_argument("--layer", type=int, nargs="+", default=None,
+                            help="layers to map; -1 is the logits (default: the last hidden layer and the logits)")
+    embeddings.add_argument("--seed", type=int, default=0)
+    embeddings.add_argument("--max-nodes", type=int, default=MAX_NODES,
+                            help="t-SNE a random sample beyond this many nodes (default %(default)s)")
+    # fmt: on
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.show:
+        matplotlib.use("Agg")  # before anything imports pyplot: no window, no display needed
+    try:
+        paths, figures = run(args)
+    except GATError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    if args.show:
+        import matplotlib.pyplot as plt
+
+        for figure in figures:
+            plt.figure(figure)  # hand the figure to pyplot, which gives it a window
+        plt.show()
+    return 0
+
+
+def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
+    """Do the command; returns the paths written and the figures (for ``--show``)."""
+    if args.command in ("dataset", "graph"):
+        graph = load_data(args.dataset or "cora", args.data_dir, args.data_mirror)
+        out = args.out or Path("figures")
+        figures, files = (_dataset if args.command == "dataset" else _graph)(args, graph, out)
+    else:
+        trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
+                               args.data_mirror)  # fmt: skip
+        out = args.out or trained.run_dir / "figures"
+        figures, files = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings}[args.command](
+            args, trained, out
+        )
+    paths = reports.save_figures(figures, out, args.format, args.size)
+    return paths + files, list(figures.values())
+
+
+def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    summary = reports.write_dataset_summary(graph, out)
+    print(summary.read_text(), end="")
+    return reports.dataset_figures(graph), [summary]
+
+
+def _graph(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    figure = draw_graph(graph, args.layout, args.backend, args.seed)
+    return {f"{graph.name}_graph_{args.backend}_{args.layout}": figure}, []
+
+
+def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    layer = checked_index(args.layer, len(trained.inspection.attention), "layer", "the model")
+    nodes = args.node or top_degree_nodes(trained.graph, args.top_k)
+    heads = None if args.head is None else [args.head]
+    figures = {reports.attention_name(node, layer, args.head):
+               draw_attention(trained.inspection, trained.graph, node, layer, heads, args.layout)
+               for node in nodes}  # fmt: skip
+    return figures, []
+
+
+def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    rows = entropy_statistics(trained.inspection)
+    print(format_statistics(rows))
+    figure = entropy_figure(trained.inspection, args.layer, reports.entropy_title(trained))
+    return {"entropy": figure}, save_statistics(rows, out, "entropy_statistics")
+
+
+def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    count = len(trained.inspection.hidden)
+    chosen = args.layer or default_layers(trained.inspection)
+    layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
+    figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes)
+    return {reports.embeddings_name(layers): figure}, []
