@@ -8,16 +8,18 @@ notebook cell returns one.
 from __future__ import annotations
 
 import functools
+import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import BinaryIO, ParamSpec, TypeVar
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from PIL import Image
 
 from gat.io import atomic_write
 
@@ -131,6 +133,24 @@ def save_figure(
     for file_format in formats:
         path = Path(out_dir) / f"{name}.{file_format}"
         with atomic_write(path) as file:
-            figure.savefig(file, format=file_format, dpi=figure.dpi, facecolor="white")
+            if file_format == "png":
+                _write_palette_png(figure, file)
+            else:
+                figure.savefig(file, format=file_format, dpi=figure.dpi, facecolor="white")
         paths.append(path)
     return paths
+
+
+def _write_palette_png(figure: Figure, file: BinaryIO) -> None:
+    """PNG with a 256-colour palette: plots of a few flat colours and their anti-aliased edges lose nothing
+    visible, and the files shrink 3-7x (Cora's 8-head attention grid: 1.1 MB -> 150 kB)."""
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png", dpi=figure.dpi, facecolor="white")
+    image = Image.open(rendered).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    # The octree averages the white background with near-white anti-aliasing into (254, 254, 254): make the
+    # brightest colour pure white again, so the background matches the page it is shown on.
+    palette = image.getpalette()
+    brightest = max(range(len(palette) // 3), key=lambda index: sum(palette[3 * index : 3 * index + 3]))
+    palette[3 * brightest : 3 * brightest + 3] = [255, 255, 255]
+    image.putpalette(palette)
+    image.save(file, format="png", optimize=True)
