@@ -11,7 +11,7 @@ from visualization.degrees import dataset_summary, degree_counts, degree_figure
 from visualization.embeddings import embedding_figure, tsne
 from visualization.entropy import entropy_figure, entropy_statistics
 from visualization.graph_drawing import draw_graph
-from visualization.loading import load_data, load_trained
+from visualization.loading import load_trained
 from visualization.reports import visualize_run
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "embedding_figure",
     "entropy_figure",
     "entropy_statistics",
-    "load_data",
     "load_trained",
     "neighbourhood_attention",
     "tsne",

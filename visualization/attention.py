@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import Inspection
 from visualization.graphs import undirected_edges
@@ -71,7 +72,7 @@ def neighbourhood_layout(graph: Graph, sources: np.ndarray, node: int, layout: s
         coords = np.array(star.layout_reingold_tilford_circular(root=[0]).coords)
     else:
         local = {global_id: k for k, global_id in enumerate(order)}
-        edges = [(local[u], local[v]) for u, v in undirected_edges(graph).tolist() if u in local and v in local]
+        edges = [(local[u], local[v]) for u, v in _links_among(graph, np.array(order)).tolist()]
         coords = np.array(igraph.Graph(n=len(order), edges=edges).layout_kamada_kawai().coords)
         coords -= coords[0]
     coords /= max(np.linalg.norm(coords, axis=1).max(), 1e-12)
@@ -91,6 +92,8 @@ def draw_attention(
     """The attention ``node`` gives each neighbour (and itself) in ``layer``: one panel per head in ``heads``
     (default: all heads of the layer), edge width and opacity proportional to the coefficient, nodes coloured by
     class. Titles give node, degree, layer, head, and each head's largest and smallest coefficient."""
+    if layout not in NEIGHBOURHOOD_LAYOUTS:
+        raise GATError(f"unknown layout {layout!r}: choose one of {', '.join(NEIGHBOURHOOD_LAYOUTS)}")
     neighbourhood = neighbourhood_attention(inspection, node, layer)
     num_heads = neighbourhood.attention.shape[1]
     owner = f"layer {neighbourhood.layer}"
@@ -145,9 +148,9 @@ def _draw_head(
     centre = positions[neighbourhood.sources == neighbourhood.node][0]
     if layout == "kamada-kawai":
         # The links among the neighbours that placed them, faint: context, not attention.
-        members = {int(s): k for k, s in enumerate(neighbourhood.sources)}
-        links = [(positions[members[u]], positions[members[v]]) for u, v in undirected_edges(graph).tolist()
-                 if u in members and v in members and neighbourhood.node not in (u, v)]  # fmt: skip
+        where = {int(source): positions[k] for k, source in enumerate(neighbourhood.sources)}
+        others = neighbourhood.sources[neighbourhood.sources != neighbourhood.node]
+        links = [(where[u], where[v]) for u, v in _links_among(graph, others).tolist()]
         ax.add_collection(LineCollection(links, colors=EDGE_GREY, linewidths=0.5, alpha=0.5, zorder=1))
 
     # One path per incoming edge, in the order of `sources`: a straight spoke, or a loop for the self-loop.
@@ -172,6 +175,12 @@ def _draw_head(
     ax.set_title(f"head {head}  ·  max {attention.max():.3g}  ·  min {attention.min():.3g}", fontsize=10)
     bare(ax)
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25))
+
+
+def _links_among(graph: Graph, nodes: np.ndarray) -> np.ndarray:
+    """``[m, 2]`` the undirected edges of ``graph`` with both ends in ``nodes``."""
+    edges = undirected_edges(graph)
+    return edges[np.isin(edges, nodes).all(axis=1)]
 
 
 def _label_neighbours(ax: Axes, neighbourhood: Neighbourhood, positions: np.ndarray, attention: np.ndarray) -> None:

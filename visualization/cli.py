@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from gat.datasets import DATASETS
+from gat.datasets import DATASETS, load_dataset
 from gat.errors import GATError, OneLineErrorParser
 from gat.graph import Graph
 from visualization import reports
@@ -22,7 +22,8 @@ from visualization.degrees import top_degree_nodes
 from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
 from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
-from visualization.loading import TrainedModel, checked_index, latest_binary, load_data, load_trained
+from visualization.loading import TrainedModel, checked_index, latest_binary, load_trained
+from visualization.style import FORMATS
 
 
 def pixels(text: str) -> tuple[int, int]:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder or URL with the Planetoid files (default: $GAT_DATA_MIRROR, else GitHub)")
     common.add_argument("--out", type=Path, default=None,
                         help="folder for the files (default: runs/<run-id>/figures with a model, else figures)")
-    common.add_argument("--format", nargs="+", choices=("png", "svg"), default=["png"],
+    common.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
                         help="one or both (default png)")
     common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.show:
-        matplotlib.use("Agg")  # before anything imports pyplot: no window, no display needed
+        matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
     try:
         paths, figures = run(args)
     except GATError as error:
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
     if args.command in ("dataset", "graph"):
-        graph = load_data(args.dataset or "cora", args.data_dir, args.data_mirror)
+        graph = load_dataset(args.dataset or "cora", args.data_dir, mirror=args.data_mirror)
         out = args.out or Path("figures")
         figures, files = (_dataset if args.command == "dataset" else _graph)(args, graph, out)
     else:
@@ -146,11 +147,13 @@ def _graph(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str,
 
 
 def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
-    layer = checked_index(args.layer, len(trained.inspection.attention), "layer", "the model")
+    attention = trained.inspection.attention
+    layer = checked_index(args.layer, len(attention), "layer", "the model")
+    head = None if args.head is None else checked_index(args.head, attention[layer].shape[1], "head", f"layer {layer}")
     nodes = args.node or top_degree_nodes(trained.graph, args.top_k)
-    heads = None if args.head is None else [args.head]
-    figures = {reports.attention_name(node, layer, args.head):
-               draw_attention(trained.inspection, trained.graph, node, layer, heads, args.layout)
+    figures = {reports.attention_name(node, layer, head):
+               draw_attention(trained.inspection, trained.graph, node, layer, None if head is None else [head],
+                              args.layout)
                for node in nodes}  # fmt: skip
     return figures, []
 

@@ -1,4 +1,4 @@
-"""What the pictures are drawn from: a dataset, or a trained model together with the graph it was trained on."""
+"""What the model pictures are drawn from: a trained model, the graph it was trained on, one forward pass."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from gat.config import TrainConfig
-from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import GAT, Inspection
@@ -26,11 +25,6 @@ class TrainedModel:
     run_id: str
     run_dir: Path
     best_epoch: int
-
-
-def load_data(dataset: str, data_dir: str | os.PathLike = "data", mirror: str | None = None) -> Graph:
-    """The dataset as training sees it (synthetic with the default seed)."""
-    return load_dataset(dataset, root=data_dir, mirror=mirror)
 
 
 def latest_binary(models_dir: str | os.PathLike = "models") -> Path:

@@ -25,10 +25,12 @@ TOP_K = 3  # attention neighbourhoods drawn after training: the three best-conne
 
 
 def attention_name(node: int, layer: int, head: int | None) -> str:
+    """File name of an attention picture (``head`` None: the grid of all heads)."""
     return f"attention_node{node}_layer{layer}_" + ("heads" if head is None else f"head{head}")
 
 
 def embeddings_name(layers: Sequence[int]) -> str:
+    """File name of the t-SNE picture of ``layers``."""
     return "tsne_layer" + "-".join(str(layer) for layer in layers)
 
 
@@ -41,6 +43,7 @@ def save_figures(
 
 
 def dataset_figures(graph: Graph) -> dict[str, Figure]:
+    """The dataset's pictures by file name (degrees; the whole-graph drawing is slower and has its own command)."""
     return {f"{graph.name}_degrees": degree_figure(graph)}
 
 
@@ -70,6 +73,7 @@ def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> d
 
 
 def entropy_title(trained: TrainedModel) -> str:
+    """The entropy figure's title, naming the run it is about."""
     return f"attention entropy per node vs uniform attention: {trained.graph.name}, run {trained.run_id}"
 
 
