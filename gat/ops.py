@@ -58,11 +58,9 @@ def build_neighbourhoods(edge_index: torch.Tensor, num_nodes: int, add_self_loop
         loops = torch.arange(num_nodes, device=edge_index.device)
         source = torch.cat([source[keep], loops])
         target = torch.cat([target[keep], loops])
-    order = torch.argsort(target * num_nodes + source)
+    order = _sort_by(target, source, num_nodes)
     source, target = source[order], target[order]
-    row_pointers = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
-    row_pointers[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
-    return Neighbourhoods(source=source, target=target, row_pointers=row_pointers, num_nodes=num_nodes)
+    return Neighbourhoods(source=source, target=target, row_pointers=_pointers(target, num_nodes), num_nodes=num_nodes)
 
 
 @dataclass

@@ -294,7 +294,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
                     )
                 log.epoch(record)
                 if epoch % config.entropy_log_freq == 0:
-                    log.attention_entropy(epoch, _inspect(run.model, graph), graph.num_nodes)
+                    log.attention_entropy(epoch, inspect_model(run.model, graph), graph.num_nodes)
                 progress.epoch(record, run.stopper.best_epoch)
                 if epoch % config.checkpoint_freq == 0 or stop.signal is not None:
                     run.save_checkpoint()
@@ -332,9 +332,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
 
 
 @torch.no_grad()
-def _inspect(model: GAT, graph: Graph) -> Inspection:
-    model.eval()
-    return model.inspect(graph.x, graph.edge_index)
+def inspect_model(model: GAT, graph: Graph) -> Inspection:
+    """Every layer's output and attention in eval mode (no dropout): what the trained model actually computes."""
+    return model.eval().inspect(graph.x, graph.edge_index)
 
 
 def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:

@@ -13,13 +13,14 @@ from gat.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
 from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.model import GAT, Inspection
+from gat.training import inspect_model
 from visualization.attention import draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
 from visualization.embeddings import embedding_figure, tsne
 from visualization.entropy import entropy_bins, entropy_figure, entropy_statistics
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
-from visualization.loading import inspect, load_trained
+from visualization.loading import load_trained
 from visualization.style import save_figure
 
 
@@ -36,7 +37,7 @@ def small_model(small_graph):
 
 @pytest.fixture(scope="module")
 def small_inspection(small_graph, small_model):
-    return inspect(small_model, small_graph)
+    return inspect_model(small_model, small_graph)
 
 
 @torch.no_grad()
@@ -81,7 +82,7 @@ def test_dataset_summary_matches_networkx(cora):
 
 def test_coras_best_connected_node_has_168_neighbours_and_169_attention_edges(cora):
     (hub,) = top_degree_nodes(cora, 1)
-    inspection = inspect(GAT(cora.num_features, cora.num_classes), cora)
+    inspection = inspect_model(GAT(cora.num_features, cora.num_classes), cora)
     neighbourhood = neighbourhood_attention(inspection, hub, layer=0)
     assert neighbourhood.degree == 168 and len(neighbourhood.sources) == 169  # the self-loop is the 169th
     assert np.count_nonzero(neighbourhood.sources == hub) == 1

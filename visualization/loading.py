@@ -6,13 +6,11 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from gat.config import TrainConfig
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import GAT, Inspection
-from gat.training import load_graph, load_model
+from gat.training import inspect_model, load_graph, load_model
 
 
 @dataclass
@@ -36,12 +34,6 @@ def latest_binary(models_dir: str | os.PathLike = "models") -> Path:
             "or pass --model PATH"
         )
     return binaries[-1]
-
-
-@torch.no_grad()
-def inspect(model: GAT, graph: Graph) -> Inspection:
-    """Every layer's output and attention in eval mode (no dropout): what the trained model actually computes."""
-    return model.eval().inspect(graph.x, graph.edge_index)
 
 
 def load_trained(
@@ -69,7 +61,8 @@ def load_trained(
             f"in {data_dir} has {graph.num_features}: the dataset files differ from the ones it was trained on"
         )
     run_dir = Path(config.runs_dir) / contents["run_id"]
-    return TrainedModel(model, graph, inspect(model, graph), contents["run_id"], run_dir, contents.get("best_epoch", 0))
+    inspection = inspect_model(model, graph)
+    return TrainedModel(model, graph, inspection, contents["run_id"], run_dir, contents.get("best_epoch", 0))
 
 
 def checked_index(index: int, count: int, name: str, owner: str) -> int:
