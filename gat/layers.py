@@ -1,4 +1,4 @@
-"""The graph attention layer of Veličković et al., "Graph Attention Networks" (ICLR 2018)."""
+"""Graph attention layers: GAT (Veličković et al., ICLR 2018) and GATv2 (Brody et al., ICLR 2022)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,51 @@ from torch import nn
 from gat.ops import Neighbourhoods, aggregate, build_neighbourhoods, dropout, neighbourhood_softmax, project
 
 
-class GATLayer(nn.Module):
+class _AttentionLayer(nn.Module):
+    """What every attention layer here shares: its sizes, the output bias and the cached neighbourhoods."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        num_heads: int,
+        concat: bool,
+        negative_slope: float,
+        dropout: float,
+        bias: bool,
+        add_self_loops: bool,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.num_heads = num_heads
+        self.concat = concat
+        self.negative_slope = negative_slope
+        self.dropout = dropout
+        self.add_self_loops = add_self_loops
+        output_size = num_heads * out_features if concat else out_features
+        self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
+        self._cache: tuple[torch.Tensor, int, int, Neighbourhoods] | None = None
+
+    def neighbourhoods(self, edge_index: torch.Tensor, num_nodes: int) -> Neighbourhoods:
+        """The sorted edge list (with self-loops) for ``edge_index``, cached while the same tensor is passed.
+
+        Full-batch training passes the same ``edge_index`` every step, so sorting it and adding self-loops once
+        instead of every forward saves real time; an in-place edit of the tensor bumps its version and rebuilds.
+        """
+        key = (edge_index._version, num_nodes)
+        if self._cache is None or self._cache[0] is not edge_index or self._cache[1:3] != key:
+            self._cache = (edge_index, *key, build_neighbourhoods(edge_index, num_nodes, self.add_self_loops))
+        return self._cache[3]
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_features}, {self.out_features}, num_heads={self.num_heads}, concat={self.concat}, "
+            f"dropout={self.dropout}, add_self_loops={self.add_self_loops}"
+        )
+
+
+class GATLayer(_AttentionLayer):
     r"""Multi-head graph attention on an edge list.
 
     For every target node :math:`i` with neighbourhood :math:`\mathcal{N}(i)` (its in-neighbours, plus
@@ -59,20 +103,10 @@ class GATLayer(nn.Module):
         bias: bool = True,
         add_self_loops: bool = True,
     ) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.num_heads = num_heads
-        self.concat = concat
-        self.negative_slope = negative_slope
-        self.dropout = dropout
-        self.add_self_loops = add_self_loops
+        super().__init__(in_features, out_features, num_heads, concat, negative_slope, dropout, bias, add_self_loops)
         self.linear = nn.Linear(in_features, num_heads * out_features, bias=False)
         self.att_source = nn.Parameter(torch.empty(1, num_heads, out_features))
         self.att_target = nn.Parameter(torch.empty(1, num_heads, out_features))
-        output_size = num_heads * out_features if concat else out_features
-        self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
-        self._cache: tuple[torch.Tensor, int, int, Neighbourhoods] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -82,17 +116,6 @@ class GATLayer(nn.Module):
         nn.init.xavier_uniform_(self.att_target)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
-
-    def neighbourhoods(self, edge_index: torch.Tensor, num_nodes: int) -> Neighbourhoods:
-        """The sorted edge list (with self-loops) for ``edge_index``, cached while the same tensor is passed.
-
-        Full-batch training passes the same ``edge_index`` every step, so sorting it and adding self-loops once
-        instead of every forward saves real time; an in-place edit of the tensor bumps its version and rebuilds.
-        """
-        key = (edge_index._version, num_nodes)
-        if self._cache is None or self._cache[0] is not edge_index or self._cache[1:3] != key:
-            self._cache = (edge_index, *key, build_neighbourhoods(edge_index, num_nodes, self.add_self_loops))
-        return self._cache[3]
 
     def forward(
         self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
@@ -130,8 +153,97 @@ class GATLayer(nn.Module):
             return out, (neighbourhoods.edge_index, attention)
         return out
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_features}, {self.out_features}, num_heads={self.num_heads}, concat={self.concat}, "
-            f"dropout={self.dropout}, add_self_loops={self.add_self_loops}"
-        )
+
+class GATv2Layer(_AttentionLayer):
+    r"""Multi-head *dynamic* graph attention (GATv2) of Brody, Alon and Yahav, "How Attentive are Graph Attention
+    Networks?" (ICLR 2022), on an edge list.
+
+    GAT's score :math:`\mathrm{LeakyReLU}(\mathbf{a}^\top[\mathbf{W}\mathbf{h}_i \Vert \mathbf{W}\mathbf{h}_j])`
+    is monotonic in the neighbour's part, so every target ranks its neighbours the same way ("static" attention).
+    GATv2 applies the attention vector *after* the nonlinearity, so the ranking can depend on the target:
+
+    .. math::
+        e^k_{ij} = \mathbf{a}^{k\top} \mathrm{LeakyReLU}\left(\mathbf{W}^k_s \mathbf{h}_j
+                    + \mathbf{W}^k_t \mathbf{h}_i\right),
+        \qquad
+        \alpha^k_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)}\, e^k_{ij},
+        \qquad
+        \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k_s \mathbf{h}_j
+
+    (or the mean over heads with ``concat=False``), plus ``bias``. :math:`\mathbf{W}_s` (``linear``, the map
+    whose output is also aggregated, as ``GATLayer.linear``) and :math:`\mathbf{W}_t` (``linear_target``) are
+    separate, as in ``torch_geometric.nn.GATv2Conv(share_weights=False)``.
+
+    Memory: the LeakyReLU sits between the two linear parts, so the score cannot be split into per-node dot
+    products as in :class:`GATLayer`: this layer builds an ``[E, num_heads, out_features]`` tensor of per-edge
+    sums (and autograd keeps it for the backward pass), O(E * heads * out) instead of GAT's O(E * heads).
+
+    Args:
+        in_features: size of each input node vector.
+        out_features: size of each head's output.
+        num_heads: number of attention heads :math:`K`.
+        concat: concatenate the heads (``[N, K * out_features]``) or average them (``[N, out_features]``).
+        negative_slope: slope of the LeakyReLU inside the score.
+        dropout: dropout probability on the attention coefficients.
+        bias: add a learnable bias to the output.
+        add_self_loops: include each node in its own neighbourhood (existing self-loops are replaced by one).
+
+    Shapes:
+        * ``x``: ``[N, in_features]``, dense or sparse CSR.
+        * ``edge_index``: ``int64 [2, E]``, row 0 the source :math:`j`, row 1 the target :math:`i`.
+        * output: ``[N, num_heads * out_features]`` if ``concat`` else ``[N, out_features]``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        num_heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_self_loops: bool = True,
+    ) -> None:
+        super().__init__(in_features, out_features, num_heads, concat, negative_slope, dropout, bias, add_self_loops)
+        self.linear = nn.Linear(in_features, num_heads * out_features, bias=False)
+        self.linear_target = nn.Linear(in_features, num_heads * out_features, bias=False)
+        self.att = nn.Parameter(torch.empty(1, num_heads, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Glorot initialisation, as GATv2's reference implementation (PyG's GATv2Conv).
+        nn.init.xavier_uniform_(self.linear.weight)
+        nn.init.xavier_uniform_(self.linear_target.weight)
+        nn.init.xavier_uniform_(self.att)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Apply the layer.
+
+        Returns:
+            The new node features; with ``return_attention=True`` the tuple ``(out, (edge_index_used,
+            attention))``, as :meth:`GATLayer.forward`: ``edge_index_used`` ``[2, E']`` sorted by target with
+            self-loops, ``attention`` ``[E', num_heads]`` summing to 1 over each target's incoming edges.
+        """
+        num_nodes = x.shape[0]
+        neighbourhoods = self.neighbourhoods(edge_index, num_nodes)
+        shape = (num_nodes, self.num_heads, self.out_features)
+        source = project(x, self.linear.weight).view(shape)
+        target = project(x, self.linear_target.weight).view(shape)
+
+        # index_select (not fancy indexing) for a deterministic CPU backward, as in GATLayer.
+        edge_hidden = source.index_select(0, neighbourhoods.source) + target.index_select(0, neighbourhoods.target)
+        scores = (F.leaky_relu(edge_hidden, self.negative_slope) * self.att).sum(dim=-1)
+
+        attention = neighbourhood_softmax(scores, neighbourhoods)
+        out = aggregate(dropout(attention, self.dropout, self.training), source, neighbourhoods)
+        out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
+        if return_attention:
+            return out, (neighbourhoods.edge_index, attention)
+        return out

@@ -1,0 +1,150 @@
+"""GATv2Layer against a dense float64 reference (masked N x N softmax), gradcheck and PyG's GATv2Conv."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gat.layers import GATv2Layer
+from tests.test_layers import random_graph
+
+
+def dense_reference(layer: GATv2Layer, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GATv2's equations on every (i, j) pair with an N x N mask. Returns (out, attention [H, N, N])."""
+    num_nodes = x.shape[0]
+    shape = (num_nodes, layer.num_heads, layer.out_features)
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    adjacency[edge_index[1], edge_index[0]] = True  # adjacency[i, j]: j -> i
+    if layer.add_self_loops:
+        adjacency.fill_diagonal_(True)
+    source = (x @ layer.linear.weight.t()).view(shape)
+    target = (x @ layer.linear_target.weight.t()).view(shape)
+    pairs = target[:, None] + source[None, :]  # [i, j, H, F]: W_t h_i + W_s h_j for every pair
+    scores = (F.leaky_relu(pairs, layer.negative_slope) * layer.att).sum(-1).permute(2, 0, 1)  # [H, i, j]
+    attention = torch.softmax(scores.masked_fill(~adjacency, float("-inf")), dim=-1).nan_to_num(0.0)
+    out = torch.einsum("hij,jhf->ihf", attention, source)
+    out = out.reshape(num_nodes, -1) if layer.concat else out.mean(1)
+    if layer.bias is not None:
+        out = out + layer.bias
+    return out, attention
+
+
+def make_layer(in_features: int, out_features: int, heads: int, concat: bool, self_loops: bool = True) -> GATv2Layer:
+    layer = GATv2Layer(in_features, out_features, num_heads=heads, concat=concat, add_self_loops=self_loops).double()
+    with torch.no_grad():
+        layer.bias.normal_()  # a zero bias would hide a misplaced bias
+    return layer
+
+
+@pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (120, 900, 12)])
+@pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
+def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
+    torch.manual_seed(num_nodes + heads)
+    layer = make_layer(7, 5, heads, concat)
+    x = torch.randn(num_nodes, 7, dtype=torch.float64)
+    edge_index = random_graph(num_nodes, num_edges, seed=num_nodes, isolated=isolated)
+
+    out, (used_edges, attention) = layer(x, edge_index, return_attention=True)
+    expected, dense_attention = dense_reference(layer, x, edge_index)
+
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(attention, dense_attention[:, used_edges[1], used_edges[0]].t(), rtol=0, atol=1e-10)
+
+
+def test_attention_is_dynamic_unlike_gat():
+    """The point of GATv2: two targets can rank the same two neighbours in opposite orders."""
+    # Two hidden units s and -s with s = h_i + h_j, both weighted 1: the score is LeakyReLU(s) + LeakyReLU(-s)
+    # = 0.8 |s|, which no static score a_t h_i + a_s h_j can express.
+    layer = GATv2Layer(1, 2, add_self_loops=False).double()
+    with torch.no_grad():
+        layer.linear.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        layer.linear_target.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        layer.att.fill_(1.0)
+    # nodes 0 and 1 are the neighbours (features -1, +1); targets 2 (feature +3) and 3 (feature -3) see both
+    x = torch.tensor([[-1.0], [1.0], [3.0], [-3.0]], dtype=torch.float64)
+    edge_index = torch.tensor([[0, 1, 0, 1], [2, 2, 3, 3]])
+    _, (used_edges, attention) = layer(x, edge_index, return_attention=True)
+    by_edge = {(int(s), int(t)): float(a) for s, t, a in zip(*used_edges, attention[:, 0], strict=True)}
+    assert by_edge[(1, 2)] > by_edge[(0, 2)]  # target 2 prefers neighbour 1
+    assert by_edge[(0, 3)] > by_edge[(1, 3)]  # target 3 prefers neighbour 0
+
+
+def test_without_self_loops_isolated_nodes_get_only_the_bias():
+    torch.manual_seed(0)
+    layer = make_layer(4, 3, heads=2, concat=True, self_loops=False)
+    edge_index = random_graph(30, 100, seed=2, isolated=6)
+    x = torch.randn(30, 4, dtype=torch.float64)
+    out = layer(x, edge_index)
+    torch.testing.assert_close(out, dense_reference(layer, x, edge_index)[0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(out[-6:], layer.bias.expand(6, -1).detach(), rtol=0, atol=0)
+
+
+def test_sparse_input_equals_dense_input():
+    torch.manual_seed(0)
+    layer = make_layer(20, 4, heads=3, concat=True)
+    x = torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)
+    edge_index = random_graph(60, 400, seed=3)
+    torch.testing.assert_close(layer(x.to_sparse_csr(), edge_index), layer(x, edge_index), rtol=0, atol=1e-12)
+
+
+def test_gradcheck():
+    torch.manual_seed(0)
+    layer = make_layer(3, 2, heads=2, concat=False)
+    edge_index = random_graph(8, 20, seed=4, isolated=1)
+    names = [name for name, _ in layer.named_parameters()]
+    inputs = [torch.randn(8, 3, dtype=torch.float64)] + [p.detach().clone() for p in layer.parameters()]
+
+    def function(x, *parameters):
+        return torch.func.functional_call(layer, dict(zip(names, parameters, strict=True)), (x, edge_index))
+
+    assert torch.autograd.gradcheck(function, tuple(tensor.requires_grad_() for tensor in inputs))
+
+
+def test_gradients_match_dense_reference():
+    torch.manual_seed(0)
+    layer = make_layer(6, 4, heads=3, concat=True)
+    edge_index = random_graph(80, 500, seed=5, isolated=4)
+    x = torch.randn(80, 6, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(80, 12, dtype=torch.float64)
+
+    gradients = []
+    for forward in (layer, lambda x, edge_index: dense_reference(layer, x, edge_index)[0]):
+        x.grad = None
+        layer.zero_grad()
+        (forward(x, edge_index) * weights).sum().backward()
+        gradients.append([x.grad.clone()] + [p.grad.clone() for p in layer.parameters()])
+    for got, want in zip(*gradients, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_output_shapes_and_parameters():
+    x, edge_index = torch.randn(12, 6), random_graph(12, 40, seed=8)
+    assert GATv2Layer(6, 5, num_heads=3, concat=True)(x, edge_index).shape == (12, 15)
+    assert GATv2Layer(6, 5, num_heads=3, concat=False)(x, edge_index).shape == (12, 5)
+    names = {name for name, _ in GATv2Layer(6, 5, num_heads=3).named_parameters()}
+    assert names == {"linear.weight", "linear_target.weight", "att", "bias"}
+
+
+def test_matches_torch_geometric_gatv2conv():
+    torch_geometric = pytest.importorskip("torch_geometric", reason="PyG is an optional test-only reference")
+    torch.manual_seed(0)
+    edge_index = random_graph(50, 300, seed=9)
+    x = torch.randn(50, 6, dtype=torch.float64)
+    for concat in (True, False):
+        ours = make_layer(6, 4, heads=3, concat=concat)
+        theirs = torch_geometric.nn.GATv2Conv(6, 4, heads=3, concat=concat, share_weights=False).double()
+        with torch.no_grad():
+            theirs.lin_l.weight.copy_(ours.linear.weight)  # lin_l: source side, its output is aggregated
+            theirs.lin_r.weight.copy_(ours.linear_target.weight)
+            theirs.lin_l.bias.zero_()  # GATv2's equations have no bias inside the score
+            theirs.lin_r.bias.zero_()
+            theirs.att.copy_(ours.att)
+            theirs.bias.copy_(ours.bias)
+        out, (_, attention) = ours(x, edge_index, return_attention=True)
+        their_out, (their_edges, their_attention) = theirs(x, edge_index, return_attention_weights=True)
+        torch.testing.assert_close(out, their_out, rtol=0, atol=1e-10)
+        # same attention per (source, target) edge, whatever order each library keeps its edges in
+        num_nodes = x.shape[0]
+        dense = torch.zeros(num_nodes, num_nodes, 3, dtype=torch.float64)
+        dense[their_edges[1], their_edges[0]] = their_attention
+        used = ours.neighbourhoods(edge_index, num_nodes).edge_index
+        torch.testing.assert_close(attention, dense[used[1], used[0]], rtol=0, atol=1e-10)
