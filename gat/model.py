@@ -80,30 +80,50 @@ class GAT(nn.Module):
                 self.skips.append(nn.Identity() if same_size else nn.Linear(size, output_size, bias=False))
             size = output_size
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, num_classes]``."""
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits ``[N, num_classes]``.
+
+        ``edge_index`` is one ``[2, E]`` graph for every layer, or a list with one graph per layer over the same
+        ``N`` nodes (a sampled mini-batch, see :mod:`gat.sampling`; layer 0 first).
+        """
         return self._run(x, edge_index, collect=False).logits
 
-    def inspect(self, x: torch.Tensor, edge_index: torch.Tensor) -> Inspection:
-        """Run the model and keep every layer's output and attention (honours ``train()``/``eval()``)."""
+    def inspect(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor]) -> Inspection:
+        """Run the model and keep every layer's output and attention (honours ``train()``/``eval()``).
+
+        With one ``edge_index`` per layer, ``Inspection.edge_index`` is the last layer's."""
         return self._run(x, edge_index, collect=True)
 
-    def _run(self, x: torch.Tensor, edge_index: torch.Tensor, collect: bool) -> Inspection:
+    def apply_layer(
+        self, index: int, h: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer ``index`` exactly as the model applies it: input dropout, attention, skip connection, then ELU
+        except after the last layer. Layer-wise inference (:mod:`gat.layerwise`) calls it one layer at a time.
+
+        Returns ``h'``, or ``(h', (edge_index_used, attention))`` with ``return_attention`` (as ``GATLayer``).
+        """
+        layer_input = dropout(h, self.dropout, self.training)
+        out = self.layers[index](layer_input, edge_index, return_attention=return_attention)
+        out, used = out if return_attention else (out, None)
+        if self.skips:
+            out = out + _skip(self.skips[index], layer_input)
+        out = out if index == len(self.layers) - 1 else F.elu(out)
+        return (out, used) if return_attention else out
+
+    def _run(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor], collect: bool) -> Inspection:
+        per_layer = [edge_index] * len(self.layers) if isinstance(edge_index, torch.Tensor) else list(edge_index)
+        if len(per_layer) != len(self.layers):
+            raise ValueError(f"edge_index needs one graph per layer: got {len(per_layer)} for {len(self.layers)}")
         hidden, attention = [], []
-        used_edge_index = edge_index
+        used_edge_index = per_layer[-1]
         h = x
-        for index, layer in enumerate(self.layers):
-            layer_input = dropout(h, self.dropout, self.training)
+        for index, layer_edge_index in enumerate(per_layer):
             if collect:
-                out, (used_edge_index, layer_attention) = layer(layer_input, edge_index, return_attention=True)
+                h, (used_edge_index, layer_attention) = self.apply_layer(index, h, layer_edge_index, True)
                 attention.append(layer_attention)
-            else:
-                out = layer(layer_input, edge_index)
-            if self.skips:
-                out = out + _skip(self.skips[index], layer_input)
-            h = out if index == len(self.layers) - 1 else F.elu(out)
-            if collect:
                 hidden.append(h)
+            else:
+                h = self.apply_layer(index, h, layer_edge_index)
         return Inspection(logits=h, hidden=hidden, attention=attention, edge_index=used_edge_index)
 
 
