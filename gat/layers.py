@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gat.ops import Neighbourhoods, aggregate, build_neighbourhoods, dropout, neighbourhood_softmax, project
+from gat.ops import (
+    Neighbourhoods,
+    aggregate,
+    build_neighbourhoods,
+    dropout,
+    edge_attention,
+    neighbourhood_softmax,
+    project,
+)
 
 
 class _AttentionLayer(nn.Module):
@@ -117,6 +125,15 @@ class GATLayer(_AttentionLayer):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def _score_matrix(self) -> torch.Tensor:
+        """``[heads * out, 2 * heads]`` block-diagonal matrix: column ``h`` holds ``att_source`` of head ``h`` in
+        that head's rows, column ``heads + h`` its ``att_target``. One product with it scores all heads and both
+        halves: far cheaper than two broadcast multiplies and sums over ``[N, heads, out]``."""
+        halves = torch.stack([self.att_source[0], self.att_target[0]], dim=1)  # [heads, 2, out]
+        one_head_per_column = torch.eye(self.num_heads, dtype=halves.dtype, device=halves.device)
+        blocks = halves.transpose(1, 2)[:, :, :, None] * one_head_per_column[:, None, None, :]
+        return blocks.reshape(self.num_heads * self.out_features, 2 * self.num_heads)
+
     def forward(
         self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -132,17 +149,10 @@ class GATLayer(_AttentionLayer):
         neighbourhoods = self.neighbourhoods(edge_index, num_nodes)
         projected = project(x, self.linear.weight).view(num_nodes, self.num_heads, self.out_features)
 
-        # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: score nodes once, then add the two parts per edge.
-        score_source = (projected * self.att_source).sum(dim=-1)
-        score_target = (projected * self.att_target).sum(dim=-1)
-        # index_select, not fancy indexing: its backward (index_add_) is deterministic on CPU, which makes
-        # runs and resumed runs reproducible bit for bit.
-        scores = score_source.index_select(0, neighbourhoods.source) + score_target.index_select(
-            0, neighbourhoods.target
-        )
-        scores = F.leaky_relu(scores, self.negative_slope)
-
-        attention = neighbourhood_softmax(scores, neighbourhoods)
+        # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: score every node once (both halves, all heads, in one
+        # matrix product), then only their sum is formed per edge, inside edge_attention.
+        node_scores = projected.reshape(num_nodes, -1) @ self._score_matrix()
+        attention = edge_attention(node_scores.view(num_nodes, 2, self.num_heads), neighbourhoods, self.negative_slope)
         dropped_attention = dropout(attention, self.dropout, self.training)
         out = aggregate(dropped_attention, projected, neighbourhoods)
 
