@@ -91,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
     )
 
+    minibatch = parser.add_argument_group("mini-batch and multi-process training (see README: Scaling out)")
+    minibatch.add_argument(
+        "--fanouts",
+        type=heads_list,
+        default=DEFAULTS.fanouts,
+        help="train on sampled neighbourhoods: in-neighbours kept per node, one count per layer, the first layer's "
+        "first, e.g. 10,10 (default: full-batch)",
+    )
+    minibatch.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="seed nodes per step (per process)"
+    )
+    minibatch.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes started by torchrun: torchrun --nproc_per_node=2 training_script.py "
+        "--distributed --fanouts 10,10 ...",
+    )
+
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="TensorBoard logs and metrics.json")
     outputs.add_argument("--models-dir", default=DEFAULTS.models_dir, help="checkpoints/ and binaries/ go here")

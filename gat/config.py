@@ -33,6 +33,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
+    # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
+    # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
+    fanouts: tuple[int, ...] = ()
+    batch_size: int = 1024
+    distributed: bool = False
     # outputs
     runs_dir: str = "runs"
     models_dir: str = "models"
@@ -45,6 +50,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.heads = tuple(int(h) for h in self.heads)
+        self.fanouts = tuple(int(f) for f in self.fanouts)
         self.validate()
 
     def validate(self) -> None:
@@ -65,6 +71,17 @@ class TrainConfig:
                 f"for {self.num_layers} layers",
             ),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (all(f >= 1 for f in self.fanouts), f"every fan-out must be >= 1, got {list(self.fanouts)}"),
+            (
+                not self.fanouts or len(self.fanouts) == self.num_layers,
+                f"fanouts needs one count per layer: got {len(self.fanouts)} ({','.join(map(str, self.fanouts))}) "
+                f"for {self.num_layers} layers",
+            ),
+            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
+            (
+                self.fanouts or not self.distributed,
+                "distributed training is mini-batch training: give --fanouts too (e.g. --fanouts 10,10)",
+            ),
             (self.checkpoint_freq >= 1, f"checkpoint-freq must be >= 1, got {self.checkpoint_freq}"),
             (self.console_log_freq >= 1, f"console-log-freq must be >= 1, got {self.console_log_freq}"),
             (self.entropy_log_freq >= 1, f"entropy-log-freq must be >= 1, got {self.entropy_log_freq}"),
@@ -77,6 +94,7 @@ class TrainConfig:
         """Plain JSON/``torch.load(weights_only=True)``-safe data."""
         data = asdict(self)
         data["heads"] = list(self.heads)
+        data["fanouts"] = list(self.fanouts)
         return data
 
     @classmethod

@@ -29,14 +29,17 @@ class RunLog:
     """Writes ``runs/<run-id>/``: TensorBoard events (optional) and ``metrics.json`` (always).
 
     ``first_epoch`` > 1 (a resumed run) purges events past it that an interrupted run may have written, so the
-    curves show each epoch exactly once.
+    curves show each epoch exactly once. With ``write=False`` (the ranks > 0 of a multi-process run) nothing is
+    written at all.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool, first_epoch: int = 1) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool, first_epoch: int = 1, write: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write = write
         self.writer = None
-        if tensorboard:
+        if write:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if tensorboard and write:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
 
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=first_epoch if first_epoch > 1 else None)
@@ -70,7 +73,8 @@ class RunLog:
             self.writer.file_writer.add_summary(summary)
 
     def metrics(self, summary: dict[str, Any]) -> Path:
-        return save_json(summary, self.run_dir / "metrics.json")
+        path = self.run_dir / "metrics.json"
+        return save_json(summary, path) if self.write else path
 
     def close(self) -> None:
         if self.writer is not None:

@@ -31,7 +31,16 @@ from gat.tracking import RunLog
 
 # Flags that describe where and how loudly a run happens, not what it computes: a resumed run takes them from
 # the new command line; everything else comes from the checkpoint so the run continues exactly.
-ENVIRONMENT_FIELDS = ("device", "data_dir", "data_mirror", "runs_dir", "models_dir", "quiet", "console_log_freq")
+ENVIRONMENT_FIELDS = (
+    "device",
+    "data_dir",
+    "data_mirror",
+    "runs_dir",
+    "models_dir",
+    "quiet",
+    "console_log_freq",
+    "distributed",
+)
 
 
 @dataclass
@@ -134,7 +143,11 @@ def train_step(model: GAT, optimizer: torch.optim.Optimizer, graph: Graph) -> tu
 def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
     """Loss and accuracy of the model in eval mode (no dropout) on each split: ``{"val_loss": ..., ...}``."""
     model.eval()
-    logits = model(graph.x, graph.edge_index)
+    return split_metrics(model(graph.x, graph.edge_index), graph, splits)
+
+
+def split_metrics(logits: torch.Tensor, graph: Graph, splits: tuple[str, ...]) -> dict[str, float]:
+    """Cross-entropy and accuracy of ``logits`` (``[N, num_classes]``) on each split's nodes."""
     metrics = {}
     for split in splits:
         mask = getattr(graph, f"{split}_mask")
@@ -169,9 +182,18 @@ class _Run:
             self.best_state, self.run_id, self.last_epoch = saved["best_model"], saved["run_id"], saved["epoch"]
             self.seconds_before = saved["training_seconds"]
             checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
-        self.checkpoint_path = Path(config.models_dir) / "checkpoints" / f"{self.run_id}.pt"
-        self.binary_path = Path(config.models_dir) / "binaries" / f"{self.run_id}.pt"
         self.started, self.stopped = time.perf_counter(), None
+
+    # Only one process of a multi-process run writes files (see gat.minibatch); a run of its own always does.
+    writes_files = True
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.config.models_dir) / "checkpoints" / f"{self.run_id}.pt"
+
+    @property
+    def binary_path(self) -> Path:
+        return Path(self.config.models_dir) / "binaries" / f"{self.run_id}.pt"
 
     @property
     def seconds(self) -> float:
@@ -185,14 +207,14 @@ class _Run:
         """One step plus validation; updates early stopping and the best model. The record has a nan/inf
         ``train_loss`` (and the weights are untouched) if the loss was not finite."""
         started = time.perf_counter()
-        train_loss, train_accuracy = train_step(self.model, self.optimizer, self.graph)
+        train_loss, train_accuracy = self.train_step(epoch)
         if not math.isfinite(train_loss):
             return {"epoch": epoch, "train_loss": train_loss}
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_accuracy": train_accuracy,
-            **evaluate(self.model, self.graph),
+            **self.evaluate(("val",)),
             "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         record["seconds"] = time.perf_counter() - started
@@ -202,7 +224,20 @@ class _Run:
             self.best_state = copy.deepcopy(self.model.state_dict())
         return record
 
+    def train_step(self, epoch: int) -> tuple[float, float]:
+        """The epoch's gradient step(s); returns the training loss and accuracy (nan loss: no step was taken)."""
+        return train_step(self.model, self.optimizer, self.graph)
+
+    def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
+        return evaluate(self.model, self.graph, splits)
+
+    def agreed_stop(self, stop_signal: int | None) -> int | None:
+        """The stop request (a signal number) this run acts on: a single process acts on its own."""
+        return stop_signal
+
     def save_checkpoint(self) -> None:
+        if not self.writes_files:
+            return
         checkpoints.save(
             "checkpoint",
             {
@@ -224,7 +259,9 @@ class _Run:
         """Restore the best model, evaluate it, save it as the run's binary; returns its metrics."""
         self.model.load_state_dict(self.best_state)
         splits = ("train", "val", "test") if self.config.test else ("train", "val")
-        metrics = evaluate(self.model, self.graph, splits)
+        metrics = self.evaluate(splits)
+        if not self.writes_files:
+            return metrics
         checkpoints.save(
             "binary",
             {
@@ -277,9 +314,19 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
         current = config.to_dict()
         config = TrainConfig.from_dict({**saved["config"], **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
     device = resolve_device(config.device)
+    if config.fanouts:  # sampled mini-batches, on one process or several: gat/minibatch.py
+        from gat.minibatch import train_minibatch
+
+        return train_minibatch(config, device, saved, str(resume))
     graph = load_graph(config).to(device)
-    run = _Run(config, graph, device, saved, str(resume))
-    log = RunLog(Path(config.runs_dir) / run.run_id, config.tensorboard, first_epoch=run.last_epoch + 1)
+    return run_epochs(_Run(config, graph, device, saved, str(resume)), device)
+
+
+def run_epochs(run: _Run, device: torch.device) -> TrainResult:
+    """The epoch loop of every trainer: log, checkpoint, stop early or on a signal, then save the best model."""
+    config, graph = run.config, run.graph
+    log_dir = Path(config.runs_dir) / run.run_id
+    log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
     try:
         with _signals_requesting_stop() as stop:
@@ -293,17 +340,19 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
                         f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
                     )
                 log.epoch(record)
-                if epoch % config.entropy_log_freq == 0:
+                # Mini-batch runs skip it: the histograms need the whole graph's attention at once.
+                if epoch % config.entropy_log_freq == 0 and not config.fanouts:
                     log.attention_entropy(epoch, inspect_model(run.model, graph), graph.num_nodes)
                 progress.epoch(record, run.stopper.best_epoch)
-                if epoch % config.checkpoint_freq == 0 or stop.signal is not None:
+                stop_signal = run.agreed_stop(stop.signal)
+                if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
                     run.save_checkpoint()
-                if stop.signal is not None:
-                    log.metrics(run.summary(f"interrupted by {signal.Signals(stop.signal).name}"))
+                if stop_signal is not None:
+                    log.metrics(run.summary(f"interrupted by {signal.Signals(stop_signal).name}"))
                     raise TrainingInterrupted(
                         f"interrupted at epoch {epoch}; checkpoint saved to {run.checkpoint_path}. Resume with: "
                         f"python training_script.py --resume {run.checkpoint_path}",
-                        exit_code=128 + stop.signal,
+                        exit_code=128 + stop_signal,
                     )
                 if run.stopper.should_stop:
                     break
