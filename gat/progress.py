@@ -34,6 +34,12 @@ class Progress:
             f"train  Adam lr {config.lr}, weight decay {config.weight_decay}, up to {config.epochs} epochs, "
             f"patience {config.patience}, seed {config.seed}, device {device}"
         )
+        if config.fanouts:
+            processes = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+            print(
+                f"batch  {config.batch_size} seeds per step on each of {processes} process(es), "
+                f"fan-outs {','.join(map(str, config.fanouts))}, exact layer-wise evaluation"
+            )
         if sys.stderr.isatty():
             self.bar = tqdm(total=config.epochs, initial=resumed_from, unit="epoch", dynamic_ncols=True)
 

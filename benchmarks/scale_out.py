@@ -1,0 +1,240 @@
+"""Scale-out benchmark: full-batch vs neighbour-sampled mini-batch training, on 1 and 2 processes.
+
+    python benchmarks/scale_out.py                                   # 1e5, 1e6, 1e7 edges -> results/<date>-scale-out.json
+    python benchmarks/scale_out.py --edges 1e5,1e6 --modes mini-1,mini-2
+
+For each synthetic graph (benchmark.py's: 10 directed edges per node, 7 classes, 128 sparse features; a
+``--train-fraction`` of the nodes are training seeds) and each mode, a fresh process (or ``torchrun`` pair)
+loads the graph from a file, trains ``--epochs`` epochs, and reports the fastest:
+
+* ``full``   one full-batch step on the whole graph (what an epoch is for ``gat.training``), then one
+             full-batch inference pass;
+* ``mini-1`` one process walking the training seeds in batches of ``--batch-size`` with ``--fanouts``
+             (``gat.minibatch``), then exact layer-wise inference of every node (``gat.layerwise``);
+* ``mini-2`` the same under ``torchrun --nproc_per_node=2``: each process takes half of every global batch
+             (2 x ``--batch-size``/2 seeds, so the same steps as ``mini-1``) with 1 thread each.
+
+Columns: training seconds per epoch; optimizer steps; edges the epoch attended over (the sampled edges of every
+batch; the whole graph for full-batch); those edges per second; inference seconds; peak resident memory of the
+(largest) process during training and its growth over the process right after loading the graph, which is what
+the method itself costs. Everything runs on the CPU with torch's default threads (2 per process for 1 process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+from benchmarks import report  # noqa: E402
+from benchmarks.benchmark import load_graph, peak_rss_mib  # noqa: E402
+from gat.config import TrainConfig  # noqa: E402
+from gat.distributed import world_for  # noqa: E402
+from gat.graph import Graph  # noqa: E402
+from gat.io import save_json, save_torch  # noqa: E402
+from gat.layerwise import layerwise_inference  # noqa: E402
+from gat.minibatch import _MiniBatchRun  # noqa: E402
+from gat.sampling import NeighbourSampler, SampledBatch  # noqa: E402
+from gat.training import _Run, train_step  # noqa: E402
+
+MODES = ("full", "mini-1", "mini-2")
+MiB = 2**20
+
+
+class CountingSampler(NeighbourSampler):
+    """The sampler the trainer uses, also counting the edges it samples and the time it takes."""
+
+    edges, seconds = 0, 0.0
+
+    def sample(self, seeds: torch.Tensor, generator: torch.Generator | None = None) -> SampledBatch:
+        started = time.perf_counter()
+        batch = super().sample(seeds, generator)
+        self.seconds += time.perf_counter() - started
+        self.edges += batch.num_sampled_edges
+        return batch
+
+
+# ------------------------------------------------------------------------------------------- graph on disk
+def write_graph(graph: Graph, path: Path) -> None:
+    """Plain tensors (``weights_only``-loadable), so workers load the graph without the generator's peak."""
+    x = graph.x
+    tensors = {"crow": x.crow_indices(), "col": x.col_indices(), "values": x.values(), "y": graph.y}
+    save_torch(
+        {**tensors, "edge_index": graph.edge_index, "num_features": x.shape[1], "classes": graph.num_classes}, path
+    )
+
+
+def read_graph(path: str, train_fraction: float) -> Graph:
+    data = torch.load(path, weights_only=True)
+    num_nodes = data["y"].shape[0]
+    x = torch.sparse_csr_tensor(data["crow"], data["col"], data["values"], (num_nodes, data["num_features"]))
+    # A fixed random fraction trains, so an epoch's work grows with the graph as on real data (ogbn-arxiv: 54 %).
+    train = torch.rand(num_nodes, generator=torch.Generator().manual_seed(0)) < train_fraction
+    empty = torch.zeros(num_nodes, dtype=torch.bool)
+    return Graph(x, data["y"], data["edge_index"], train, ~train, empty, data["classes"], "synthetic")
+
+
+# ------------------------------------------------------------------------------------------------- workers
+def worker(spec: dict) -> dict:
+    """One measurement in this fresh process (one rank of it under torchrun)."""
+    graph = read_graph(spec["graph"], spec["train_fraction"])
+    fanouts = tuple(spec["fanouts"])
+    config = TrainConfig(
+        dataset="synthetic", hidden=8, heads=(8, 1), fanouts=fanouts if spec["mode"] != "full" else (),
+        batch_size=spec["batch_size"], distributed=spec["mode"] == "mini-2", device="cpu", quiet=True,
+    )  # fmt: skip
+    with world_for(config, torch.device("cpu")) as world:
+        sampler = CountingSampler(graph.edge_index, graph.num_nodes, fanouts)  # the CSR is part of the graph
+        after_loading = current_rss_mib()
+        if spec["mode"] == "full":
+            run = _Run(config, graph, world.device, None, "")
+            epoch, inference = full_batch(run, graph, spec["epochs"])
+            steps, edges = 1, graph.num_edges
+        else:
+            run = _MiniBatchRun(config, graph, world, None, "")
+            run.sampler = sampler
+            epoch, steps, edges = mini_batch(run, spec["epochs"])
+        peak_training = peak_rss_mib()
+        if spec["mode"] != "full":
+            started = time.perf_counter()
+            layerwise_inference(run.model, graph.x, sampler)
+            inference = time.perf_counter() - started
+        return {
+            "rank": world.rank, "epoch_seconds": epoch, "steps": steps, "edges": edges,
+            "sampling_seconds": sampler.seconds / spec["epochs"], "inference_seconds": inference,
+            "peak_mib": peak_training, "after_loading_mib": after_loading, "threads": torch.get_num_threads(),
+        }  # fmt: skip
+
+
+def full_batch(run: _Run, graph: Graph, epochs: int) -> tuple[float, float]:
+    """Fastest full-batch training step and inference pass."""
+    steps, inferences = [], []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        train_step(run.model, run.optimizer, graph)
+        steps.append(time.perf_counter() - started)
+        run.model.eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            run.model(graph.x, graph.edge_index)
+        inferences.append(time.perf_counter() - started)
+    return min(steps), min(inferences)
+
+
+def mini_batch(run: _MiniBatchRun, epochs: int) -> tuple[float, int, int]:
+    """Fastest epoch, its number of steps on this rank, and the edges sampled per epoch on this rank."""
+    times = []
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        run.train_step(epoch)
+        times.append(time.perf_counter() - started)
+    order = torch.arange(run.train_nodes.shape[0])
+    return min(times), len(run.world.shard(order, run.config.batch_size)), run.sampler.edges // epochs
+
+
+def current_rss_mib() -> float:
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+# ----------------------------------------------------------------------------------------------- the parent
+def measure(mode: str, graph_file: Path, args: argparse.Namespace) -> dict:
+    """Run one worker (or a torchrun pair) and combine what its ranks report."""
+    batch_size = args.batch_size // 2 if mode == "mini-2" else args.batch_size
+    spec = {"mode": mode, "graph": str(graph_file), "fanouts": args.fanouts, "batch_size": batch_size,
+            "epochs": args.epochs, "train_fraction": args.train_fraction}  # fmt: skip
+    launcher = [sys.executable]
+    if mode == "mini-2":
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launcher, __file__, "--worker", json.dumps(spec)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    ranks = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not ranks:
+        print(f"  {mode} failed (exit {done.returncode}): {done.stderr[-800:]}", flush=True)
+        return {"error": "OOM" if done.returncode in (-9, 137) else f"exit {done.returncode}"}
+    edges = sum(rank["edges"] for rank in ranks)
+    epoch = max(rank["epoch_seconds"] for rank in ranks)
+    return {
+        "processes": len(ranks), "epoch_seconds": epoch, "steps": ranks[0]["steps"], "edges": edges,
+        "edges_per_second": edges / epoch, "sampling_seconds": max(rank["sampling_seconds"] for rank in ranks),
+        "inference_seconds": max(rank["inference_seconds"] for rank in ranks),
+        "peak_mib": max(rank["peak_mib"] for rank in ranks),
+        "growth_mib": max(rank["peak_mib"] - rank["after_loading_mib"] for rank in ranks),
+        "threads": ranks[0]["threads"],
+    }  # fmt: skip
+
+
+def table(results: list[dict]) -> str:
+    headers = ["directed edges", "nodes", "mode", "processes × threads", "train s/epoch", "steps", "edges/epoch",
+               "edges/s", "of which sampling s", "inference s", "peak MiB/process", "growth over graph MiB"]  # fmt: skip
+    rows = []
+    for row in results:
+        if "error" in row:
+            rows.append([f"{row['graph_edges']:,}", f"{row['nodes']:,}", row["mode"], *["–"] * 8, row["error"]])
+            continue
+        rows.append([
+            f"{row['graph_edges']:,}", f"{row['nodes']:,}", row["mode"], f"{row['processes']} × {row['threads']}",
+            f"{row['epoch_seconds']:.2f}", row["steps"], f"{row['edges']:,}", f"{row['edges_per_second'] / 1e6:.2f} M",
+            f"{row['sampling_seconds']:.2f}" if row["mode"] != "full" else "–", f"{row['inference_seconds']:.2f}",
+            f"{row['peak_mib']:.0f}", f"{row['growth_mib']:.0f}",
+        ])  # fmt: skip
+    return report.markdown(headers, rows)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--edges", default="1e5,1e6,1e7", help="graph sizes in directed edges, comma-separated")
+    add("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    add("--full-max-edges", type=float, default=1e7, help="skip full-batch above this size")
+    add("--fanouts", default="10,10", help="in-neighbours sampled per node, per layer")
+    add("--batch-size", type=int, default=1024, help="seeds per step (split over the processes of mini-2)")
+    add("--train-fraction", type=float, default=0.05, help="fraction of the nodes that are training seeds")
+    add("--epochs", type=int, default=2, help="epochs (full-batch: steps) per measurement; the fastest is kept")
+    json_path = REPO / "benchmarks" / "results" / f"{time.strftime('%Y-%m-%d')}-scale-out.json"
+    add("--json", type=Path, default=json_path, help="where to write the results")
+    add("--worker", help=argparse.SUPPRESS)  # internal: one measuring process
+    args = parser.parse_args(argv)
+    args.fanouts = [int(part) for part in args.fanouts.split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for edges in (int(float(size)) for size in args.edges.split(",")):
+            graph_file = Path(folder) / f"graph-{edges}.pt"
+            graph = load_graph("synthetic", edges, str(REPO / "data"))
+            write_graph(graph, graph_file)
+            nodes, graph_edges = graph.num_nodes, graph.num_edges
+            del graph
+            for mode in args.modes.split(","):
+                if mode == "full" and edges > args.full_max_edges:
+                    continue
+                started = time.perf_counter()
+                row = {"graph_edges": graph_edges, "nodes": nodes, "mode": mode, **measure(mode, graph_file, args)}
+                print(f"{graph_edges:,} edges, {mode}: {time.perf_counter() - started:.0f} s wall", flush=True)
+                results.append(row)
+    info = report.machine_info(torch.device("cpu"), REPO, None, 0.0)
+    save_json({"machine": info, "arguments": {**vars(args), "json": str(args.json)}, "results": results}, args.json)
+    print(table(results))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
