@@ -1,6 +1,6 @@
 """Scale-out benchmark: full-batch vs neighbour-sampled mini-batch training, on 1 and 2 processes.
 
-    python benchmarks/scale_out.py                                   # 1e5, 1e6, 1e7 edges -> results/<date>-scale-out.json
+    python benchmarks/scale_out.py                  # 1e5, 1e6, 1e7 edges -> results/<date>-scale-out.json
     python benchmarks/scale_out.py --edges 1e5,1e6 --modes mini-1,mini-2
 
 For each synthetic graph (benchmark.py's: 10 directed edges per node, 7 classes, 128 sparse features; a
@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -176,8 +175,9 @@ def measure(mode: str, graph_file: Path, args: argparse.Namespace) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    headers = ["directed edges", "nodes", "mode", "processes × threads", "train s/epoch", "steps", "edges/epoch",
-               "edges/s", "of which sampling s", "inference s", "peak MiB/process", "growth over graph MiB"]  # fmt: skip
+    headers = ["directed edges", "nodes", "mode", "processes × threads", "train s/epoch", "steps",
+               "edges/epoch", "edges/s", "of which sampling s", "inference s", "peak MiB/process",
+               "growth over graph MiB"]  # fmt: skip
     rows = []
     for row in results:
         if "error" in row:
