@@ -126,10 +126,21 @@ def test_layerwise_inference_equals_full_batch(graph_and_model):
     x = graph.x.to(torch.float64)
     with torch.no_grad():
         full = model(x, graph.edge_index)
-    torch.testing.assert_close(layerwise_inference(model, x, sampler, chunk_size=37), full, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layerwise_inference(model, x, sampler, edges_per_chunk=300), full, rtol=0, atol=1e-12)
     float32 = GAT(graph.num_features, graph.num_classes).eval()
     with torch.no_grad():
         expected = float32(graph.x, graph.edge_index)
     torch.testing.assert_close(
-        layerwise_inference(float32, graph.x, sampler, chunk_size=64), expected, atol=1e-5, rtol=0
+        layerwise_inference(float32, graph.x, sampler, edges_per_chunk=1000), expected, atol=1e-5, rtol=0
     )
+
+
+def test_layerwise_inference_with_chunks_smaller_than_a_hub():
+    edge_index = random_graph()  # node 0 has 39 in-edges, more than a chunk's budget of 5
+    torch.manual_seed(0)
+    model = GAT(4, 3, hidden=2, heads=(2, 1)).double().eval()
+    x = torch.randn(60, 4, dtype=torch.float64)
+    sampler = NeighbourSampler(edge_index, 60, fanouts=[1, 1])
+    with torch.no_grad():
+        full = model(x, edge_index)
+    torch.testing.assert_close(layerwise_inference(model, x, sampler, edges_per_chunk=5), full, rtol=0, atol=1e-12)
