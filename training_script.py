@@ -180,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error(f"seeds must be >= 1, got {args.seeds}")
 
-    from gat.training import TrainingInterrupted, load_graph, train  # after parsing: fast --help
+    from gat.allocator import keep_freed_memory  # after parsing: fast --help
+    from gat.training import TrainingInterrupted, load_graph, train
+
+    keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
 
     try:
         if args.should_visualize:

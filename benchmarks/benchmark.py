@@ -45,11 +45,12 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `bench
 
 from benchmarks import report  # noqa: E402
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights, pyg_version  # noqa: E402
+from gat.allocator import keep_freed_memory  # noqa: E402
 from gat.config import TrainConfig  # noqa: E402
 from gat.datasets import load_dataset  # noqa: E402
 from gat.graph import Graph  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.training import build_model, evaluate, resolve_device, train_step  # noqa: E402
+from gat.training import build_model, build_optimizer, evaluate, resolve_device, train_step  # noqa: E402
 
 PAPER = TrainConfig()  # the paper's Cora model and optimiser: every implementation is built from it
 SCALING_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -139,7 +140,8 @@ def build(impl: str, graph: Graph, device: torch.device, seed: int = 0) -> tuple
 
 
 def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=PAPER.lr, weight_decay=PAPER.weight_decay)
+    """The project's optimiser (fused Adam, paper settings) for every implementation alike."""
+    return build_optimizer(PAPER, model)
 
 
 def training_step(model: torch.nn.Module, graph: Graph) -> Callable[[], object]:
@@ -216,7 +218,9 @@ def peak_memory(impl: str, data: str, edges: int, args: argparse.Namespace, devi
             return "OOM"
         return torch.cuda.max_memory_allocated(device) / MiB
     spec = {"impl": impl, "data": data, "edges": edges, "data_dir": args.data_dir, "limit_gb": args.memory_limit_gb}
-    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    malloc = ["--default-malloc"] if args.default_malloc else []
+    command = [sys.executable, __file__, "--worker", json.dumps(spec), *malloc]
+    done = subprocess.run(command, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         print(f"  memory worker {impl}/{data}/{edges} failed (exit {done.returncode}): {done.stderr[-500:]}")
@@ -311,12 +315,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--data-dir", default=str(REPO / "data"), help="dataset cache; Cora is fetched via $GAT_DATA_MIRROR")
     json_path = REPO / "benchmarks" / "results" / f"{time.strftime('%Y-%m-%d')}.json"
     add("--json", type=Path, default=json_path, help="where to write the results (default: results/<date>.json)")
+    add(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc malloc as it is (default: keep freed memory for reuse, as training_script.py does)",
+    )
     add("--worker", help=argparse.SUPPRESS)  # internal: the memory-measuring subprocess
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    kept_freed_memory = not args.default_malloc and keep_freed_memory()  # for every implementation alike
     if args.worker:
         print(json.dumps(memory_worker(json.loads(args.worker))))
         return
@@ -334,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     results: dict = {"machine": report.machine_info(device, REPO, pyg, args.memory_limit_gb)}
+    results["machine"]["malloc keeps freed memory"] = kept_freed_memory
     results["args"] = {key: str(value) for key, value in vars(args).items() if key != "worker"}
     print(report.machine_table(results["machine"]) + "\n", flush=True)
     sections = {  # name: (measure, show as a table)

@@ -1,0 +1,36 @@
+"""gat.allocator: after keep_freed_memory() a freed large tensor's memory stays in the process for reuse."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+MEASURE = """
+import sys
+import torch
+from gat.allocator import keep_freed_memory
+
+def resident_kib():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+before = resident_kib()
+block = torch.ones(64 * 2**20 // 4)  # 64 MiB: far above malloc's mmap threshold
+del block
+print(resident_kib() - before)
+"""
+
+
+def resident_growth_kib(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", MEASURE, mode], cwd=REPO, capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_freed_memory_stays_mapped_only_when_asked():
+    assert resident_growth_kib("default") < 16 * 1024  # glibc unmapped the 64 MiB block when it was freed
+    assert resident_growth_kib("keep") > 60 * 1024  # kept on the heap, ready for the next tensor
