@@ -47,5 +47,6 @@ def _chunks(sampler: NeighbourSampler, edges_per_chunk: int) -> tuple[torch.Tens
     """All node ids, cut where the running count of in-edges (self-loops included) passes each multiple of
     ``edges_per_chunk``."""
     edges_so_far = torch.cumsum(sampler.row_pointers.diff() + 1, 0)
-    cuts = torch.searchsorted(edges_so_far, torch.arange(edges_per_chunk, int(edges_so_far[-1]), edges_per_chunk))
+    multiples = torch.arange(1, int(edges_so_far[-1]) // edges_per_chunk + 1) * edges_per_chunk
+    cuts = torch.searchsorted(edges_so_far, multiples)
     return torch.arange(edges_so_far.shape[0]).tensor_split(cuts[cuts > 0].unique())  # no empty chunk
