@@ -2,6 +2,7 @@
 
     python training_script.py                       # the paper's GAT on Cora
     python training_script.py --dataset citeseer --seeds 10
+    python training_script.py --dataset pubmed --layer gatv2   # PubMed's preset (8 output heads, lr 0.01, ...)
     python training_script.py --resume models/checkpoints/<run-id>.pt
 
 Flags of the well-known pytorch-GAT workflow (--should_test, --enable_tensorboard, --num_of_epochs, ...) are
@@ -17,12 +18,15 @@ from dataclasses import fields, replace
 
 from gat.config import DATASETS, TrainConfig
 from gat.errors import GATError, OneLineErrorParser
+from gat.model import LAYERS
+from gat.presets import PRESETS, describe_presets, preset_config, score_label, score_name
 
 DEFAULTS = TrainConfig()
 
 
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show a flag's default in --help, unless it is None/False (nothing to say) or the help states it already."""
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default in --help, unless it is None/False (nothing to say) or the help states it already;
+    keep the epilog's table of presets as written."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         if action.default is None or action.default is False or "default" in (action.help or ""):
@@ -40,6 +44,7 @@ def heads_list(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         description="Train a Graph Attention Network (defaults: the GAT paper's Cora setup).",
+        epilog="dataset presets (the papers' settings; a flag given explicitly wins):\n" + describe_presets(),
         formatter_class=DefaultsFormatter,
     )
     data = parser.add_argument_group("data")
@@ -52,16 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--num-layers", type=int, default=DEFAULTS.num_layers, help="GAT layers")
-    model.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="features per head in hidden layers")
+    # default=None for every flag a preset may set: None means "not given", so the dataset's preset applies.
+    model.add_argument(
+        "--layer", choices=tuple(LAYERS), default=DEFAULTS.layer, help="gat, or gatv2 (dynamic attention)"
+    )
+    model.add_argument("--num-layers", type=int, help=f"attention layers (default {DEFAULTS.num_layers}, or preset)")
+    model.add_argument("--hidden", type=int, help=f"features per head in hidden layers (default {DEFAULTS.hidden})")
     model.add_argument(
         "--heads",
         type=heads_list,
-        default=None,
-        help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head)",
+        help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head, or preset)",
     )
-    model.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="on layer inputs and attention")
-    model.add_argument("--skip-connection", action="store_true", help="add each layer's input to its output")
+    model.add_argument("--dropout", type=float, help=f"on layer inputs and attention (default {DEFAULTS.dropout})")
+    model.add_argument(
+        "--skip-connection",
+        action=argparse.BooleanOptionalAction,
+        help="add each layer's input to its output (default: off, or preset)",
+    )
 
     optimisation = parser.add_argument_group("optimisation")
     optimisation.add_argument(
@@ -78,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.patience,
         help="stop after this many epochs without val loss or val accuracy improving",
     )
-    optimisation.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate")
-    optimisation.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="L2 penalty")
+    optimisation.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS.lr}, or preset)")
+    optimisation.add_argument(
+        "--weight-decay", type=float, help=f"L2 penalty (default {DEFAULTS.weight_decay}, or preset)"
+    )
     optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed on CPU = same numbers")
     optimisation.add_argument(
         "--seeds", type=int, default=1, help="train this many runs (seeds seed, seed+1, ...) and print mean ± std"
@@ -161,13 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Flags -> TrainConfig; invalid values raise GATError with a one-line reason."""
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if values["heads"] is None:
-        values["heads"] = (8,) * (args.num_layers - 1) + (1,)
-    if values["epochs"] is None:
-        values["epochs"] = DEFAULTS.epochs
-    return TrainConfig(**values)
+    """Flags -> TrainConfig: the dataset's preset, then the flags given explicitly (not None) on top; invalid
+    values raise GATError with a one-line reason."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    preset_heads = PRESETS[args.dataset].get("heads", DEFAULTS.heads)
+    if "heads" not in values and values.get("num_layers", len(preset_heads)) != len(preset_heads):
+        values["heads"] = (8,) * (values["num_layers"] - 1) + (1,)  # a new depth: 8 heads per hidden layer
+    return preset_config(args.dataset, **values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,17 +237,18 @@ def run_seeds(config: TrainConfig, num_seeds: int) -> list:
     from gat.training import train
 
     results = []
+    score, label = score_name(config.dataset), score_label(config.dataset)
     for offset in range(num_seeds):
         result = train(replace(config, seed=config.seed + offset, quiet=True))
         results.append(result)
         print(
             f"seed {config.seed + offset}: best epoch {result.best_epoch}, "
-            f"val acc {result.metrics['val_accuracy']:.4f}, "
-            f"test acc {result.metrics.get('test_accuracy', float('nan')):.4f}, "
+            f"val {label} {result.metrics[f'val_{score}']:.4f}, "
+            f"test {label} {result.metrics.get(f'test_{score}', float('nan')):.4f}, "
             f"{result.epochs} epochs, {result.training_seconds:.1f} s",
             flush=True,
         )
-    for key in ("val_accuracy", "test_accuracy"):
+    for key in (f"val_{score}", f"test_{score}"):
         values = [r.metrics[key] for r in results if key in r.metrics]
         if values:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0

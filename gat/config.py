@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from gat.datasets import DATASETS
+from gat.datasets import DATASETS as GRAPH_DATASETS
 from gat.errors import GATError
+from gat.model import LAYERS
+
+# Every dataset a run can train on: the single graphs of `load_dataset`, and PPI (many graphs: gat/ppi.py).
+DATASETS = GRAPH_DATASETS + ("ppi",)
 
 
 @dataclass
@@ -26,6 +30,7 @@ class TrainConfig:
     heads: tuple[int, ...] = (8, 1)
     dropout: float = 0.6
     skip_connection: bool = False
+    layer: str = "gat"
     # optimisation
     epochs: int = 10000
     patience: int = 100
@@ -57,6 +62,7 @@ class TrainConfig:
         """Raise :class:`GATError` naming the first invalid value and what is allowed."""
         checks = [
             (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}"),
+            (self.layer in LAYERS, f"unknown layer {self.layer!r}: choose one of {', '.join(LAYERS)}"),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),

@@ -9,8 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gat.layers import GATLayer
+from gat.layers import GATLayer, GATv2Layer
 from gat.ops import dropout, project
+
+# --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
+LAYERS = {"gat": GATLayer, "gatv2": GATv2Layer}
 
 
 @dataclass
@@ -39,6 +42,7 @@ class GAT(nn.Module):
     :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
 
     Defaults are the paper's Cora model: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6.
+    ``layer="gatv2"`` builds the same stack from :class:`~gat.layers.GATv2Layer` s.
 
     Shapes: ``x`` ``[N, in_features]`` (dense or sparse CSR), ``edge_index`` ``[2, E]``; returns logits
     ``[N, num_classes]``.
@@ -54,10 +58,13 @@ class GAT(nn.Module):
         dropout: float = 0.6,
         skip_connection: bool = False,
         negative_slope: float = 0.2,
+        layer: str = "gat",
     ) -> None:
         super().__init__()
         if num_layers < 1 or len(heads) != num_layers:
             raise ValueError(f"heads needs one entry per layer: got {len(heads)} for {num_layers} layers")
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
         self.dropout = dropout
         self.layers = nn.ModuleList()
         self.skips = nn.ModuleList()
@@ -65,7 +72,7 @@ class GAT(nn.Module):
         for index, num_heads in enumerate(heads):
             is_last = index == num_layers - 1
             out_features = num_classes if is_last else hidden
-            layer = GATLayer(
+            attention_layer = LAYERS[layer](
                 size,
                 out_features,
                 num_heads=num_heads,
@@ -74,7 +81,7 @@ class GAT(nn.Module):
                 dropout=dropout,
             )
             output_size = out_features if is_last else num_heads * out_features
-            self.layers.append(layer)
+            self.layers.append(attention_layer)
             if skip_connection:
                 same_size = size == output_size
                 self.skips.append(nn.Identity() if same_size else nn.Linear(size, output_size, bias=False))

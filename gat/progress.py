@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
+from gat.presets import score_label, score_name
+
 if TYPE_CHECKING:
     from gat.config import TrainConfig
     from gat.graph import Graph
@@ -46,15 +48,16 @@ class Progress:
     def epoch(self, record: dict[str, float], best_epoch: int) -> None:
         if self.config.quiet:
             return
+        score, label = score_name(self.config.dataset), score_label(self.config.dataset)  # accuracy or micro-F1
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(
-                loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_accuracy']:.3f}", best=best_epoch
-            )
+            val_score = {f"val_{label}": f"{record[f'val_{score}']:.3f}"}
+            self.bar.set_postfix(loss=f"{record['train_loss']:.3f}", **val_score, best=best_epoch)
         elif record["epoch"] % self.config.console_log_freq == 0:
             print(
-                f"epoch {record['epoch']:5d} | train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}"
-                f" | val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f} | best epoch {best_epoch}",
+                f"epoch {record['epoch']:5d} | train loss {record['train_loss']:.4f} {label} "
+                f"{record[f'train_{score}']:.4f} | val loss {record['val_loss']:.4f} {label} "
+                f"{record[f'val_{score}']:.4f} | best epoch {best_epoch}",
                 flush=True,
             )
 
@@ -64,15 +67,16 @@ class Progress:
 
     def summary(self, result: TrainResult) -> None:
         if not self.config.quiet:
-            print(summary_line(result))
+            print(summary_line(result, self.config.dataset))
 
 
-def summary_line(result: TrainResult) -> str:
-    """``best epoch 123 | val acc 0.8120 | test acc 0.8310 | 223 epochs in 2.1 s (9.4 ms/epoch)``."""
-    metrics = result.metrics
-    test = f" | test acc {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
+def summary_line(result: TrainResult, dataset: str) -> str:
+    """``best epoch 123 | val acc 0.8120 | test acc 0.8310 | 223 epochs in 2.1 s (9.4 ms/epoch)`` (micro-F1 for
+    PPI)."""
+    metrics, score, label = result.metrics, score_name(dataset), score_label(dataset)
+    test = f" | test {label} {metrics[f'test_{score}']:.4f}" if f"test_{score}" in metrics else ""
     per_epoch = 1000 * result.training_seconds / max(result.epochs, 1)
     return (
-        f"best epoch {result.best_epoch} | val acc {metrics['val_accuracy']:.4f}{test} | "
+        f"best epoch {result.best_epoch} | val {label} {metrics[f'val_{score}']:.4f}{test} | "
         f"{result.epochs} epochs in {result.training_seconds:.1f} s ({per_epoch:.1f} ms/epoch)"
     )

@@ -16,12 +16,16 @@ EPOCH_SCALARS = {
     "loss/val": "val_loss",
     "accuracy/train": "train_accuracy",
     "accuracy/val": "val_accuracy",
+    "micro_f1/train": "train_micro_f1",  # multi-label (PPI) runs report micro-F1 instead of accuracy
+    "micro_f1/val": "val_micro_f1",
     "learning_rate": "learning_rate",
 }
 FINAL_SCALARS = {
     "accuracy/test": "test_accuracy",
     "loss/test": "test_loss",
     "accuracy/best_val": "val_accuracy",
+    "micro_f1/test": "test_micro_f1",
+    "micro_f1/best_val": "val_micro_f1",
 }
 
 
@@ -47,7 +51,8 @@ class RunLog:
     def epoch(self, record: dict[str, float]) -> None:
         if self.writer is not None:
             for tag, key in EPOCH_SCALARS.items():
-                self.writer.add_scalar(tag, record[key], record["epoch"])
+                if key in record:
+                    self.writer.add_scalar(tag, record[key], record["epoch"])
 
     def attention_entropy(self, epoch: int, inspection: Inspection, num_nodes: int) -> None:
         """One histogram per layer and head of the nodes' attention entropies."""

@@ -27,6 +27,7 @@ from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import GAT, Inspection
+from gat.presets import score_name
 from gat.progress import Progress
 from gat.tracking import RunLog
 
@@ -123,6 +124,7 @@ def build_model(config: TrainConfig, num_features: int, num_classes: int) -> GAT
         num_layers=config.num_layers,
         dropout=config.dropout,
         skip_connection=config.skip_connection,
+        layer=config.layer,
     )
 
 
@@ -214,20 +216,21 @@ class _Run:
         """One step plus validation; updates early stopping and the best model. The record has a nan/inf
         ``train_loss`` (and the weights are untouched) if the loss was not finite."""
         started = time.perf_counter()
-        train_loss, train_accuracy = self.train_step(epoch)
+        train_loss, train_score = self.train_step(epoch)
         if not math.isfinite(train_loss):
             return {"epoch": epoch, "train_loss": train_loss}
+        score = score_name(self.config.dataset)  # accuracy, or micro-F1 for multi-label PPI
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
-            "train_accuracy": train_accuracy,
+            f"train_{score}": train_score,
             **self.evaluate(("val",)),
             "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         record["seconds"] = time.perf_counter() - started
         self.history.append(record)
         self.last_epoch = epoch
-        if self.stopper.update(epoch, record["val_loss"], record["val_accuracy"]):
+        if self.stopper.update(epoch, record["val_loss"], record[f"val_{score}"]):
             self.best_state = copy.deepcopy(self.model.state_dict())
         return record
 
@@ -321,6 +324,10 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
         current = config.to_dict()
         config = TrainConfig.from_dict({**saved["config"], **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
     device = resolve_device(config.device)
+    if config.dataset == "ppi":  # many graphs, multi-label targets: its own loop, gat/inductive.py
+        from gat.inductive import train_inductive
+
+        return train_inductive(config, device, saved, str(resume))
     if config.fanouts:  # sampled mini-batches, on one process or several: gat/minibatch.py
         from gat.minibatch import train_minibatch
 

@@ -1,7 +1,7 @@
 """Shared fixtures: where the real Planetoid files are, and Cora / CiteSeer loaded once per test session.
 
-Tests never touch the internet: `PLANETOID_URL` (the datasets' public home) is pointed at a closed local port
-for every test, so a missing file fails at once instead of being downloaded.
+Tests never touch the internet: `PLANETOID_URL` and `PPI_URL` (the datasets' public homes) point at a closed
+local port for every test, so a missing file fails at once instead of being downloaded.
 
 Real data comes from a local mirror: ``$GAT_DATA_MIRROR`` if set, else ``<repo>/../shared/datasets/planetoid``.
 Without one, tests that need it are skipped, except in CI (``CI=true``) where they fail: CI must run them.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gat import download
+from gat import download, ppi
 from gat.datasets import load_dataset
 from gat.graph import Graph
 
@@ -35,6 +35,7 @@ def _holds_planetoid(mirror: str) -> bool:
 @pytest.fixture(autouse=True)
 def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "PLANETOID_URL", OFFLINE_URL)
+    monkeypatch.setattr(ppi, "PPI_URL", OFFLINE_URL)
 
 
 @pytest.fixture(scope="session")
