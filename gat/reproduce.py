@@ -1,0 +1,261 @@
+"""``python -m gat.reproduce``: the GAT paper's results table, re-measured over many seeds, with GATv2 beside GAT.
+
+    python -m gat.reproduce                                    # 10 seeds x (cora, citeseer, pubmed, ppi) x (gat, gatv2)
+    python -m gat.reproduce --seeds 2 --datasets cora,citeseer # a quick check
+
+Every run (dataset, layer, seed) is one `gat.training.train` with the dataset's preset (`gat.presets`), quiet and
+without TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
+finishes (atomically), so an interrupted table resumes where it stopped: a finished run with the same settings is
+read back, never redone. Then ``<output>/results.md`` gets the Markdown table — test accuracy (micro-F1 for PPI)
+mean ± std, min, max, epochs and seconds per run, next to the published figures — and, for the transductive
+datasets, GAT's and GATv2's attention entropy side by side. A dataset whose files are missing and cannot be
+downloaded is listed as "needs download" with the command to run, not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from gat import checkpoints
+from gat.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
+from gat.config import DATASETS, TrainConfig
+from gat.errors import GATError, OneLineErrorParser
+from gat.io import atomic_write, save_json
+from gat.model import LAYERS, Inspection
+from gat.presets import preset_config, score_name
+
+# Veličković et al. (ICLR 2018), tables 2 and 3: test accuracy (micro-F1 for PPI), mean ± std over runs.
+PUBLISHED = {"cora": (0.830, 0.007), "citeseer": (0.725, 0.007), "pubmed": (0.790, 0.003), "ppi": (0.973, 0.002)}
+# Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
+LOCATION_FIELDS = ("data_dir", "data_mirror", "runs_dir", "models_dir", "device", "quiet", "tensorboard")
+
+
+def build_parser() -> OneLineErrorParser:
+    parser = OneLineErrorParser(prog="python -m gat.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10, help="runs per dataset and layer: seeds 0..N-1 (default 10)")
+    parser.add_argument("--datasets", default="cora,citeseer,pubmed,ppi", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--layers", default="gat,gatv2", help="comma-separated: gat, gatv2 (default: %(default)s)")
+    parser.add_argument("--output", default="results", help="folder for runs/*.json and results.md (default: results)")
+    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (default: the preset's)")
+    parser.add_argument("--data-dir", default="data", help="dataset cache (default: data)")
+    parser.add_argument(
+        "--data-mirror", default=None, help="folder or URL with the raw files (default: $GAT_DATA_MIRROR)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu (reproducible)")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> tuple:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    datasets, layers = args.datasets.split(","), args.layers.split(",")
+    for name, chosen, allowed in (("dataset", datasets, DATASETS), ("layer", layers, tuple(LAYERS))):
+        unknown = [value for value in chosen if value not in allowed]
+        if unknown:
+            parser.error(f"unknown {name} {', '.join(unknown)}: choose from {', '.join(allowed)}")
+    if args.seeds < 1:
+        parser.error(f"seeds must be >= 1, got {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"epochs must be >= 1, got {args.epochs}")
+    return args, datasets, layers
+
+
+def run_config(args, dataset: str, layer: str, seed: int) -> TrainConfig:
+    """The preset of ``dataset`` with ``layer`` and ``seed``; training files go under ``<output>/training/``."""
+    training = Path(args.output) / "training"
+    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+    return preset_config(
+        dataset,
+        layer=layer,
+        seed=seed,
+        data_dir=args.data_dir,
+        data_mirror=args.data_mirror,
+        device=args.device,
+        runs_dir=str(training / "runs"),
+        models_dir=str(training / "models"),
+        tensorboard=False,
+        quiet=True,
+        **overrides,
+    )
+
+
+def result_path(output: str | Path, config: TrainConfig) -> Path:
+    return Path(output) / "runs" / f"{config.dataset}_{config.layer}_seed{config.seed}.json"
+
+
+def finished(path: Path, config: TrainConfig) -> dict | None:
+    """The saved result of this run if it exists and was made with the same settings, else None (run it)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
+        return None
+    return record if _what_it_computes(record.get("config", {})) == _what_it_computes(config.to_dict()) else None
+
+
+def _what_it_computes(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key not in LOCATION_FIELDS}
+
+
+def data_problem(config: TrainConfig) -> str | None:
+    """None if the dataset's files are here (or can be fetched), else the one-line reason they cannot."""
+    from gat.ppi import load_ppi
+    from gat.training import load_graph
+
+    try:
+        load_ppi(config.data_dir, mirror=config.data_mirror) if config.dataset == "ppi" else load_graph(config)
+    except GATError as error:
+        return str(error)
+    return None
+
+
+def entropy_by_layer(inspection: Inspection) -> list[dict[str, float]]:
+    """Per layer, over nodes and heads: mean attention entropy, the mean entropy uniform attention over the same
+    neighbourhoods would have (log degree), and the mean KL divergence from uniform, in nats."""
+    num_nodes, edge_index = inspection.logits.shape[0], inspection.edge_index
+    uniform = torch.log(neighbourhood_sizes(edge_index, num_nodes).double().clamp(min=1)).mean().item()
+    return [
+        {
+            "layer": index,
+            "entropy": attention_entropy(attention.double(), edge_index, num_nodes).mean().item(),
+            "uniform": uniform,
+            "kl": kl_from_uniform(attention, edge_index, num_nodes).mean().item(),
+        }
+        for index, attention in enumerate(inspection.attention)
+    ]
+
+
+def run(config: TrainConfig) -> dict:
+    """Train one run and return what the table needs (plus the config, to recognise it when resuming)."""
+    from gat.training import inspect_model, load_graph, train
+
+    result = train(config)
+    score = score_name(config.dataset)
+    record = {
+        "dataset": config.dataset,
+        "layer": config.layer,
+        "seed": config.seed,
+        "test_score": result.metrics[f"test_{score}"],
+        "val_score": result.metrics[f"val_{score}"],
+        "score": score,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "seconds": result.training_seconds,
+        "run_id": result.run_id,
+        "config": config.to_dict(),
+        "environment": checkpoints.environment(),
+    }
+    if config.dataset != "ppi":  # entropy needs one graph's attention; PPI's test graphs would need a batch
+        record["entropy"] = entropy_by_layer(inspect_model(result.model, load_graph(config)))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, datasets, layers = parse_args(argv)
+    jobs = [
+        run_config(args, dataset, layer, seed) for dataset in datasets for layer in layers for seed in range(args.seeds)
+    ]
+    records = {result_path(args.output, job): finished(result_path(args.output, job), job) for job in jobs}
+    pending = [job for job in jobs if records[result_path(args.output, job)] is None]
+    missing = {}  # dataset -> why its files cannot be had
+    for dataset in dict.fromkeys(job.dataset for job in pending):
+        problem = data_problem(next(job for job in pending if job.dataset == dataset))
+        if problem is not None:
+            missing[dataset] = problem
+    pending = [job for job in pending if job.dataset not in missing]
+    done = sum(record is not None for record in records.values())
+    bar = tqdm(total=done + len(pending), initial=done, unit="run", desc="reproduce", dynamic_ncols=True)
+    try:
+        for job in pending:
+            bar.set_postfix_str(f"{job.dataset} {job.layer} seed {job.seed}")
+            path = result_path(args.output, job)
+            records[path] = run(job)
+            save_json(records[path], path)  # now: a later invocation will not redo this run
+            bar.update(1)
+    except GATError as error:  # includes TrainingInterrupted (Ctrl-C): finished runs are already saved
+        bar.close()
+        print(f"error: {error}\nfinished runs are saved in {args.output}/runs; run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return getattr(error, "exit_code", 1)
+    bar.close()
+    text = results_markdown([record for record in records.values() if record is not None], missing, args, argv)
+    with atomic_write(Path(args.output) / "results.md") as file:
+        file.write(text.encode())
+    print(text)
+    print(f"wrote {Path(args.output) / 'results.md'}")
+    return 0
+
+
+def results_markdown(records: list[dict], missing: dict[str, str], args, argv: list[str] | None) -> str:
+    """The results table, the entropy table and how they were made, as Markdown."""
+    command = " ".join(["python -m gat.reproduce", *(argv if argv is not None else sys.argv[1:])])
+    environment = checkpoints.environment()
+    lines = [
+        "# Reproducing the GAT paper",
+        "",
+        f"`{command}` — {args.seeds} seed(s) per row, torch {environment['torch']}, device {args.device}, "
+        f"commit {environment['git_commit'][:12]}. Test accuracy (PPI: micro-F1) of the model chosen by early "
+        "stopping; published = Veličković et al. (ICLR 2018), mean ± std.",
+        "",
+        "| dataset | model | runs | test score, mean ± std | min | max | epochs | seconds per run | published (GAT) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    datasets = list(dict.fromkeys(args.datasets.split(",")))
+    for dataset in datasets:
+        published = "{:.3f} ± {:.3f}".format(*PUBLISHED[dataset]) if dataset in PUBLISHED else "—"
+        for layer in dict.fromkeys(args.layers.split(",")):
+            rows = [r for r in records if r["dataset"] == dataset and r["layer"] == layer]
+            if rows:
+                lines.append(_score_row(dataset, layer, rows, published if layer == "gat" else "—"))
+            elif dataset in missing:
+                fix = f"`python -m gat.reproduce --datasets {dataset}` where the internet is reachable"
+                lines.append(f"| {dataset} | {layer} | 0 | needs download: {fix} | | | | | {published} |")
+    lines += _entropy_lines(records)
+    if missing:
+        lines += ["", "Not run (files missing, no download possible here):", ""]
+        lines += [f"- {dataset}: {reason}" for dataset, reason in missing.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _score_row(dataset: str, layer: str, rows: list[dict], published: str) -> str:
+    scores = [r["test_score"] for r in rows]
+    spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+    epochs = statistics.mean(r["epochs"] for r in rows)
+    seconds = statistics.mean(r["seconds"] for r in rows)
+    return (
+        f"| {dataset} | {layer} | {len(rows)} | **{statistics.mean(scores):.3f} ± {spread:.3f}** | {min(scores):.3f} | "
+        f"{max(scores):.3f} | {epochs:.0f} | {seconds:.1f} | {published} |"
+    )
+
+
+def _entropy_lines(records: list[dict]) -> list[str]:
+    """GAT vs GATv2: per dataset and attention layer, the entropies averaged over nodes, heads and seeds."""
+    with_entropy = [r for r in records if "entropy" in r]
+    if not with_entropy:
+        return []
+    lines = [
+        "",
+        "Attention entropy (nats; mean over nodes, heads and runs). Uniform = the entropy of attending equally to "
+        "every neighbour (log degree); KL = mean divergence from uniform, 0 when a layer just averages.",
+        "",
+        "| dataset | model | layer | entropy | uniform | KL from uniform |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups = dict.fromkeys((r["dataset"], r["layer"]) for r in with_entropy)
+    for dataset, layer in groups:
+        runs = [r["entropy"] for r in with_entropy if (r["dataset"], r["layer"]) == (dataset, layer)]
+        for index in range(len(runs[0])):
+            mean = {key: statistics.mean(run[index][key] for run in runs) for key in ("entropy", "uniform", "kl")}
+            lines.append(
+                f"| {dataset} | {layer} | {index} | {mean['entropy']:.4f} | {mean['uniform']:.4f} | {mean['kl']:.4f} |"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

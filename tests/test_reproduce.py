@@ -1,0 +1,124 @@
+"""python -m gat.reproduce on the synthetic graph: the table, resuming without redoing runs, missing datasets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+
+import pytest
+import torch
+
+from gat import reproduce
+from gat.model import Inspection
+from gat.ops import build_neighbourhoods
+from tests.test_layers import random_graph
+
+
+def arguments(tmp_path, *extra: str) -> list[str]:
+    common = ["--seeds", "2", "--layers", "gat,gatv2", "--epochs", "3", "--output", str(tmp_path / "results")]
+    return [*common, "--data-dir", str(tmp_path / "data"), *extra]
+
+
+@pytest.fixture(scope="module")
+def finished_table(tmp_path_factory):
+    """One finished 2-seed table on the synthetic graph (GAT and GATv2), made once."""
+    folder = tmp_path_factory.mktemp("table")
+    assert reproduce.main(arguments(folder, "--datasets", "synthetic")) == 0
+    return folder / "results"
+
+
+@pytest.fixture
+def table(finished_table, tmp_path):
+    """A copy of the finished table in this test's folder, as if this test had made it."""
+    return shutil.copytree(finished_table, tmp_path / "results")
+
+
+def test_table_has_every_run_with_its_statistics(table):
+    records = {path.name: json.loads(path.read_text()) for path in (table / "runs").glob("*.json")}
+    expected = {f"synthetic_{layer}_seed{seed}.json" for layer in ("gat", "gatv2") for seed in (0, 1)}
+    assert set(records) == expected
+    text = (table / "results.md").read_text()
+    for layer in ("gat", "gatv2"):
+        scores = [records[f"synthetic_{layer}_seed{seed}.json"]["test_score"] for seed in (0, 1)]
+        row = f"| synthetic | {layer} | 2 | **{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}** | "
+        assert row + f"{min(scores):.3f} | {max(scores):.3f} | 3 |" in text
+    # GAT and GATv2 entropy side by side, one row per attention layer
+    assert "| synthetic | gat | 0 |" in text and "| synthetic | gatv2 | 1 |" in text
+    assert records["synthetic_gatv2_seed1.json"]["config"]["layer"] == "gatv2"
+
+
+def test_a_second_invocation_redoes_no_run(table, tmp_path, monkeypatch, capsys):
+    before = {path: path.read_text() for path in (table / "runs").glob("*.json")}
+
+    def must_not_train(config):
+        raise AssertionError(f"run {config.dataset} {config.layer} seed {config.seed} was redone")
+
+    monkeypatch.setattr(reproduce, "run", must_not_train)
+    assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
+    assert {path: path.read_text() for path in (table / "runs").glob("*.json")} == before
+    assert "| synthetic | gatv2 | 2 |" in capsys.readouterr().out
+
+
+def test_only_missing_or_changed_runs_are_redone(table, tmp_path, monkeypatch):
+    (table / "runs" / "synthetic_gat_seed1.json").unlink()
+    redone = []
+    original = reproduce.run
+    monkeypatch.setattr(reproduce, "run", lambda config: redone.append((config.layer, config.seed)) or original(config))
+    assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
+    assert redone == [("gat", 1)]
+    # other settings (here: a different epoch cap) are other runs: all of them are redone
+    redone.clear()
+    assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic", "--epochs", "2")) == 0
+    assert len(redone) == 4
+
+
+def test_missing_dataset_is_listed_as_needs_download(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GAT_DATA_MIRROR", raising=False)
+    code = reproduce.main(arguments(tmp_path, "--datasets", "pubmed,ppi", "--seeds", "1"))
+    assert code == 0
+    text = (tmp_path / "results" / "results.md").read_text()
+    assert "| pubmed | gat | 0 | needs download: `python -m gat.reproduce --datasets pubmed`" in text
+    assert "| ppi | gatv2 | 0 | needs download: `python -m gat.reproduce --datasets ppi`" in text
+    assert "0.790 ± 0.003" in text and "0.973 ± 0.002" in text  # the published figures stay in the table
+    assert "- ppi: cannot get the ppi dataset: ppi.zip missing" in text
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seeds", "0"], "seeds must be >= 1"),
+        (["--datasets", "cora,imagenet"], "unknown dataset imagenet"),
+        (["--layers", "gcn"], "unknown layer gcn"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_entropy_by_layer_matches_the_visualization_statistics():
+    from visualization.entropy import entropy_statistics
+
+    num_nodes = 40
+    edge_index = build_neighbourhoods(random_graph(num_nodes, 200, seed=0, isolated=3), num_nodes).edge_index
+    sizes = torch.bincount(edge_index[1], minlength=num_nodes).double()
+    uniform = (1 / sizes)[edge_index[1]].unsqueeze(1).expand(-1, 2)
+    learned = torch.rand(edge_index.shape[1], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sums = torch.zeros(num_nodes, 3, dtype=torch.float64).index_add_(0, edge_index[1], learned)
+    learned = learned / sums[edge_index[1]]  # a random distribution over each neighbourhood
+    inspection = Inspection(torch.zeros(num_nodes, 2), [], [uniform, learned], edge_index)
+
+    rows = reproduce.entropy_by_layer(inspection)
+    assert rows[0]["kl"] == pytest.approx(0, abs=1e-12) and rows[0]["entropy"] == pytest.approx(rows[0]["uniform"])
+    reference = entropy_statistics(inspection)
+    for layer in (0, 1):
+        heads = [row for row in reference if row["layer"] == layer]
+        assert rows[layer]["entropy"] == pytest.approx(statistics.mean(row["mean_entropy"] for row in heads))
+        assert rows[layer]["kl"] == pytest.approx(statistics.mean(row["mean_kl"] for row in heads))
+        assert rows[layer]["uniform"] == pytest.approx(heads[0]["mean_uniform_entropy"])
+    assert rows[1]["kl"] > 0.01
