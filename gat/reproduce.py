@@ -28,12 +28,14 @@ from gat.config import DATASETS, TrainConfig
 from gat.errors import GATError, OneLineErrorParser
 from gat.io import atomic_write, save_json
 from gat.model import LAYERS, Inspection
+from gat.ppi import load_ppi
 from gat.presets import preset_config, score_name
+from gat.training import ENVIRONMENT_FIELDS, inspect_model, load_graph, train
 
 # Veličković et al. (ICLR 2018), tables 2 and 3: test accuracy (micro-F1 for PPI), mean ± std over runs.
 PUBLISHED = {"cora": (0.830, 0.007), "citeseer": (0.725, 0.007), "pubmed": (0.790, 0.003), "ppi": (0.973, 0.002)}
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
-LOCATION_FIELDS = ("data_dir", "data_mirror", "runs_dir", "models_dir", "device", "quiet", "tensorboard")
+LOCATION_FIELDS = (*ENVIRONMENT_FIELDS, "tensorboard")
 
 
 def build_parser() -> OneLineErrorParser:
@@ -104,9 +106,6 @@ def _what_it_computes(config: dict) -> dict:
 
 def data_problem(config: TrainConfig) -> str | None:
     """None if the dataset's files are here (or can be fetched), else the one-line reason they cannot."""
-    from gat.ppi import load_ppi
-    from gat.training import load_graph
-
     try:
         load_ppi(config.data_dir, mirror=config.data_mirror) if config.dataset == "ppi" else load_graph(config)
     except GATError as error:
@@ -132,8 +131,6 @@ def entropy_by_layer(inspection: Inspection) -> list[dict[str, float]]:
 
 def run(config: TrainConfig) -> dict:
     """Train one run and return what the table needs (plus the config, to recognise it when resuming)."""
-    from gat.training import inspect_model, load_graph, train
-
     result = train(config)
     score = score_name(config.dataset)
     record = {
