@@ -31,7 +31,8 @@ class Progress:
         layers = " -> ".join(f"{layer.num_heads}x{layer.out_features}" for layer in model.layers)
         print(f"run {run_id}" + (f" (resumed after epoch {resumed_from})" if resumed_from else ""))
         print(f"data   {graph}")
-        print(f"model  GAT {layers} heads x features, {num_parameters:,} parameters, dropout {config.dropout}")
+        kind = type(model.layers[0]).__name__.removesuffix("Layer")  # GAT or GATv2
+        print(f"model  {kind} {layers} heads x features, {num_parameters:,} parameters, dropout {config.dropout}")
         print(
             f"train  Adam lr {config.lr}, weight decay {config.weight_decay}, up to {config.epochs} epochs, "
             f"patience {config.patience}, seed {config.seed}, device {device}"

@@ -73,12 +73,13 @@ def test_model_builds_the_chosen_layer():
         GAT(5, 3, layer="gcn")
 
 
-def test_load_model_rebuilds_a_gatv2_model(tmp_path):
+def test_load_model_rebuilds_a_gatv2_model(tmp_path, capsys):
     from gat.training import inspect_model, load_graph, load_model, train
 
     folders = {name: str(tmp_path / name) for name in ("data_dir", "runs_dir", "models_dir")}
-    config = preset_config("synthetic", layer="gatv2", epochs=2, tensorboard=False, quiet=True, **folders)
+    config = preset_config("synthetic", layer="gatv2", epochs=2, tensorboard=False, **folders)
     result = train(config)
+    assert "model  GATv2 8x8 -> 1x" in capsys.readouterr().out
     model, data = load_model(result.binary_path)
     assert data["config"]["layer"] == "gatv2" and isinstance(model.layers[0], GATv2Layer)
     graph = load_graph(config)
