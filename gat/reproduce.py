@@ -231,27 +231,41 @@ def _score_row(dataset: str, layer: str, rows: list[dict], published: str) -> st
 
 
 def _entropy_lines(records: list[dict]) -> list[str]:
-    """GAT vs GATv2: per dataset and attention layer, the entropies averaged over nodes, heads and seeds."""
+    """The models side by side: per dataset and attention layer, entropy and KL from uniform averaged over
+    nodes, heads and runs (one column per model), next to the entropy of uniform attention."""
     with_entropy = [r for r in records if "entropy" in r]
     if not with_entropy:
         return []
+    models = list(dict.fromkeys(r["layer"] for r in with_entropy))
     lines = [
         "",
-        "Attention entropy (nats; mean over nodes, heads and runs). Uniform = the entropy of attending equally to "
-        "every neighbour (log degree); KL = mean divergence from uniform, 0 when a layer just averages.",
+        "Attention entropy in nats, mean over nodes, heads and runs. Uniform = the entropy of attending equally to "
+        "every neighbour (log degree); KL = the mean divergence from uniform attention, 0 for a layer that averages.",
         "",
-        "| dataset | model | layer | entropy | uniform | KL from uniform |",
-        "|---|---|---|---|---|---|",
+        f"| dataset | attention layer | uniform | {' | '.join(f'entropy {m}' for m in models)} | "
+        f"{' | '.join(f'KL {m}' for m in models)} |",
+        "|---|---|---|" + "---|" * 2 * len(models),
     ]
-    groups = dict.fromkeys((r["dataset"], r["layer"]) for r in with_entropy)
-    for dataset, layer in groups:
-        runs = [r["entropy"] for r in with_entropy if (r["dataset"], r["layer"]) == (dataset, layer)]
-        for index in range(len(runs[0])):
-            mean = {key: statistics.mean(run[index][key] for run in runs) for key in ("entropy", "uniform", "kl")}
-            lines.append(
-                f"| {dataset} | {layer} | {index} | {mean['entropy']:.4f} | {mean['uniform']:.4f} | {mean['kl']:.4f} |"
-            )
+    for dataset in dict.fromkeys(r["dataset"] for r in with_entropy):
+        means = {model: _mean_by_layer([r["entropy"] for r in with_entropy if r["layer"] == model
+                                        and r["dataset"] == dataset]) for model in models}  # fmt: skip
+        for index, first in enumerate(next(rows for rows in means.values() if rows)):
+            cells = [_cell(means[model], index, "entropy") for model in models]
+            cells += [_cell(means[model], index, "kl") for model in models]
+            lines.append(f"| {dataset} | {index} | {first['uniform']:.4f} | {' | '.join(cells)} |")
     return lines
+
+
+def _mean_by_layer(runs: list[list[dict]]) -> list[dict[str, float]]:
+    """The per-layer entropy statistics of several runs, averaged over the runs."""
+    if not runs:
+        return []
+    return [{key: statistics.mean(run[index][key] for run in runs) for key in ("entropy", "uniform", "kl")}
+            for index in range(len(runs[0]))]  # fmt: skip
+
+
+def _cell(rows: list[dict[str, float]], index: int, key: str) -> str:
+    return f"{rows[index][key]:.4f}" if index < len(rows) else "—"
 
 
 if __name__ == "__main__":

@@ -43,8 +43,17 @@ def test_table_has_every_run_with_its_statistics(table):
         scores = [records[f"synthetic_{layer}_seed{seed}.json"]["test_score"] for seed in (0, 1)]
         row = f"| synthetic | {layer} | 2 | **{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}** | "
         assert row + f"{min(scores):.3f} | {max(scores):.3f} | 3 |" in text
-    # GAT and GATv2 entropy side by side, one row per attention layer
-    assert "| synthetic | gat | 0 |" in text and "| synthetic | gatv2 | 1 |" in text
+    # GAT and GATv2 entropy side by side, one row per attention layer, averaged over the seeds
+    assert "| dataset | attention layer | uniform | entropy gat | entropy gatv2 | KL gat | KL gatv2 |" in text
+    for index in (0, 1):
+        runs = {layer: [records[f"synthetic_{layer}_seed{seed}.json"]["entropy"][index] for seed in (0, 1)]
+                for layer in ("gat", "gatv2")}  # fmt: skip
+        means = {
+            (layer, key): statistics.mean(run[key] for run in runs[layer]) for layer in runs for key in runs["gat"][0]
+        }
+        cells = [means[layer, key] for key in ("entropy", "kl") for layer in ("gat", "gatv2")]
+        row = f"| synthetic | {index} | {means['gat', 'uniform']:.4f} | " + " | ".join(f"{cell:.4f}" for cell in cells)
+        assert row + " |" in text
     assert records["synthetic_gatv2_seed1.json"]["config"]["layer"] == "gatv2"
 
 
