@@ -18,18 +18,20 @@ from gat.ops import (
 
 
 class _AttentionLayer(nn.Module):
-    """What every attention layer here shares: its sizes, the output bias and the cached neighbourhoods."""
+    """What every attention layer here shares: its arguments and sizes, the output bias and the cached
+    neighbourhoods. A subclass creates its own weights in ``_create_parameters`` (called once the sizes are set)
+    and initialises them, and the bias, in ``reset_parameters``."""
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        num_heads: int,
-        concat: bool,
-        negative_slope: float,
-        dropout: float,
-        bias: bool,
-        add_self_loops: bool,
+        num_heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_self_loops: bool = True,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -42,6 +44,14 @@ class _AttentionLayer(nn.Module):
         output_size = num_heads * out_features if concat else out_features
         self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
         self._cache: tuple[torch.Tensor, int, int, Neighbourhoods] | None = None
+        self._create_parameters()
+        self.reset_parameters()
+
+    def _create_parameters(self) -> None:
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        raise NotImplementedError
 
     def neighbourhoods(self, edge_index: torch.Tensor, num_nodes: int) -> Neighbourhoods:
         """The sorted edge list (with self-loops) for ``edge_index``, cached while the same tensor is passed.
@@ -100,22 +110,10 @@ class GATLayer(_AttentionLayer):
         * output: ``[N, num_heads * out_features]`` if ``concat`` else ``[N, out_features]``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        num_heads: int = 1,
-        concat: bool = True,
-        negative_slope: float = 0.2,
-        dropout: float = 0.0,
-        bias: bool = True,
-        add_self_loops: bool = True,
-    ) -> None:
-        super().__init__(in_features, out_features, num_heads, concat, negative_slope, dropout, bias, add_self_loops)
-        self.linear = nn.Linear(in_features, num_heads * out_features, bias=False)
-        self.att_source = nn.Parameter(torch.empty(1, num_heads, out_features))
-        self.att_target = nn.Parameter(torch.empty(1, num_heads, out_features))
-        self.reset_parameters()
+    def _create_parameters(self) -> None:
+        self.linear = nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False)
+        self.att_source = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
+        self.att_target = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as in the reference implementation of the paper.
@@ -188,38 +186,14 @@ class GATv2Layer(_AttentionLayer):
     products as in :class:`GATLayer`: this layer builds an ``[E, num_heads, out_features]`` tensor of per-edge
     sums (and autograd keeps it for the backward pass), O(E * heads * out) instead of GAT's O(E * heads).
 
-    Args:
-        in_features: size of each input node vector.
-        out_features: size of each head's output.
-        num_heads: number of attention heads :math:`K`.
-        concat: concatenate the heads (``[N, K * out_features]``) or average them (``[N, out_features]``).
-        negative_slope: slope of the LeakyReLU inside the score.
-        dropout: dropout probability on the attention coefficients.
-        bias: add a learnable bias to the output.
-        add_self_loops: include each node in its own neighbourhood (existing self-loops are replaced by one).
-
-    Shapes:
-        * ``x``: ``[N, in_features]``, dense or sparse CSR.
-        * ``edge_index``: ``int64 [2, E]``, row 0 the source :math:`j`, row 1 the target :math:`i`.
-        * output: ``[N, num_heads * out_features]`` if ``concat`` else ``[N, out_features]``.
+    Args and shapes: as :class:`GATLayer` (``negative_slope`` is the slope of the LeakyReLU inside the score).
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        num_heads: int = 1,
-        concat: bool = True,
-        negative_slope: float = 0.2,
-        dropout: float = 0.0,
-        bias: bool = True,
-        add_self_loops: bool = True,
-    ) -> None:
-        super().__init__(in_features, out_features, num_heads, concat, negative_slope, dropout, bias, add_self_loops)
-        self.linear = nn.Linear(in_features, num_heads * out_features, bias=False)
-        self.linear_target = nn.Linear(in_features, num_heads * out_features, bias=False)
-        self.att = nn.Parameter(torch.empty(1, num_heads, out_features))
-        self.reset_parameters()
+    def _create_parameters(self) -> None:
+        size = self.num_heads * self.out_features
+        self.linear = nn.Linear(self.in_features, size, bias=False)
+        self.linear_target = nn.Linear(self.in_features, size, bias=False)
+        self.att = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as GATv2's reference implementation (PyG's GATv2Conv).

@@ -1,11 +1,14 @@
 """GATv2Layer against a dense float64 reference (masked N x N softmax), gradcheck and PyG's GATv2Conv."""
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gat.layers import GATv2Layer
-from tests.test_layers import random_graph
+from tests import test_layers
+from tests.test_layers import assert_matches_dense, dense_output, random_graph
 
 
 def dense_reference(layer: GATv2Layer, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,34 +23,17 @@ def dense_reference(layer: GATv2Layer, x: torch.Tensor, edge_index: torch.Tensor
     target = (x @ layer.linear_target.weight.t()).view(shape)
     pairs = target[:, None] + source[None, :]  # [i, j, H, F]: W_t h_i + W_s h_j for every pair
     scores = (F.leaky_relu(pairs, layer.negative_slope) * layer.att).sum(-1).permute(2, 0, 1)  # [H, i, j]
-    attention = torch.softmax(scores.masked_fill(~adjacency, float("-inf")), dim=-1).nan_to_num(0.0)
-    out = torch.einsum("hij,jhf->ihf", attention, source)
-    out = out.reshape(num_nodes, -1) if layer.concat else out.mean(1)
-    if layer.bias is not None:
-        out = out + layer.bias
-    return out, attention
+    return dense_output(layer, scores, adjacency, source)
 
 
-def make_layer(in_features: int, out_features: int, heads: int, concat: bool, self_loops: bool = True) -> GATv2Layer:
-    layer = GATv2Layer(in_features, out_features, num_heads=heads, concat=concat, add_self_loops=self_loops).double()
-    with torch.no_grad():
-        layer.bias.normal_()  # a zero bias would hide a misplaced bias
-    return layer
+make_layer = functools.partial(test_layers.make_layer, layer_class=GATv2Layer)
 
 
 @pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (120, 900, 12)])
 @pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
 def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
     torch.manual_seed(num_nodes + heads)
-    layer = make_layer(7, 5, heads, concat)
-    x = torch.randn(num_nodes, 7, dtype=torch.float64)
-    edge_index = random_graph(num_nodes, num_edges, seed=num_nodes, isolated=isolated)
-
-    out, (used_edges, attention) = layer(x, edge_index, return_attention=True)
-    expected, dense_attention = dense_reference(layer, x, edge_index)
-
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
-    torch.testing.assert_close(attention, dense_attention[:, used_edges[1], used_edges[0]].t(), rtol=0, atol=1e-10)
+    assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated)
 
 
 def test_attention_is_dynamic_unlike_gat():

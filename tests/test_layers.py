@@ -29,17 +29,28 @@ def dense_reference(layer: GATLayer, x: torch.Tensor, edge_index: torch.Tensor) 
     score_source = (h * layer.att_source).sum(-1)  # [N, H]
     score_target = (h * layer.att_target).sum(-1)
     scores = score_target.t()[:, :, None] + score_source.t()[:, None, :]  # [H, i, j]
-    scores = F.leaky_relu(scores, layer.negative_slope).masked_fill(~adjacency, float("-inf"))
-    attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows with no neighbour: all zero
-    out = torch.einsum("hij,jhf->ihf", attention, h)
-    out = out.reshape(num_nodes, -1) if layer.concat else out.mean(1)
+    scores = F.leaky_relu(scores, layer.negative_slope)
+    return dense_output(layer, scores, adjacency, h)
+
+
+def dense_output(
+    layer: torch.nn.Module, scores: torch.Tensor, adjacency: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked softmax of ``scores`` ``[H, i, j]`` over each row's neighbours, the weighted sum of ``values``
+    ``[N, H, F]``, heads concatenated or averaged, plus bias. Returns (out, attention [H, N, N])."""
+    attention = torch.softmax(scores.masked_fill(~adjacency, float("-inf")), dim=-1).nan_to_num(0.0)  # no neighbour: 0
+    out = torch.einsum("hij,jhf->ihf", attention, values)
+    out = out.reshape(values.shape[0], -1) if layer.concat else out.mean(1)
     if layer.bias is not None:
         out = out + layer.bias
     return out, attention
 
 
-def make_layer(in_features: int, out_features: int, heads: int, concat: bool, self_loops: bool = True) -> GATLayer:
-    layer = GATLayer(in_features, out_features, num_heads=heads, concat=concat, add_self_loops=self_loops).double()
+def make_layer(
+    in_features: int, out_features: int, heads: int, concat: bool, self_loops: bool = True, layer_class: type = GATLayer
+) -> torch.nn.Module:
+    """A float64 layer (``GATLayer`` or another with its arguments) with a random, non-zero bias."""
+    layer = layer_class(in_features, out_features, num_heads=heads, concat=concat, add_self_loops=self_loops).double()
     with torch.no_grad():
         layer.bias.normal_()  # a zero bias would hide a misplaced bias
     return layer
@@ -49,12 +60,16 @@ def make_layer(in_features: int, out_features: int, heads: int, concat: bool, se
 @pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
 def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
     torch.manual_seed(num_nodes + heads)
-    layer = make_layer(7, 5, heads, concat)
-    x = torch.randn(num_nodes, 7, dtype=torch.float64)
+    assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated)
+
+
+def assert_matches_dense(layer: torch.nn.Module, reference, num_nodes: int, num_edges: int, isolated: int) -> None:
+    """``layer``'s output and attention on a random graph equal ``reference(layer, x, edge_index)``'s to 1e-10."""
+    x = torch.randn(num_nodes, layer.in_features, dtype=torch.float64)
     edge_index = random_graph(num_nodes, num_edges, seed=num_nodes, isolated=isolated)
 
     out, (used_edges, attention) = layer(x, edge_index, return_attention=True)
-    expected, dense_attention = dense_reference(layer, x, edge_index)
+    expected, dense_attention = reference(layer, x, edge_index)
 
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
     # the edge-list attention is exactly the dense attention read at the used edges
