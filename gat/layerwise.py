@@ -38,7 +38,8 @@ def layerwise_inference(
             nodes, local_sources = append_new_nodes(chunk, sources)  # local ids: the chunk first
             edge_index = torch.stack([local_sources, targets])
             out = model.apply_layer(index, gather_rows(h, nodes).to(device), edge_index.to(device))
-            outputs.append(out[: chunk.shape[0]].cpu())
+            # A copy, not a view: a view of the chunk's rows would keep all of `out` (every neighbour) alive.
+            outputs.append(out[: chunk.shape[0]].to("cpu", copy=True))
         h = torch.cat(outputs)
     return h
 
