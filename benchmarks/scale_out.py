@@ -16,8 +16,12 @@ loads the graph from a file, trains ``--epochs`` epochs, and reports the fastest
 
 Columns: training seconds per epoch; optimizer steps; edges the epoch attended over (the sampled edges of every
 batch; the whole graph for full-batch); those edges per second; inference seconds; peak resident memory of the
-(largest) process during training and its growth over the process right after loading the graph, which is what
-the method itself costs. Everything runs on the CPU with torch's default threads (2 per process for 1 process).
+(largest) process while training, and its growth over the same process once the graph (and for mini-batch the
+sampler's CSR) is loaded, which is what the method itself costs: the peak is reset after loading (Linux
+``/proc/self/clear_refs``), so loading's transients do not count. Everything runs on the CPU; 1-process modes
+use ``--threads`` (default 1, so that 1 and 2 processes do the same work per process and thread: on a machine
+shared with other work, 2 OpenMP threads wait on each other at every small kernel), each torchrun rank gets
+cores / 2.
 """
 
 from __future__ import annotations
@@ -52,9 +56,12 @@ MiB = 2**20
 
 
 class CountingSampler(NeighbourSampler):
-    """The sampler the trainer uses, also counting the edges it samples and the time it takes."""
+    """The trainer's sampler, also counting the edges it samples and the time it takes."""
 
     edges, seconds = 0, 0.0
+
+    def __init__(self, sampler: NeighbourSampler) -> None:
+        self.__dict__.update(vars(sampler))  # the same CSR tensors: no second copy of the graph
 
     def sample(self, seeds: torch.Tensor, generator: torch.Generator | None = None) -> SampledBatch:
         started = time.perf_counter()
@@ -87,31 +94,35 @@ def read_graph(path: str, train_fraction: float) -> Graph:
 # ------------------------------------------------------------------------------------------------- workers
 def worker(spec: dict) -> dict:
     """One measurement in this fresh process (one rank of it under torchrun)."""
+    if spec["mode"] != "mini-2":  # under torchrun, world_for gives each rank its share of the cores
+        torch.set_num_threads(spec["threads"])
     graph = read_graph(spec["graph"], spec["train_fraction"])
-    fanouts = tuple(spec["fanouts"])
     config = TrainConfig(
-        dataset="synthetic", hidden=8, heads=(8, 1), fanouts=fanouts if spec["mode"] != "full" else (),
+        dataset="synthetic", hidden=8, heads=(8, 1), fanouts=tuple(spec["fanouts"]) if spec["mode"] != "full" else (),
         batch_size=spec["batch_size"], distributed=spec["mode"] == "mini-2", device="cpu", quiet=True,
     )  # fmt: skip
     with world_for(config, torch.device("cpu")) as world:
-        sampler = CountingSampler(graph.edge_index, graph.num_nodes, fanouts)  # the CSR is part of the graph
-        after_loading = current_rss_mib()
         if spec["mode"] == "full":
             run = _Run(config, graph, world.device, None, "")
-            epoch, inference = full_batch(run, graph, spec["epochs"])
-            steps, edges = 1, graph.num_edges
         else:
-            run = _MiniBatchRun(config, graph, world, None, "")
-            run.sampler = sampler
+            run = _MiniBatchRun(config, graph, world, None, "")  # builds the sampler's CSR: part of the graph
+            run.sampler = CountingSampler(run.sampler)
+        after_loading = current_rss_mib()
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := now, so loading's transients do not count
+        if spec["mode"] == "full":
+            epoch, inference = full_batch(run, graph, spec["epochs"])
+            steps, edges, sampling = 1, graph.num_edges, 0.0
+        else:
             epoch, steps, edges = mini_batch(run, spec["epochs"])
+            sampling = run.sampler.seconds / spec["epochs"]
         peak_training = peak_rss_mib()
         if spec["mode"] != "full":
             started = time.perf_counter()
-            layerwise_inference(run.model, graph.x, sampler)
+            layerwise_inference(run.model, graph.x, run.sampler)
             inference = time.perf_counter() - started
         return {
             "rank": world.rank, "epoch_seconds": epoch, "steps": steps, "edges": edges,
-            "sampling_seconds": sampler.seconds / spec["epochs"], "inference_seconds": inference,
+            "sampling_seconds": sampling, "inference_seconds": inference,
             "peak_mib": peak_training, "after_loading_mib": after_loading, "threads": torch.get_num_threads(),
         }  # fmt: skip
 
@@ -152,7 +163,7 @@ def measure(mode: str, graph_file: Path, args: argparse.Namespace) -> dict:
     """Run one worker (or a torchrun pair) and combine what its ranks report."""
     batch_size = args.batch_size // 2 if mode == "mini-2" else args.batch_size
     spec = {"mode": mode, "graph": str(graph_file), "fanouts": args.fanouts, "batch_size": batch_size,
-            "epochs": args.epochs, "train_fraction": args.train_fraction}  # fmt: skip
+            "epochs": args.epochs, "train_fraction": args.train_fraction, "threads": args.threads}  # fmt: skip
     launcher = [sys.executable]
     if mode == "mini-2":
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -201,6 +212,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--fanouts", default="10,10", help="in-neighbours sampled per node, per layer")
     add("--batch-size", type=int, default=1024, help="seeds per step (split over the processes of mini-2)")
     add("--train-fraction", type=float, default=0.05, help="fraction of the nodes that are training seeds")
+    add("--threads", type=int, default=1, help="torch threads of a 1-process mode (mini-2: cores / 2 per rank)")
     add("--epochs", type=int, default=2, help="epochs (full-batch: steps) per measurement; the fastest is kept")
     json_path = REPO / "benchmarks" / "results" / f"{time.strftime('%Y-%m-%d')}-scale-out.json"
     add("--json", type=Path, default=json_path, help="where to write the results")
