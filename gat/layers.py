@@ -64,6 +64,20 @@ class _AttentionLayer(nn.Module):
             self._cache = (edge_index, *key, build_neighbourhoods(edge_index, num_nodes, self.add_self_loops))
         return self._cache[3]
 
+    def _output(
+        self,
+        aggregated: torch.Tensor,
+        neighbourhoods: Neighbourhoods,
+        attention: torch.Tensor,
+        return_attention: bool,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Concatenate or average the heads of ``aggregated`` (``[N, heads, out]``), add the bias, and attach
+        ``(edge_index_used, attention)`` when asked: the common end of every layer's forward."""
+        out = aggregated.reshape(aggregated.shape[0], -1) if self.concat else aggregated.mean(dim=1)
+        if self.bias is not None:
+            out = out + self.bias
+        return (out, (neighbourhoods.edge_index, attention)) if return_attention else out
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_features}, {self.out_features}, num_heads={self.num_heads}, concat={self.concat}, "
@@ -152,14 +166,8 @@ class GATLayer(_AttentionLayer):
         node_scores = projected.reshape(num_nodes, -1) @ self._score_matrix()
         attention = edge_attention(node_scores.view(num_nodes, 2, self.num_heads), neighbourhoods, self.negative_slope)
         dropped_attention = dropout(attention, self.dropout, self.training)
-        out = aggregate(dropped_attention, projected, neighbourhoods)
-
-        out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)
-        if self.bias is not None:
-            out = out + self.bias
-        if return_attention:
-            return out, (neighbourhoods.edge_index, attention)
-        return out
+        aggregated = aggregate(dropped_attention, projected, neighbourhoods)
+        return self._output(aggregated, neighbourhoods, attention, return_attention)
 
 
 class GATv2Layer(_AttentionLayer):
@@ -224,10 +232,5 @@ class GATv2Layer(_AttentionLayer):
         scores = (F.leaky_relu(edge_hidden, self.negative_slope) * self.att).sum(dim=-1)
 
         attention = neighbourhood_softmax(scores, neighbourhoods)
-        out = aggregate(dropout(attention, self.dropout, self.training), source, neighbourhoods)
-        out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)
-        if self.bias is not None:
-            out = out + self.bias
-        if return_attention:
-            return out, (neighbourhoods.edge_index, attention)
-        return out
+        aggregated = aggregate(dropout(attention, self.dropout, self.training), source, neighbourhoods)
+        return self._output(aggregated, neighbourhoods, attention, return_attention)
