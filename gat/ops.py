@@ -115,21 +115,27 @@ class AggregationPlan:
 
     @classmethod
     def build(cls, neighbourhoods: Neighbourhoods, num_heads: int) -> AggregationPlan:
-        num_rows = neighbourhoods.num_nodes * num_heads
-        heads = torch.arange(num_heads, device=neighbourhoods.source.device)
-        rows = (neighbourhoods.target[:, None] * num_heads + heads).reshape(-1)  # flat [E*H], (e, h) order
-        columns = (neighbourhoods.source[:, None] * num_heads + heads).reshape(-1)
-        csr_order = _sort_by(rows, columns, num_rows)
-        transpose_order = _sort_by(columns, rows, num_rows)
-        # These four E*H index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
-        index_type = _index_type(rows.numel(), num_rows)
+        # A's CSR order is (target, head, source) and A^T's (source, head, target). The edges are already sorted
+        # by (target, source), so both are a regrouping of each node's run of edges by head: index arithmetic
+        # plus one argsort of the E edges by source, instead of two argsorts of E*H keys (mini-batch training
+        # builds a plan for every batch, so this matters there).
+        source, target, num_nodes = neighbourhoods.source, neighbourhoods.target, neighbourhoods.num_nodes
+        heads = torch.arange(num_heads, device=source.device)
+        by_source = _sort_by(source, target, num_nodes)
+        csr_order = _head_major_order(target, num_heads, num_nodes)
+        transpose_order = (by_source[:, None] * num_heads + heads).reshape(-1)[
+            _head_major_order(source[by_source], num_heads, num_nodes)
+        ]
+        # These index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
+        num_rows = num_nodes * num_heads
+        index_type = _index_type(csr_order.numel(), num_rows)
         return cls(
             num_rows=num_rows,
-            row_pointers=_pointers(rows, num_rows).to(index_type),
-            columns=columns[csr_order].to(index_type),
+            row_pointers=_head_major_pointers(neighbourhoods.row_pointers, num_heads).to(index_type),
+            columns=_flat_node_index(source, csr_order, num_heads).to(index_type),
             csr_order=csr_order,  # int64: scatter_ in edge_values needs it
-            transposed_row_pointers=_pointers(columns, num_rows).to(index_type),
-            transposed_columns=rows[transpose_order].to(index_type),
+            transposed_row_pointers=_head_major_pointers(_pointers(source, num_nodes), num_heads).to(index_type),
+            transposed_columns=_flat_node_index(target, transpose_order, num_heads).to(index_type),
             transpose_order=transpose_order.to(index_type),
         )
 
@@ -156,6 +162,30 @@ class AggregationPlan:
             (self.num_rows, self.num_rows),
             check_invariants=False,
         )
+
+
+def _head_major_order(groups: torch.Tensor, num_heads: int, num_nodes: int) -> torch.Tensor:
+    """For edges listed group by group (``groups`` sorted, e.g. each edge's target), the permutation that lists
+    the flat ``[E, H]`` entries group by group, then head by head, then edge by edge: ``order[k] = e * H + h``."""
+    pointers = _pointers(groups, num_nodes)
+    first, size = pointers[groups], pointers.diff()[groups]  # each edge's group: where it starts, how long it is
+    rank = torch.arange(groups.numel(), device=groups.device) - first
+    heads = torch.arange(num_heads, device=groups.device)
+    positions = ((first * num_heads + rank)[:, None] + heads * size[:, None]).reshape(-1)
+    order = torch.empty_like(positions)
+    return order.scatter_(0, positions, torch.arange(positions.numel(), device=groups.device))
+
+
+def _head_major_pointers(pointers: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Row pointers of the ``[N*H, .]`` matrix whose row ``i*H + h`` holds head ``h`` of node ``i``'s edges."""
+    heads = torch.arange(num_heads, device=pointers.device)
+    starts = (pointers[:-1, None] * num_heads + heads * pointers.diff()[:, None]).reshape(-1)
+    return torch.cat([starts, pointers[-1:] * num_heads])
+
+
+def _flat_node_index(nodes: torch.Tensor, order: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``nodes[e] * H + h`` for each flat entry ``e * H + h`` listed in ``order``: the block matrix's column."""
+    return nodes[order // num_heads] * num_heads + order % num_heads
 
 
 def _index_type(num_entries: int, num_rows: int) -> torch.dtype:
@@ -346,9 +376,11 @@ _LEVELS = 2**16  # the number of values a dropout draw can take
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` for a dense or sparse CSR ``x`` (the sparse product is what makes Cora's first layer fast)."""
-    if x.layout == torch.sparse_csr:
-        return _SparseProject.apply(weight, x, _transpose_structure(x))
-    return F.linear(x, weight)
+    if x.layout != torch.sparse_csr:
+        return F.linear(x, weight)
+    if not (torch.is_grad_enabled() and weight.requires_grad):  # no backward: no transpose to build
+        return torch.sparse.mm(x, weight.t())
+    return _SparseProject.apply(weight, x, _transpose_structure(x))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gat.ops import aggregate, build_neighbourhoods, dropout, project
+from gat.ops import AggregationPlan, aggregate, build_neighbourhoods, dropout, project
 from tests.test_layers import random_graph
 
 
@@ -70,3 +70,30 @@ def test_aggregate_matches_a_dense_weighted_sum():
     expected = torch.einsum("hij,jhf->ihf", dense, values)
     torch.testing.assert_close(aggregate(weights, values, neighbourhoods), expected, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda w, v: aggregate(w, v, neighbourhoods), (weights, values))
+
+
+@pytest.mark.parametrize("add_self_loops", [True, False])
+def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
+    # The plan regroups edges by index arithmetic; the plain definition sorts all E*H (row, column) keys.
+    torch.manual_seed(0)
+    for num_nodes, num_edges in ((1, 0), (7, 30), (25, 200)):
+        edge_index = torch.randint(0, num_nodes, (2, num_edges))  # duplicates and self-loops included
+        neighbourhoods = build_neighbourhoods(edge_index, num_nodes, add_self_loops)
+        for num_heads in (1, 3, 8):
+            plan = AggregationPlan.build(neighbourhoods, num_heads)
+            heads = torch.arange(num_heads)
+            rows = (neighbourhoods.target[:, None] * num_heads + heads).reshape(-1)
+            columns = (neighbourhoods.source[:, None] * num_heads + heads).reshape(-1)
+            size = num_nodes * num_heads
+            by_row, by_column = torch.argsort(rows * size + columns), torch.argsort(columns * size + rows)
+            csr_order, transpose_order = plan.csr_order, plan.transpose_order.long()
+            assert torch.equal(torch.sort(csr_order).values, torch.arange(rows.numel()))  # a permutation
+            assert torch.equal(rows[csr_order], rows[by_row]) and torch.equal(columns[csr_order], columns[by_row])
+            assert torch.equal(plan.columns.long(), columns[by_row])
+            assert torch.equal(plan.row_pointers.long(), torch.searchsorted(rows[by_row], torch.arange(size + 1)))
+            assert torch.equal(columns[transpose_order], columns[by_column])
+            assert torch.equal(rows[transpose_order], rows[by_column])
+            assert torch.equal(plan.transposed_columns.long(), rows[by_column])
+            assert torch.equal(
+                plan.transposed_row_pointers.long(), torch.searchsorted(columns[by_column], torch.arange(size + 1))
+            )
