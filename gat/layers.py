@@ -6,15 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gat.ops import (
-    Neighbourhoods,
-    aggregate,
-    build_neighbourhoods,
-    dropout,
-    edge_attention,
-    neighbourhood_softmax,
-    project,
-)
+from gat.neighbourhoods import Neighbourhoods, build_neighbourhoods
+from gat.ops import aggregate, dropout, edge_attention, neighbourhood_softmax, project
 
 
 class _AttentionLayer(nn.Module):

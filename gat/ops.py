@@ -1,205 +1,19 @@
-"""Edge-list kernels behind the GAT layer: neighbourhoods, neighbourhood softmax, weighted aggregation.
+"""Edge-list kernels behind the GAT layers: edge attention, neighbourhood softmax, weighted aggregation, dropout
+and the sparse input projection.
 
-Everything here works on an edge list sorted by target node, so that a node's incoming edges are one contiguous
-run (CSR order). Memory is O(E * heads + N * heads * features): no N x N tensor and no per-edge copy of the
-feature vectors is ever made.
+Everything here works on an edge list sorted by target node (:mod:`gat.neighbourhoods`), so that a node's
+incoming edges are one contiguous run (CSR order). Memory is O(E * heads + N * heads * features): no N x N tensor
+and no per-edge copy of the feature vectors is ever made.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-# torch warns that sparse CSR is "beta" the first time one is built; we build them on purpose, on every forward.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-
-
-@dataclass
-class Neighbourhoods:
-    """A graph's edges grouped by target node: edge ``e`` carries a message ``source[e] -> target[e]``.
-
-    Built once per graph (by :func:`build_neighbourhoods`) and reused by every forward pass.
-    ``row_pointers[i] : row_pointers[i + 1]`` are the positions of node ``i``'s incoming edges.
-    """
-
-    source: torch.Tensor
-    target: torch.Tensor
-    row_pointers: torch.Tensor
-    num_nodes: int
-    _plans: dict[int, AggregationPlan] = field(default_factory=dict, repr=False)
-    _sum_layouts: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
-
-    @property
-    def edge_index(self) -> torch.Tensor:
-        return torch.stack([self.source, self.target])
-
-    @property
-    def in_degree(self) -> torch.Tensor:
-        return self.row_pointers.diff()
-
-    def sum_by_target(self, edge_values: torch.Tensor) -> torch.Tensor:
-        """``out[i] = sum of edge_values[e] over the edges e into node i``: ``[E, H]`` -> ``[N, H]``."""
-        return self._sum("target", edge_values)
-
-    def sum_by_source(self, edge_values: torch.Tensor) -> torch.Tensor:
-        """``out[j] = sum of edge_values[e] over the edges e out of node j``: ``[E, H]`` -> ``[N, H]``."""
-        return self._sum("source", edge_values)
-
-    def _sum(self, by: str, edge_values: torch.Tensor) -> torch.Tensor:
-        # A product with a 0/1 CSR matrix [N, E]: on CPU torch's CSR kernel is 4-8x faster than segment_reduce or
-        # index_add_, and it adds each row's entries in a fixed order, so results are bit-reproducible.
-        if by not in self._sum_layouts:
-            self._sum_layouts[by] = self._sum_layout(by)
-        pointers, columns = self._sum_layouts[by]
-        ones = edge_values.new_ones(columns.numel())
-        matrix = torch.sparse_csr_tensor(
-            pointers, columns, ones, (self.num_nodes, columns.numel()), check_invariants=False
-        )
-        return matrix @ edge_values
-
-    def _sum_layout(self, by: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """CSR row pointers and columns of the [N, E] matrix with a 1 at (node, edge) for each edge at that node."""
-        if by == "target":  # edges are already grouped by target
-            pointers, columns = self.row_pointers, torch.arange(self.source.numel(), device=self.source.device)
-        else:
-            pointers = _pointers(self.source, self.num_nodes)
-            columns = _sort_by(self.source, self.target, self.num_nodes)
-        index_type = _index_type(columns.numel(), self.num_nodes)
-        return pointers.to(index_type), columns.to(index_type)
-
-    def plan(self, num_heads: int) -> AggregationPlan:
-        """The sparse-matrix layout for aggregating ``num_heads`` heads at once (cached per head count)."""
-        if num_heads not in self._plans:
-            self._plans[num_heads] = AggregationPlan.build(self, num_heads)
-        return self._plans[num_heads]
-
-
-def build_neighbourhoods(edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = True) -> Neighbourhoods:
-    """Sort ``edge_index`` (``[2, E]``, row 0 = source, row 1 = target) by target, then source.
-
-    With ``add_self_loops`` any self-loops in the input are dropped and exactly one per node is added, so every
-    node attends to itself once (the GAT paper's neighbourhood includes the node).
-    """
-    source, target = edge_index[0], edge_index[1]
-    if add_self_loops:
-        keep = source != target
-        loops = torch.arange(num_nodes, device=edge_index.device)
-        source = torch.cat([source[keep], loops])
-        target = torch.cat([target[keep], loops])
-    order = _sort_by(target, source, num_nodes)
-    source, target = source[order], target[order]
-    return Neighbourhoods(source=source, target=target, row_pointers=_pointers(target, num_nodes), num_nodes=num_nodes)
-
-
-@dataclass
-class AggregationPlan:
-    """Index arithmetic that turns the per-head aggregation into ONE sparse-matrix product.
-
-    Head ``h`` of node ``i`` becomes row ``i * H + h`` of a block matrix ``A`` of shape ``[N*H, N*H]`` whose
-    entry ``(i*H + h, j*H + h)`` is the weight of edge ``j -> i`` in head ``h``. Then
-    ``out.view(N*H, F) = A @ values.view(N*H, F)`` aggregates every head of every node in one CSR product.
-    ``csr_order`` gathers the flat ``[E, H]`` weights into A's CSR value order; ``transpose_order`` into the
-    CSR value order of ``A^T`` (needed for the gradient with respect to the values).
-    """
-
-    num_rows: int
-    row_pointers: torch.Tensor
-    columns: torch.Tensor
-    csr_order: torch.Tensor
-    transposed_row_pointers: torch.Tensor
-    transposed_columns: torch.Tensor
-    transpose_order: torch.Tensor
-
-    @classmethod
-    def build(cls, neighbourhoods: Neighbourhoods, num_heads: int) -> AggregationPlan:
-        # A's CSR order is (target, head, source) and A^T's (source, head, target). The edges are already sorted
-        # by (target, source), so both are a regrouping of each node's run of edges by head: index arithmetic
-        # plus one argsort of the E edges by source, instead of two argsorts of E*H keys (mini-batch training
-        # builds a plan for every batch, so this matters there).
-        source, target, num_nodes = neighbourhoods.source, neighbourhoods.target, neighbourhoods.num_nodes
-        heads = torch.arange(num_heads, device=source.device)
-        by_source = _sort_by(source, target, num_nodes)
-        csr_order = _head_major_order(target, num_heads, num_nodes)
-        transpose_order = (by_source[:, None] * num_heads + heads).reshape(-1)[
-            _head_major_order(source[by_source], num_heads, num_nodes)
-        ]
-        # These index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
-        num_rows = num_nodes * num_heads
-        index_type = _index_type(csr_order.numel(), num_rows)
-        return cls(
-            num_rows=num_rows,
-            row_pointers=_head_major_pointers(neighbourhoods.row_pointers, num_heads).to(index_type),
-            columns=_flat_node_index(source, csr_order, num_heads).to(index_type),
-            csr_order=csr_order,  # int64: scatter_ in edge_values needs it
-            transposed_row_pointers=_head_major_pointers(_pointers(source, num_nodes), num_heads).to(index_type),
-            transposed_columns=_flat_node_index(target, transpose_order, num_heads).to(index_type),
-            transpose_order=transpose_order.to(index_type),
-        )
-
-    def edge_values(self, csr_values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """The inverse of the gather in :meth:`matrix`: values in A's CSR order back to ``[E, H]`` edge order."""
-        # csr_order is a permutation, so scatter_ writes each slot exactly once (deterministic).
-        flat = torch.empty(like.numel(), dtype=csr_values.dtype, device=csr_values.device)
-        return flat.scatter_(0, self.csr_order, csr_values).view_as(like)
-
-    def matrix(self, weights: torch.Tensor) -> torch.Tensor:
-        """``A`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1).index_select(0, self.csr_order)
-        return torch.sparse_csr_tensor(
-            self.row_pointers, self.columns, values, (self.num_rows, self.num_rows), check_invariants=False
-        )
-
-    def transposed_matrix(self, weights: torch.Tensor) -> torch.Tensor:
-        """``A^T`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1).index_select(0, self.transpose_order)
-        return torch.sparse_csr_tensor(
-            self.transposed_row_pointers,
-            self.transposed_columns,
-            values,
-            (self.num_rows, self.num_rows),
-            check_invariants=False,
-        )
-
-
-def _head_major_order(groups: torch.Tensor, num_heads: int, num_nodes: int) -> torch.Tensor:
-    """For edges listed group by group (``groups`` sorted, e.g. each edge's target), the permutation that lists
-    the flat ``[E, H]`` entries group by group, then head by head, then edge by edge: ``order[k] = e * H + h``."""
-    pointers = _pointers(groups, num_nodes)
-    first, size = pointers[groups], pointers.diff()[groups]  # each edge's group: where it starts, how long it is
-    rank = torch.arange(groups.numel(), device=groups.device) - first
-    heads = torch.arange(num_heads, device=groups.device)
-    positions = ((first * num_heads + rank)[:, None] + heads * size[:, None]).reshape(-1)
-    order = torch.empty_like(positions)
-    return order.scatter_(0, positions, torch.arange(positions.numel(), device=groups.device))
-
-
-def _head_major_pointers(pointers: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Row pointers of the ``[N*H, .]`` matrix whose row ``i*H + h`` holds head ``h`` of node ``i``'s edges."""
-    heads = torch.arange(num_heads, device=pointers.device)
-    starts = (pointers[:-1, None] * num_heads + heads * pointers.diff()[:, None]).reshape(-1)
-    return torch.cat([starts, pointers[-1:] * num_heads])
-
-
-def _flat_node_index(nodes: torch.Tensor, order: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``nodes[e] * H + h`` for each flat entry ``e * H + h`` listed in ``order``: the block matrix's column."""
-    return nodes[order // num_heads] * num_heads + order % num_heads
-
-
-def _index_type(num_entries: int, num_rows: int) -> torch.dtype:
-    return torch.int32 if num_entries < 2**31 and num_rows < 2**31 else torch.int64
-
-
-def _sort_by(primary: torch.Tensor, secondary: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.argsort(primary * size + secondary)
-
-
-def _pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
-    pointers = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
-    pointers[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
-    return pointers
+from gat.neighbourhoods import AggregationPlan, Neighbourhoods, csr_pointers, sort_by
 
 
 def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -416,8 +230,8 @@ def _transpose_structure(x: torch.Tensor) -> _Transpose:
     num_rows, num_columns = x.shape
     crow, col = x.crow_indices(), x.col_indices()
     rows = torch.repeat_interleave(torch.arange(num_rows, device=x.device), crow.diff())
-    order = _sort_by(col, rows, num_rows)
-    structure = _Transpose(crow, col, _pointers(col, num_columns), rows[order], order)
+    order = sort_by(col, rows, num_rows)
+    structure = _Transpose(crow, col, csr_pointers(col, num_columns), rows[order], order)
     _last_transpose[:] = [structure]
     return structure
 

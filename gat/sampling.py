@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gat.ops import build_neighbourhoods
+from gat.neighbourhoods import build_neighbourhoods
 
 
 @dataclass

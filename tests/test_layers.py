@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from gat.layers import GATLayer
-from gat.ops import build_neighbourhoods, neighbourhood_softmax
+from gat.neighbourhoods import build_neighbourhoods
+from gat.ops import neighbourhood_softmax
 
 
 def random_graph(num_nodes: int, num_edges: int, seed: int, isolated: int = 0) -> torch.Tensor:

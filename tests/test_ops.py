@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from gat.ops import AggregationPlan, aggregate, build_neighbourhoods, dropout, project
+from gat.neighbourhoods import AggregationPlan, build_neighbourhoods
+from gat.ops import aggregate, dropout, project
 from tests.test_layers import random_graph
 
 

@@ -11,7 +11,7 @@ import torch
 
 from gat import reproduce
 from gat.model import Inspection
-from gat.ops import build_neighbourhoods
+from gat.neighbourhoods import build_neighbourhoods
 from tests.test_layers import random_graph
 
 
