@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from benchmarks import report  # noqa: E402
 from benchmarks.benchmark import load_graph, peak_rss_mib  # noqa: E402
+from gat.allocator import keep_freed_memory  # noqa: E402
 from gat.config import TrainConfig  # noqa: E402
 from gat.distributed import world_for  # noqa: E402
 from gat.graph import Graph  # noqa: E402
@@ -224,6 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    keep_freed_memory()  # every measuring process runs as training_script.py would
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))), flush=True)
         return
