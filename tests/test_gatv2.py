@@ -1,30 +1,14 @@
-"""GATv2Layer against a dense float64 reference (masked N x N softmax), gradcheck and PyG's GATv2Conv."""
+"""GATv2Layer against a dense float64 reference (masked N x N softmax) and PyG's GATv2Conv; the checks every
+attention layer shares (no self-loops, sparse input, gradcheck, gradients) are parametrized in test_layers.py."""
 
 import functools
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from gat.layers import GATv2Layer
 from tests import test_layers
-from tests.test_layers import assert_matches_dense, dense_output, random_graph
-
-
-def dense_reference(layer: GATv2Layer, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """GATv2's equations on every (i, j) pair with an N x N mask. Returns (out, attention [H, N, N])."""
-    num_nodes = x.shape[0]
-    shape = (num_nodes, layer.num_heads, layer.out_features)
-    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
-    adjacency[edge_index[1], edge_index[0]] = True  # adjacency[i, j]: j -> i
-    if layer.add_self_loops:
-        adjacency.fill_diagonal_(True)
-    source = (x @ layer.linear.weight.t()).view(shape)
-    target = (x @ layer.linear_target.weight.t()).view(shape)
-    pairs = target[:, None] + source[None, :]  # [i, j, H, F]: W_t h_i + W_s h_j for every pair
-    scores = (F.leaky_relu(pairs, layer.negative_slope) * layer.att).sum(-1).permute(2, 0, 1)  # [H, i, j]
-    return dense_output(layer, scores, adjacency, source)
-
+from tests.test_layers import assert_matches_dense, gatv2_dense_reference, random_graph
 
 make_layer = functools.partial(test_layers.make_layer, layer_class=GATv2Layer)
 
@@ -33,7 +17,7 @@ make_layer = functools.partial(test_layers.make_layer, layer_class=GATv2Layer)
 @pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
 def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
     torch.manual_seed(num_nodes + heads)
-    assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated)
+    assert_matches_dense(make_layer(7, 5, heads, concat), gatv2_dense_reference, num_nodes, num_edges, isolated)
 
 
 def test_attention_is_dynamic_unlike_gat():
@@ -52,54 +36,6 @@ def test_attention_is_dynamic_unlike_gat():
     by_edge = {(int(s), int(t)): float(a) for s, t, a in zip(*used_edges, attention[:, 0], strict=True)}
     assert by_edge[(1, 2)] > by_edge[(0, 2)]  # target 2 prefers neighbour 1
     assert by_edge[(0, 3)] > by_edge[(1, 3)]  # target 3 prefers neighbour 0
-
-
-def test_without_self_loops_isolated_nodes_get_only_the_bias():
-    torch.manual_seed(0)
-    layer = make_layer(4, 3, heads=2, concat=True, self_loops=False)
-    edge_index = random_graph(30, 100, seed=2, isolated=6)
-    x = torch.randn(30, 4, dtype=torch.float64)
-    out = layer(x, edge_index)
-    torch.testing.assert_close(out, dense_reference(layer, x, edge_index)[0], rtol=0, atol=1e-10)
-    torch.testing.assert_close(out[-6:], layer.bias.expand(6, -1).detach(), rtol=0, atol=0)
-
-
-def test_sparse_input_equals_dense_input():
-    torch.manual_seed(0)
-    layer = make_layer(20, 4, heads=3, concat=True)
-    x = torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)
-    edge_index = random_graph(60, 400, seed=3)
-    torch.testing.assert_close(layer(x.to_sparse_csr(), edge_index), layer(x, edge_index), rtol=0, atol=1e-12)
-
-
-def test_gradcheck():
-    torch.manual_seed(0)
-    layer = make_layer(3, 2, heads=2, concat=False)
-    edge_index = random_graph(8, 20, seed=4, isolated=1)
-    names = [name for name, _ in layer.named_parameters()]
-    inputs = [torch.randn(8, 3, dtype=torch.float64)] + [p.detach().clone() for p in layer.parameters()]
-
-    def function(x, *parameters):
-        return torch.func.functional_call(layer, dict(zip(names, parameters, strict=True)), (x, edge_index))
-
-    assert torch.autograd.gradcheck(function, tuple(tensor.requires_grad_() for tensor in inputs))
-
-
-def test_gradients_match_dense_reference():
-    torch.manual_seed(0)
-    layer = make_layer(6, 4, heads=3, concat=True)
-    edge_index = random_graph(80, 500, seed=5, isolated=4)
-    x = torch.randn(80, 6, dtype=torch.float64, requires_grad=True)
-    weights = torch.randn(80, 12, dtype=torch.float64)
-
-    gradients = []
-    for forward in (layer, lambda x, edge_index: dense_reference(layer, x, edge_index)[0]):
-        x.grad = None
-        layer.zero_grad()
-        (forward(x, edge_index) * weights).sum().backward()
-        gradients.append([x.grad.clone()] + [p.grad.clone() for p in layer.parameters()])
-    for got, want in zip(*gradients, strict=True):
-        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
 
 
 def test_output_shapes_and_parameters():

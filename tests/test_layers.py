@@ -1,10 +1,11 @@
-"""GATLayer against a straightforward dense reference (masked N x N softmax), in float64."""
+"""GATLayer (and, in the tests shared by every attention layer, GATv2Layer) against a straightforward dense
+reference (masked N x N softmax), in float64."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.layers import GATLayer
+from gat.layers import GATLayer, GATv2Layer
 from gat.neighbourhoods import build_neighbourhoods
 from gat.ops import neighbourhood_softmax
 
@@ -34,6 +35,23 @@ def dense_reference(layer: GATLayer, x: torch.Tensor, edge_index: torch.Tensor) 
     return dense_output(layer, scores, adjacency, h)
 
 
+def gatv2_dense_reference(
+    layer: GATv2Layer, x: torch.Tensor, edge_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GATv2's equations on every (i, j) pair with an N x N mask. Returns (out, attention [H, N, N])."""
+    num_nodes = x.shape[0]
+    shape = (num_nodes, layer.num_heads, layer.out_features)
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    adjacency[edge_index[1], edge_index[0]] = True  # adjacency[i, j]: j -> i
+    if layer.add_self_loops:
+        adjacency.fill_diagonal_(True)
+    source = (x @ layer.linear.weight.t()).view(shape)
+    target = (x @ layer.linear_target.weight.t()).view(shape)
+    pairs = target[:, None] + source[None, :]  # [i, j, H, F]: W_t h_i + W_s h_j for every pair
+    scores = (F.leaky_relu(pairs, layer.negative_slope) * layer.att).sum(-1).permute(2, 0, 1)  # [H, i, j]
+    return dense_output(layer, scores, adjacency, source)
+
+
 def dense_output(
     layer: torch.nn.Module, scores: torch.Tensor, adjacency: torch.Tensor, values: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,6 +73,11 @@ def make_layer(
     with torch.no_grad():
         layer.bias.normal_()  # a zero bias would hide a misplaced bias
     return layer
+
+
+# Every attention layer and its dense reference: the tests parametrized with it run for each.
+DENSE_REFERENCES = {GATLayer: dense_reference, GATv2Layer: gatv2_dense_reference}
+each_layer = pytest.mark.parametrize("layer_class", list(DENSE_REFERENCES), ids=lambda cls: cls.__name__)
 
 
 @pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (300, 3000, 30)])
@@ -89,19 +112,21 @@ def test_attention_sums_to_one_per_target_and_includes_one_self_loop():
     assert torch.equal(torch.bincount(used_edges[1][self_loops], minlength=50), torch.ones(50, dtype=torch.long))
 
 
-def test_without_self_loops_isolated_nodes_get_only_the_bias():
+@each_layer
+def test_without_self_loops_isolated_nodes_get_only_the_bias(layer_class):
     torch.manual_seed(0)
-    layer = make_layer(4, 3, heads=2, concat=True, self_loops=False)
+    layer = make_layer(4, 3, heads=2, concat=True, self_loops=False, layer_class=layer_class)
     edge_index = random_graph(30, 100, seed=2, isolated=6)
     x = torch.randn(30, 4, dtype=torch.float64)
     out = layer(x, edge_index)
-    torch.testing.assert_close(out, dense_reference(layer, x, edge_index)[0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(out, DENSE_REFERENCES[layer_class](layer, x, edge_index)[0], rtol=0, atol=1e-10)
     torch.testing.assert_close(out[-6:], layer.bias.expand(6, -1).detach(), rtol=0, atol=0)
 
 
-def test_sparse_input_equals_dense_input():
+@each_layer
+def test_sparse_input_equals_dense_input(layer_class):
     torch.manual_seed(0)
-    layer = make_layer(20, 4, heads=3, concat=True)
+    layer = make_layer(20, 4, heads=3, concat=True, layer_class=layer_class)
     x = torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)
     edge_index = random_graph(60, 400, seed=3)
     dense = layer(x, edge_index)
@@ -109,9 +134,11 @@ def test_sparse_input_equals_dense_input():
     torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-12)
 
 
-def test_gradcheck():
+@each_layer
+@pytest.mark.parametrize("concat", [True, False])
+def test_gradcheck(layer_class, concat):
     torch.manual_seed(0)
-    layer = make_layer(3, 2, heads=2, concat=True)
+    layer = make_layer(3, 2, heads=2, concat=concat, layer_class=layer_class)
     edge_index = random_graph(8, 20, seed=4, isolated=1)
     names = [name for name, _ in layer.named_parameters()]
     x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
@@ -123,18 +150,20 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(function, (x, *parameters))
 
 
-def test_gradients_match_dense_reference():
+@each_layer
+@pytest.mark.parametrize("concat", [True, False])
+def test_gradients_match_dense_reference(layer_class, concat):
     torch.manual_seed(0)
-    layer = make_layer(6, 4, heads=3, concat=False)
+    layer = make_layer(6, 4, heads=3, concat=concat, layer_class=layer_class)
     edge_index = random_graph(80, 500, seed=5, isolated=4)
     x = torch.randn(80, 6, dtype=torch.float64, requires_grad=True)
-    weights = torch.randn(80, 4, dtype=torch.float64)
+    weights = torch.randn(80, 12 if concat else 4, dtype=torch.float64)
 
     (layer(x, edge_index) * weights).sum().backward()
     gradients = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
     x.grad = None
     layer.zero_grad()
-    (dense_reference(layer, x, edge_index)[0] * weights).sum().backward()
+    (DENSE_REFERENCES[layer_class](layer, x, edge_index)[0] * weights).sum().backward()
     expected = [x.grad] + [p.grad for p in layer.parameters()]
     for got, want in zip(gradients, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
