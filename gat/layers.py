@@ -220,7 +220,7 @@ class GATv2Layer(_AttentionLayer):
         source = project(x, self.linear.weight).view(shape)
         target = project(x, self.linear_target.weight).view(shape)
 
-        # index_select (not fancy indexing) for a deterministic CPU backward, as in GATLayer.
+        # index_select, not fancy indexing: its backward (index_add_) is deterministic on CPU.
         edge_hidden = source.index_select(0, neighbourhoods.source) + target.index_select(0, neighbourhoods.target)
         scores = (F.leaky_relu(edge_hidden, self.negative_slope) * self.att).sum(dim=-1)
 

@@ -88,9 +88,11 @@ class _EdgeAttention(torch.autograd.Function):
         scores = node_scores[:, 0].index_select(0, neighbourhoods.source)
         scores += node_scores[:, 1].index_select(0, neighbourhoods.target)
         activated = F.leaky_relu_(scores, negative_slope)
-        attention = _softmax(activated.clone(), neighbourhoods)
-        # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope).
-        ctx.save_for_backward(attention, activated)
+        # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope): keep a copy for
+        # the backward pass, if there is one (evaluation has none, so the softmax may overwrite it).
+        needs_backward = ctx.needs_input_grad[0]
+        attention = _softmax(activated.clone() if needs_backward else activated, neighbourhoods)
+        ctx.save_for_backward(attention, activated if needs_backward else None)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
         return attention
 
