@@ -88,11 +88,12 @@ class _InductiveRun(_Run):
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.model(union.x, union.edge_index)
             loss = F.binary_cross_entropy_with_logits(logits, union.y)
-            if not math.isfinite(loss.item()):  # never step on a nan/inf loss: that would poison the weights
-                return loss.item(), 0.0
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):  # never step on a nan/inf loss: that would poison the weights
+                return loss_value, 0.0
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.item() * union.y.numel()
+            loss_sum += loss_value * union.y.numel()
             counts += f1_counts(logits.detach(), union.y)
             entries += union.y.numel()
         return loss_sum / entries, micro_f1_from_counts(counts)

@@ -46,6 +46,8 @@ def train_minibatch(config: TrainConfig, device: torch.device, saved: dict | Non
 class _MiniBatchRun(_Run):
     """A :class:`gat.training._Run` whose epoch is many sampled mini-batch steps (on this rank's share)."""
 
+    logs_attention_entropy = False  # no step sees the whole graph
+
     def __init__(self, config: TrainConfig, graph: Graph, world: World, saved: dict | None, source: str) -> None:
         super().__init__(config, graph, world.device, saved, source)
         self.world = world

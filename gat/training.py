@@ -195,6 +195,8 @@ class _Run:
 
     # Only one process of a multi-process run writes files (see gat.minibatch); a run of its own always does.
     writes_files = True
+    # Entropy histograms need the whole graph's attention at once (mini-batch runs never hold it).
+    logs_attention_entropy = True
 
     @property
     def checkpoint_path(self) -> Path:
@@ -354,8 +356,7 @@ def run_epochs(run: _Run, device: torch.device) -> TrainResult:
                         f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
                     )
                 log.epoch(record)
-                # Mini-batch runs skip it: the histograms need the whole graph's attention at once.
-                if epoch % config.entropy_log_freq == 0 and not config.fanouts:
+                if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
                     log.attention_entropy(epoch, inspect_model(run.model, graph), graph.num_nodes)
                 progress.epoch(record, run.stopper.best_epoch)
                 stop_signal = run.agreed_stop(stop.signal)
