@@ -3,12 +3,13 @@
 glibc's ``malloc`` hands every large block (by default from 128 KiB, adaptively up to 32 MiB) straight back to
 the kernel when it is freed, and maps fresh pages for the next one; touching those pages for the first time
 costs a page fault per 4 KiB. A training step frees and re-allocates the same large tensors over and over:
-on a synthetic graph with a million edges this took about a quarter of the step's CPU time. With mapping
-turned off every block comes from malloc's heap and is reused. (PyTorch's CPU performance guide suggests the
-same cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The price is a somewhat higher
-peak, since the heap fragments and never shrinks: +15% at a million edges (see benchmarks/NOTES.md).
+on a synthetic graph with a million edges, a training step takes 31 % less time with mapping turned off, as
+every block then comes from malloc's heap and is reused. (PyTorch's CPU performance guide suggests the same
+cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The price is a somewhat higher peak,
+since the heap fragments and never shrinks: +7 % at a million edges (benchmarks/NOTES.md has the command).
 
-It changes the whole process, so only entry points call it (``training_script.py`` and the benchmarks), never
+It changes the whole process, so only entry points call it (``training_script.py``, ``python -m gat.reproduce``
+and the benchmarks), never
 the library on import.
 """
 
