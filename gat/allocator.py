@@ -9,8 +9,7 @@ cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The pric
 since the heap fragments and never shrinks: +7 % at a million edges (benchmarks/NOTES.md has the command).
 
 It changes the whole process, so only entry points call it (``training_script.py``, ``python -m gat.reproduce``
-and the benchmarks), never
-the library on import.
+and the benchmarks), never the library on import.
 """
 
 from __future__ import annotations
