@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gat.layers import GATLayer, GATv2Layer
-from gat.ops import dropout, project
+from gat.ops import dropout, elu, project
 
 # --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
 LAYERS = {"gat": GATLayer, "gatv2": GATv2Layer}
@@ -114,7 +113,7 @@ class GAT(nn.Module):
         out, used = out if return_attention else (out, None)
         if self.skips:
             out = out + _skip(self.skips[index], layer_input)
-        out = out if index == len(self.layers) - 1 else F.elu(out)
+        out = out if index == len(self.layers) - 1 else elu(out)
         return (out, used) if return_attention else out
 
     def _run(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor], collect: bool) -> Inspection:

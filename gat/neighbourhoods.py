@@ -28,7 +28,7 @@ class Neighbourhoods:
     row_pointers: torch.Tensor
     num_nodes: int
     _plans: dict[int, AggregationPlan] = field(default_factory=dict, repr=False)
-    _sum_layouts: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _sum_matrices: dict[tuple[str, torch.dtype], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def edge_index(self) -> torch.Tensor:
@@ -48,15 +48,16 @@ class Neighbourhoods:
 
     def _sum(self, by: str, edge_values: torch.Tensor) -> torch.Tensor:
         # A product with a 0/1 CSR matrix [N, E]: on CPU torch's CSR kernel is 4-8x faster than segment_reduce or
-        # index_add_, and it adds each row's entries in a fixed order, so results are bit-reproducible.
-        if by not in self._sum_layouts:
-            self._sum_layouts[by] = self._sum_layout(by)
-        pointers, columns = self._sum_layouts[by]
-        ones = edge_values.new_ones(columns.numel())
-        matrix = torch.sparse_csr_tensor(
-            pointers, columns, ones, (self.num_nodes, columns.numel()), check_invariants=False
-        )
-        return matrix @ edge_values
+        # index_add_, and it adds each row's entries in a fixed order, so results are bit-reproducible. The matrix
+        # is built once per dtype: every step sums the same edges.
+        key = (by, edge_values.dtype)
+        if key not in self._sum_matrices:
+            pointers, columns = self._sum_layout(by)
+            ones = torch.ones(columns.numel(), dtype=edge_values.dtype, device=columns.device)
+            self._sum_matrices[key] = torch.sparse_csr_tensor(
+                pointers, columns, ones, (self.num_nodes, columns.numel()), check_invariants=False
+            )
+        return self._sum_matrices[key] @ edge_values
 
     def _sum_layout(self, by: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR row pointers and columns of the [N, E] matrix with a 1 at (node, edge) for each edge at that node."""

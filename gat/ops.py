@@ -182,12 +182,43 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return torch.zeros_like(x)
     words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
     uniform = words.view(torch.int16)[: x.numel()].view_as(x)  # each of the 2**16 values equally likely
-    # The mask is built as 0 or 1/keep-probability so applying it is a single multiply.
-    scaled_mask = uniform.ge(num_dropped - _LEVELS // 2).to(x.dtype).mul_(_LEVELS / (_LEVELS - num_dropped))
+    # Keep where uniform >= threshold. The mask is built in floating point, where these integers are exact:
+    # clamp(uniform - threshold + 1, 0, 1) is 1 exactly for kept and 0 for dropped elements, and on CPU it is ~3x
+    # cheaper than comparing (a bool tensor) and converting. Scaled by 1/keep-probability, applying it is one
+    # multiply.
+    threshold = num_dropped - _LEVELS // 2
+    mask_type = torch.promote_types(x.dtype, torch.float32)
+    scaled_mask = uniform.to(mask_type).sub_(threshold - 1).clamp_(0, 1).mul_(_LEVELS / (_LEVELS - num_dropped))
     return x * scaled_mask
 
 
 _LEVELS = 2**16  # the number of values a dropout draw can take
+
+
+def elu(x: torch.Tensor) -> torch.Tensor:
+    r"""ELU, :math:`x` for :math:`x > 0` and :math:`e^x - 1` otherwise, in four cheap passes and a one-multiply
+    backward.
+
+    With :math:`u = e^{\min(x, 0)}`: :math:`\mathrm{ELU}(x) = \max(u - 1, x)` (for :math:`x > 0`, :math:`u - 1 = 0
+    < x`; for :math:`x \le 0`, :math:`e^x - 1 \ge x`), and the derivative is :math:`u` itself (1 for :math:`x > 0`,
+    :math:`e^x` otherwise), so the backward pass is ``grad * u``. torch's CPU ELU evaluates ``expm1`` per element
+    and costs ~2.5x more forward and backward. ``exp(x) - 1`` instead of ``expm1(x)`` is off by at most
+    :math:`2^{-24}` in float32 for :math:`x` near 0, below the rounding of the next layer's products.
+    """
+    return _ELU.apply(x)
+
+
+class _ELU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        derivative = x.clamp(max=0).exp_()
+        ctx.save_for_backward(derivative)
+        return torch.maximum(derivative - 1, x)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
+        (derivative,) = ctx.saved_tensors
+        return grad_out * derivative
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

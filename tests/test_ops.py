@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gat.neighbourhoods import AggregationPlan, build_neighbourhoods
-from gat.ops import aggregate, dropout, project
+from gat.ops import aggregate, dropout, elu, project
 from tests.test_layers import random_graph
 
 
@@ -37,6 +38,25 @@ def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure():
     kept = dropped.values() != 0
     assert kept.float().mean().item() == pytest.approx(0.5, abs=0.03)
     torch.testing.assert_close(dropped.values()[kept], x.values()[kept] * 2)  # p = 0.5 is exact in 16 bits
+
+
+def test_elu_matches_torch_in_value_and_gradient():
+    torch.manual_seed(0)
+    edge_cases = torch.tensor([0.0, -0.0, 1e-300, -1e-300, -800.0, 800.0], dtype=torch.float64)
+    x = torch.cat([torch.randn(500, dtype=torch.float64) * 5, edge_cases])
+    ours, reference = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad_out = torch.randn_like(x)
+    elu(ours).backward(grad_out)
+    F.elu(reference).backward(grad_out)
+    torch.testing.assert_close(elu(x), F.elu(x), rtol=0, atol=1e-15)
+    torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-15, atol=0)
+    assert torch.autograd.gradcheck(elu, (torch.randn(30, dtype=torch.float64, requires_grad=True),))
+    assert elu(torch.tensor([float("nan")])).isnan().all()
+
+
+def test_elu_float32_error_is_below_one_rounding_of_one():
+    x = torch.linspace(-20, 20, 100_001)
+    assert (elu(x).double() - F.elu(x.double())).abs().max() <= 2**-24
 
 
 def test_sparse_projection_matches_dense_and_rebuilds_its_cache_for_new_features():
