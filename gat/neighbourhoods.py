@@ -101,17 +101,19 @@ class AggregationPlan:
     Head ``h`` of node ``i`` becomes row ``i * H + h`` of a block matrix ``A`` of shape ``[N*H, N*H]`` whose
     entry ``(i*H + h, j*H + h)`` is the weight of edge ``j -> i`` in head ``h``. Then
     ``out.view(N*H, F) = A @ values.view(N*H, F)`` aggregates every head of every node in one CSR product.
-    ``csr_order`` gathers the flat ``[E, H]`` weights into A's CSR value order; ``transpose_order`` into the
-    CSR value order of ``A^T`` (needed for the gradient with respect to the values).
+    ``csr_order`` gathers the flat ``[E, H]`` weights into A's CSR value order; ``transposed_order`` gathers A's
+    CSR values into the CSR value order of ``A^T`` (needed for the gradient with respect to the values). With one
+    head, A's CSR order is the edge order itself (edges are sorted by target, then source), and no gather is made.
     """
 
+    num_heads: int
     num_rows: int
     row_pointers: torch.Tensor
     columns: torch.Tensor
     csr_order: torch.Tensor
     transposed_row_pointers: torch.Tensor
     transposed_columns: torch.Tensor
-    transpose_order: torch.Tensor
+    transposed_order: torch.Tensor
 
     @classmethod
     def build(cls, neighbourhoods: Neighbourhoods, num_heads: int) -> AggregationPlan:
@@ -125,40 +127,48 @@ class AggregationPlan:
         csr_order = _head_major_order(target, num_heads, num_nodes)
         transpose_order = (by_source[:, None] * num_heads + heads).reshape(-1)[
             _head_major_order(source[by_source], num_heads, num_nodes)
-        ]
+        ]  # flat edge entries in A^T's order
+        positions = torch.arange(csr_order.numel(), device=source.device)
+        csr_position = torch.empty_like(csr_order).scatter_(0, csr_order, positions)  # the inverse of csr_order
         # These index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
         num_rows = num_nodes * num_heads
         index_type = _index_type(csr_order.numel(), num_rows)
         return cls(
+            num_heads=num_heads,
             num_rows=num_rows,
             row_pointers=_head_major_pointers(neighbourhoods.row_pointers, num_heads).to(index_type),
             columns=_flat_node_index(source, csr_order, num_heads).to(index_type),
             csr_order=csr_order,  # int64: scatter_ in edge_values needs it
             transposed_row_pointers=_head_major_pointers(csr_pointers(source, num_nodes), num_heads).to(index_type),
             transposed_columns=_flat_node_index(target, transpose_order, num_heads).to(index_type),
-            transpose_order=transpose_order.to(index_type),
+            transposed_order=csr_position[transpose_order].to(index_type),
         )
 
-    def edge_values(self, csr_values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """The inverse of the gather in :meth:`matrix`: values in A's CSR order back to ``[E, H]`` edge order."""
+    def csr_values(self, weights: torch.Tensor) -> torch.Tensor:
+        """``[E, H]`` edge weights in A's CSR value order."""
+        flat = weights.reshape(-1)
+        return flat if self.num_heads == 1 else flat.index_select(0, self.csr_order)
+
+    def edge_values(self, csr_values: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`csr_values`: values in A's CSR order back to ``[E, H]`` edge order."""
+        if self.num_heads == 1:
+            return csr_values.view(-1, 1)
         # csr_order is a permutation, so scatter_ writes each slot exactly once (deterministic).
-        flat = torch.empty(like.numel(), dtype=csr_values.dtype, device=csr_values.device)
-        return flat.scatter_(0, self.csr_order, csr_values).view_as(like)
+        edge_order = torch.empty_like(csr_values).scatter_(0, self.csr_order, csr_values)
+        return edge_order.view(-1, self.num_heads)
 
-    def matrix(self, weights: torch.Tensor) -> torch.Tensor:
-        """``A`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1).index_select(0, self.csr_order)
+    def matrix(self, csr_values: torch.Tensor) -> torch.Tensor:
+        """``A`` as a sparse CSR tensor with the given values (in A's CSR order, see :meth:`csr_values`)."""
         return torch.sparse_csr_tensor(
-            self.row_pointers, self.columns, values, (self.num_rows, self.num_rows), check_invariants=False
+            self.row_pointers, self.columns, csr_values, (self.num_rows, self.num_rows), check_invariants=False
         )
 
-    def transposed_matrix(self, weights: torch.Tensor) -> torch.Tensor:
-        """``A^T`` as a sparse CSR tensor filled with ``weights`` (``[E, H]``)."""
-        values = weights.reshape(-1).index_select(0, self.transpose_order)
+    def transposed_matrix(self, csr_values: torch.Tensor) -> torch.Tensor:
+        """``A^T`` as a sparse CSR tensor, from A's values (in A's CSR order)."""
         return torch.sparse_csr_tensor(
             self.transposed_row_pointers,
             self.transposed_columns,
-            values,
+            csr_values.index_select(0, self.transposed_order),
             (self.num_rows, self.num_rows),
             check_invariants=False,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,10 +27,28 @@ def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) 
     return _NeighbourhoodSoftmax.apply(scores, neighbourhoods)
 
 
-def _softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
-    """The forward of :func:`neighbourhood_softmax`; overwrites ``scores``."""
+def _softmax(
+    scores: torch.Tensor, neighbourhoods: Neighbourhoods, upper_bound: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The forward of :func:`neighbourhood_softmax`.
+
+    Softmax is shift-invariant: subtracting any per-node value :math:`m_i` from node ``i``'s scores changes
+    nothing but the numerics. The neighbourhood maximum (a segment reduction over all edges) makes every
+    exponent at most 0, so nothing overflows. A cheaper ``upper_bound`` (``[N, H]``, at least every score into
+    each node) does the same, but if it lies far above all of a neighbourhood's scores, their exponentials
+    underflow and lose precision; the maximum is then used after all. Overwrites ``scores`` unless an
+    ``upper_bound`` is given.
+    """
     target = neighbourhoods.target
-    # Softmax is shift-invariant, so subtracting the maximum changes nothing but the numerics.
+    if upper_bound is not None:
+        exponentials = (scores - upper_bound.index_select(0, target)).exp_()
+        denominators = neighbourhoods.sum_by_target(exponentials).index_select(0, target)
+        # An exponential below finfo.tiny is a subnormal (or 0); where every sum is at least tiny / eps, such a
+        # term is less than one rounding error of its sum, so losing its precision changes nothing.
+        finfo = torch.finfo(scores.dtype)
+        if denominators.numel() == 0 or bool(denominators.amin() >= finfo.tiny / finfo.eps):
+            return exponentials.div_(denominators)
+        scores = scores.clone()
     maximum = torch.segment_reduce(scores, "max", offsets=neighbourhoods.row_pointers, axis=0)
     exponentials = scores.sub_(maximum.index_select(0, target)).exp_()
     return exponentials.div_(neighbourhoods.sum_by_target(exponentials).index_select(0, target))
@@ -85,14 +104,17 @@ def edge_attention(node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, ne
 class _EdgeAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float) -> torch.Tensor:
-        scores = node_scores[:, 0].index_select(0, neighbourhoods.source)
-        scores += node_scores[:, 1].index_select(0, neighbourhoods.target)
+        source_scores, target_scores = node_scores[:, 0], node_scores[:, 1]
+        scores = source_scores.index_select(0, neighbourhoods.source)
+        scores += target_scores.index_select(0, neighbourhoods.target)
         activated = F.leaky_relu_(scores, negative_slope)
-        # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope): keep a copy for
-        # the backward pass, if there is one (evaluation has none, so the softmax may overwrite it).
-        needs_backward = ctx.needs_input_grad[0]
-        attention = _softmax(activated.clone() if needs_backward else activated, neighbourhoods)
-        ctx.save_for_backward(attention, activated if needs_backward else None)
+        # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
+        # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of a
+        # segment max over the edges (see _softmax for when it falls back to that).
+        upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
+        attention = _softmax(activated, neighbourhoods, upper_bound)
+        # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope).
+        ctx.save_for_backward(attention, activated if ctx.needs_input_grad[0] else None)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
         return attention
 
@@ -128,21 +150,22 @@ class _Aggregate(torch.autograd.Function):
     Autograd through gather-multiply-scatter would store an ``[E, H, F]`` message tensor; here the backward
     needs only the inputs: ``grad_values = A^T @ grad_out`` (another CSR product) and
     ``grad_weights[e] = <grad_out[target_e], values[source_e]>``, a sampled dense-dense product (SDDMM)
-    evaluated only on A's nonzeros.
+    evaluated only on A's nonzeros. The weights are kept in A's CSR order, so the backward builds A and A^T
+    without gathering them from edge order again.
     """
 
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
         num_nodes, num_heads, num_features = values.shape
-        flat_values = values.reshape(plan.num_rows, num_features)
-        out = plan.matrix(weights) @ flat_values
-        ctx.save_for_backward(weights, values)
+        csr_values = plan.csr_values(weights)
+        out = plan.matrix(csr_values) @ values.reshape(plan.num_rows, num_features)
+        ctx.save_for_backward(csr_values, values)
         ctx.plan = plan
         return out.view(num_nodes, num_heads, num_features)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        weights, values = ctx.saved_tensors
+        csr_values, values = ctx.saved_tensors
         plan: AggregationPlan = ctx.plan
         num_features = values.shape[-1]
         flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
@@ -153,10 +176,11 @@ class _Aggregate(torch.autograd.Function):
                 # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
                 # zero columns leave every dot product unchanged.
                 left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
-            sampled = torch.sparse.sampled_addmm(plan.matrix(weights), left, right.t(), beta=0.0)
-            grad_weights = plan.edge_values(sampled.values(), like=weights)
+            # beta=0: only A's sparsity pattern is used, not its values.
+            sampled = torch.sparse.sampled_addmm(plan.matrix(csr_values), left, right.t(), beta=0.0)
+            grad_weights = plan.edge_values(sampled.values())
         if ctx.needs_input_grad[1]:
-            grad_values = (plan.transposed_matrix(weights) @ flat_grad).view_as(values)
+            grad_values = (plan.transposed_matrix(csr_values) @ flat_grad).view_as(values)
         return grad_weights, grad_values, None
 
 
@@ -166,11 +190,11 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     On a sparse ``x`` only the stored values are dropped: the zeros stay zero under dense dropout too, so this is
     the same distribution at the cost of nnz random numbers instead of N * F.
 
-    Each element is kept when a 16-bit random integer is at least ``round(p * 2**16)``: one 64-bit draw from
-    torch's generator yields four such integers, which is ~3x faster on CPU than uniform floats and ~10x faster
-    than ``F.dropout``'s Bernoulli sampling. So ``p`` is rounded to a multiple of ``2**-16`` (0.6 becomes
-    0.600006), and survivors are scaled by the exact inverse of the rounded keep probability, keeping the
-    expectation of the output equal to ``x``.
+    Each element is kept when a 16-bit random integer is at least ``round(p * 2**16)``: one 64-bit random word
+    (:func:`random_words`) yields four such integers, which is far cheaper on CPU than uniform floats or
+    ``F.dropout``'s Bernoulli sampling. So ``p`` is rounded to a multiple of ``2**-16`` (0.6 becomes 0.600006),
+    and survivors are scaled by the exact inverse of the rounded keep probability, keeping the expectation of
+    the output equal to ``x``.
     """
     if not training or p == 0.0:
         return x
@@ -180,7 +204,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     num_dropped = round(p * _LEVELS)
     if num_dropped >= _LEVELS:
         return torch.zeros_like(x)
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+    words = random_words((x.numel() + 3) // 4, x.device)
     uniform = words.view(torch.int16)[: x.numel()].view_as(x)  # each of the 2**16 values equally likely
     # Keep where uniform >= threshold. The mask is built in floating point, where these integers are exact:
     # clamp(uniform - threshold + 1, 0, 1) is 1 exactly for kept and 0 for dropped elements, and on CPU it is ~3x
@@ -193,6 +217,20 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 _LEVELS = 2**16  # the number of values a dropout draw can take
+
+
+def random_words(count: int, device: torch.device) -> torch.Tensor:
+    """``count`` uniformly random 64-bit words (``int64``), drawn from torch's default generator.
+
+    On CPU, torch's generator (a Mersenne twister, one thread) makes ~200 M words/s; numpy's SFC64 makes them
+    ~2.5x faster. So on CPU one 63-bit seed is drawn from torch's generator and SFC64 expands it: the words
+    are still a function of torch's RNG state alone, so ``torch.manual_seed`` and a checkpoint's saved RNG state
+    reproduce them exactly. Other devices draw with torch on the device.
+    """
+    if torch.device(device).type != "cpu":
+        return torch.empty(count, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)
+    seed = int(torch.empty((), dtype=torch.int64).random_())  # random_ on int64 draws from [0, 2**63)
+    return torch.from_numpy(np.random.SFC64(seed).random_raw(count).view(np.int64))
 
 
 def elu(x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gat.neighbourhoods import AggregationPlan, build_neighbourhoods
-from gat.ops import aggregate, dropout, elu, project
+from gat.ops import aggregate, dropout, edge_attention, elu, project, random_words
 from tests.test_layers import random_graph
 
 
@@ -40,6 +40,17 @@ def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure():
     torch.testing.assert_close(dropped.values()[kept], x.values()[kept] * 2)  # p = 0.5 is exact in 16 bits
 
 
+def test_random_words_follow_torchs_seed_and_every_bit_is_fair():
+    torch.manual_seed(5)
+    first, second = random_words(1000, "cpu"), random_words(1000, "cpu")
+    torch.manual_seed(5)
+    assert torch.equal(random_words(1000, "cpu"), first)  # a function of torch's RNG state
+    assert not torch.equal(first, second)  # and each call moves that state on
+    words = random_words(200_000, "cpu")
+    bit_means = ((words[:, None] >> torch.arange(64)) & 1).double().mean(0)
+    assert (bit_means - 0.5).abs().max() < 0.005  # 4.5 standard deviations for 200k draws
+
+
 def test_elu_matches_torch_in_value_and_gradient():
     torch.manual_seed(0)
     edge_cases = torch.tensor([0.0, -0.0, 1e-300, -1e-300, -800.0, 800.0], dtype=torch.float64)
@@ -71,6 +82,41 @@ def test_sparse_projection_matches_dense_and_rebuilds_its_cache_for_new_features
             dense_grad = torch.autograd.grad(dense @ weight.t(), weight, grad_out)[0]
             torch.testing.assert_close(project(features, weight), dense @ weight.t(), rtol=0, atol=1e-12)
             torch.testing.assert_close(sparse_grad, dense_grad, rtol=0, atol=1e-12)
+
+
+def reference_edge_attention(node_scores: torch.Tensor, neighbourhoods, negative_slope: float) -> torch.Tensor:
+    """Softmax of LeakyReLU(s_j + t_i) over each target's incoming edges, one neighbourhood at a time, float64."""
+    scores = node_scores.double()
+    edge_scores = F.leaky_relu(scores[neighbourhoods.source, 0] + scores[neighbourhoods.target, 1], negative_slope)
+    attention = torch.empty_like(edge_scores)
+    for node in range(neighbourhoods.num_nodes):
+        incoming = neighbourhoods.target == node
+        attention[incoming] = torch.softmax(edge_scores[incoming], dim=0)
+    return attention
+
+
+@pytest.mark.parametrize(
+    "dtype, gap", [(torch.float32, 0.0), (torch.float32, 300.0), (torch.float32, 1000.0), (torch.float64, 1e4)]
+)
+def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap):
+    # The softmax shift is a bound from the largest source score of the whole graph. Nodes 0-9 only hear nodes
+    # whose source scores lie `gap` below it (a fifth of that after the LeakyReLU): from a gap of ~450 (float32)
+    # or ~3700 (float64) every exponential there underflows, and the exact neighbourhood maximum must take over.
+    torch.manual_seed(0)
+    num_nodes = 40
+    edge_index = random_graph(num_nodes, 200, seed=3)
+    low = edge_index[1] < 10
+    edge_index[0, low] = edge_index[0, low] % 10  # nodes 0-9 hear only nodes 0-9
+    neighbourhoods = build_neighbourhoods(edge_index, num_nodes)
+    node_scores = torch.randn(num_nodes, 2, 3, dtype=dtype) * 3
+    node_scores[:10, 0] -= gap
+    attention = edge_attention(node_scores, neighbourhoods, negative_slope=0.2)
+    expected = reference_edge_attention(node_scores, neighbourhoods, 0.2).to(dtype)
+    # float32: s_j + t_i near -1000 is rounded to ~3e-5, which the softmax turns into a relative error of that size
+    torch.testing.assert_close(attention, expected, rtol=1e-4 if dtype == torch.float32 else 1e-12, atol=0)
+    if dtype == torch.float64:
+        leaf = node_scores.clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (leaf,))
 
 
 def test_aggregate_matches_a_dense_weighted_sum():
@@ -107,7 +153,10 @@ def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
             columns = (neighbourhoods.source[:, None] * num_heads + heads).reshape(-1)
             size = num_nodes * num_heads
             by_row, by_column = torch.argsort(rows * size + columns), torch.argsort(columns * size + rows)
-            csr_order, transpose_order = plan.csr_order, plan.transpose_order.long()
+            csr_order, transposed_order = plan.csr_order, plan.transposed_order.long()
+            transpose_order = csr_order[transposed_order]  # flat edge entries in A^T's order
+            if num_heads == 1:  # edges are sorted by target, then source: A's CSR order is the edge order
+                assert torch.equal(csr_order, torch.arange(rows.numel()))
             assert torch.equal(torch.sort(csr_order).values, torch.arange(rows.numel()))  # a permutation
             assert torch.equal(rows[csr_order], rows[by_row]) and torch.equal(columns[csr_order], columns[by_row])
             assert torch.equal(plan.columns.long(), columns[by_row])
