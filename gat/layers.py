@@ -10,6 +10,19 @@ from gat.neighbourhoods import Neighbourhoods, build_neighbourhoods
 from gat.ops import aggregate, dropout, edge_attention, neighbourhood_softmax, project
 
 
+def input_major(linear: nn.Linear) -> nn.Linear:
+    """Store ``linear.weight`` (``[out, in]``, as ``nn.Linear`` defines it) in memory as its transpose.
+
+    The products here compute ``x @ W^T``; torch's sparse CSR product needs ``W^T`` row-major and would copy it
+    (1433 x 64 on Cora) every step, and the gradient ``x^T @ grad`` comes out row-major ``[in, out]`` and would
+    be copied back into ``W``'s layout. With ``W`` stored as ``W^T``, neither copy is made. Shape, values,
+    state-dict keys and checkpoints are exactly those of a plain ``nn.Linear``: only the strides differ, and
+    ``load_state_dict``, ``.to()`` and the optimiser's state keep them.
+    """
+    linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
+    return linear
+
+
 class _AttentionLayer(nn.Module):
     """What every attention layer here shares: its arguments and sizes, the output bias and the cached
     neighbourhoods. A subclass creates its own weights in ``_create_parameters`` (called once the sizes are set)
@@ -118,7 +131,7 @@ class GATLayer(_AttentionLayer):
     """
 
     def _create_parameters(self) -> None:
-        self.linear = nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False)
+        self.linear = input_major(nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False))
         self.att_source = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
         self.att_target = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
@@ -192,8 +205,8 @@ class GATv2Layer(_AttentionLayer):
 
     def _create_parameters(self) -> None:
         size = self.num_heads * self.out_features
-        self.linear = nn.Linear(self.in_features, size, bias=False)
-        self.linear_target = nn.Linear(self.in_features, size, bias=False)
+        self.linear = input_major(nn.Linear(self.in_features, size, bias=False))
+        self.linear_target = input_major(nn.Linear(self.in_features, size, bias=False))
         self.att = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
     def reset_parameters(self) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gat.layers import GATLayer, GATv2Layer
+from gat.layers import GATLayer, GATv2Layer, input_major
 from gat.ops import dropout, elu, project
 
 # --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
@@ -83,7 +83,7 @@ class GAT(nn.Module):
             self.layers.append(attention_layer)
             if skip_connection:
                 same_size = size == output_size
-                self.skips.append(nn.Identity() if same_size else nn.Linear(size, output_size, bias=False))
+                self.skips.append(nn.Identity() if same_size else input_major(nn.Linear(size, output_size, bias=False)))
             size = output_size
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

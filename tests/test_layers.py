@@ -190,6 +190,20 @@ def test_layer_with_huge_weights_stays_finite():
     assert torch.isfinite(out).all()
 
 
+def test_projection_weights_are_stored_transposed_and_load_plain_linear_weights():
+    torch.manual_seed(0)
+    layer = GATLayer(30, 4, num_heads=2)
+    weight = layer.linear.weight
+    assert weight.shape == (8, 30) and weight.t().is_contiguous()
+    x = torch.randn(20, 30).to_sparse_csr()
+    layer(x, random_graph(20, 60, seed=2)).sum().backward()
+    assert weight.grad.stride() == weight.stride()  # the gradient arrives in the weight's own layout
+    plain = {name: value.contiguous() for name, value in layer.state_dict().items()}  # as nn.Linear stores it
+    loaded = GATLayer(30, 4, num_heads=2)
+    loaded.load_state_dict(plain)
+    assert loaded.linear.weight.stride() == weight.stride() and torch.equal(loaded.linear.weight, weight)
+
+
 def test_neighbourhoods_are_cached_and_rebuilt_on_change():
     layer = GATLayer(3, 2)
     edge_index = random_graph(10, 30, seed=7)
