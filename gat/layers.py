@@ -49,7 +49,7 @@ class _AttentionLayer(nn.Module):
         self.add_self_loops = add_self_loops
         output_size = num_heads * out_features if concat else out_features
         self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
-        self._cache: tuple[torch.Tensor, int, int, Neighbourhoods] | None = None
+        self._cache: list[tuple[torch.Tensor, tuple[int, int], Neighbourhoods]] = []
         self._create_parameters()
         self.reset_parameters()
 
@@ -64,11 +64,16 @@ class _AttentionLayer(nn.Module):
 
         Full-batch training passes the same ``edge_index`` every step, so sorting it and adding self-loops once
         instead of every forward saves real time; an in-place edit of the tensor bumps its version and rebuilds.
+        Two graphs are kept, as training (on the training nodes' receptive field) and validation (on the whole
+        graph) alternate every epoch.
         """
         key = (edge_index._version, num_nodes)
-        if self._cache is None or self._cache[0] is not edge_index or self._cache[1:3] != key:
-            self._cache = (edge_index, *key, build_neighbourhoods(edge_index, num_nodes, self.add_self_loops))
-        return self._cache[3]
+        for cached_edge_index, cached_key, neighbourhoods in self._cache:
+            if cached_edge_index is edge_index and cached_key == key:
+                return neighbourhoods
+        neighbourhoods = build_neighbourhoods(edge_index, num_nodes, self.add_self_loops)
+        self._cache = [(edge_index, key, neighbourhoods), *self._cache[:1]]
+        return neighbourhoods
 
     def _output(
         self,

@@ -29,7 +29,8 @@ from gat.errors import GATError
 from gat.graph import Graph
 from gat.layerwise import layerwise_inference
 from gat.sampling import NeighbourSampler, SampledBatch, gather_rows
-from gat.training import TrainResult, _Run, load_graph, run_epochs, split_metrics
+from gat.steps import load_graph, split_metrics
+from gat.training import TrainResult, _Run, run_epochs
 
 
 def train_minibatch(config: TrainConfig, device: torch.device, saved: dict | None, source: str) -> TrainResult:

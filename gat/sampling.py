@@ -93,6 +93,17 @@ class NeighbourSampler:
         return self.sources[torch.cat(positions)], torch.cat(targets)
 
 
+def receptive_field(edge_index: torch.Tensor, num_nodes: int, seeds: torch.Tensor, num_layers: int) -> SampledBatch:
+    """Everything the outputs of ``seeds`` depend on in a ``num_layers``-layer GAT: the batch with every
+    in-neighbour kept, out to ``num_layers`` hops (CPU tensors in, CPU tensors out).
+
+    The model gives the seeds exactly their whole-graph outputs on it (the first ``len(seeds)`` rows), while
+    computing only what those outputs read: the last layer only the seeds' neighbourhoods, each earlier layer
+    one hop more.
+    """
+    return NeighbourSampler(edge_index, num_nodes, [None] * num_layers).sample(seeds)
+
+
 def segment_positions(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``cat([arange(s, s + n) for s, n in zip(starts, lengths)])`` without the Python loop."""
     total = int(lengths.sum())

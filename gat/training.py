@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import random
@@ -18,17 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from gat import checkpoints
 from gat.config import TrainConfig
-from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import GAT, Inspection
 from gat.presets import score_name
 from gat.progress import Progress
+from gat.steps import (
+    TrainingBatch,
+    build_model,
+    build_optimizer,
+    evaluate,
+    load_graph,
+    resolve_device,
+    train_step,
+    training_batch,
+)
 from gat.tracking import RunLog
 
 # Flags that describe where and how loudly a run happens, not what it computes: a resumed run takes them from
@@ -102,69 +110,6 @@ class TrainingInterrupted(GATError):
         self.exit_code = exit_code
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GATError("--device cuda was asked for but no CUDA GPU is visible to PyTorch; use --device cpu")
-    return torch.device(name)
-
-
-def load_graph(config: TrainConfig) -> Graph:
-    kwargs = {"seed": config.seed} if config.dataset == "synthetic" else {}
-    return load_dataset(config.dataset, root=config.data_dir, mirror=config.data_mirror, **kwargs)
-
-
-def build_model(config: TrainConfig, num_features: int, num_classes: int) -> GAT:
-    return GAT(
-        num_features,
-        num_classes,
-        hidden=config.hidden,
-        heads=config.heads,
-        num_layers=config.num_layers,
-        dropout=config.dropout,
-        skip_connection=config.skip_connection,
-        layer=config.layer,
-    )
-
-
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:
-    """The paper's Adam with L2 weight decay. ``fused`` runs the update of all parameters in one kernel: on CPU
-    that is ~2.5x faster than the default multi-tensor update, a measurable part of a small graph's step."""
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-
-
-def train_step(model: GAT, optimizer: torch.optim.Optimizer, graph: Graph) -> tuple[float, float]:
-    """One full-batch gradient step on the training nodes; returns (loss, accuracy) of that forward pass."""
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    logits = model(graph.x, graph.edge_index)[graph.train_mask]
-    labels = graph.y[graph.train_mask]
-    loss = F.cross_entropy(logits, labels)
-    loss_value = loss.item()
-    if math.isfinite(loss_value):  # never step on a nan/inf loss: that would poison the weights
-        loss.backward()
-        optimizer.step()
-    return loss_value, (logits.argmax(1) == labels).float().mean().item()
-
-
-@torch.no_grad()
-def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
-    """Loss and accuracy of the model in eval mode (no dropout) on each split: ``{"val_loss": ..., ...}``."""
-    model.eval()
-    return split_metrics(model(graph.x, graph.edge_index), graph, splits)
-
-
-def split_metrics(logits: torch.Tensor, graph: Graph, splits: tuple[str, ...]) -> dict[str, float]:
-    """Cross-entropy and accuracy of ``logits`` (``[N, num_classes]``) on each split's nodes."""
-    metrics = {}
-    for split in splits:
-        mask = getattr(graph, f"{split}_mask")
-        metrics[f"{split}_loss"] = F.cross_entropy(logits[mask], graph.y[mask]).item()
-        metrics[f"{split}_accuracy"] = (logits[mask].argmax(1) == graph.y[mask]).float().mean().item()
-    return metrics
-
-
 def new_run_id(dataset: str) -> str:
     """``<dataset>_<date>-<time>_<random>``: sortable, and two runs started in the same second still differ."""
     return f"{dataset}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
@@ -236,9 +181,14 @@ class _Run:
             self.best_state = copy.deepcopy(self.model.state_dict())
         return record
 
+    @functools.cached_property
+    def batch(self) -> TrainingBatch:
+        """The full-batch step's nodes, built at the first step (the other trainers have their own steps)."""
+        return training_batch(self.graph, self.config.num_layers)
+
     def train_step(self, epoch: int) -> tuple[float, float]:
         """The epoch's gradient step(s); returns the training loss and accuracy (nan loss: no step was taken)."""
-        return train_step(self.model, self.optimizer, self.graph)
+        return train_step(self.model, self.optimizer, self.batch)
 
     def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
         return evaluate(self.model, self.graph, splits)

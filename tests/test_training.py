@@ -8,8 +8,10 @@ import torch
 
 from gat import checkpoints
 from gat.config import TrainConfig
+from gat.datasets import load_dataset
 from gat.errors import GATError
-from gat.training import EarlyStopping, load_model, train
+from gat.model import GAT
+from gat.training import EarlyStopping, load_model, train, training_batch
 
 
 def synthetic_config(tmp_path, **overrides) -> TrainConfig:
@@ -26,6 +28,34 @@ def synthetic_config(tmp_path, **overrides) -> TrainConfig:
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_receptive_field_step_has_the_whole_graphs_loss_and_gradient(num_layers):
+    graph = load_dataset("synthetic", num_nodes=2000, average_degree=2, num_classes=3, num_features=20)
+    graph.x = graph.x.double()
+    torch.manual_seed(0)
+    model = GAT(20, 3, heads=(2,) * num_layers, num_layers=num_layers, dropout=0.0).double()
+    field, whole = training_batch(graph, num_layers), training_batch(graph)
+    assert isinstance(field.edge_index, list) and len(field.edge_index) == num_layers  # a part of the graph
+    assert sum(edges.shape[1] for edges in field.edge_index) < num_layers * graph.num_edges / 2
+    gradients = []
+    for batch in (field, whole):
+        model.zero_grad()
+        logits = model(batch.x, batch.edge_index).index_select(0, batch.targets)
+        loss = torch.nn.functional.cross_entropy(logits, batch.labels)
+        loss.backward()
+        gradients.append([loss.detach(), *(parameter.grad.clone() for parameter in model.parameters())])
+    for got, want in zip(*gradients, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_training_batch_is_the_whole_graph_when_the_receptive_field_is_most_of_it():
+    graph = load_dataset("synthetic", num_nodes=300, average_degree=3, num_classes=3, num_features=20)
+    graph.train_mask[:] = True
+    graph.val_mask[:] = graph.test_mask[:] = False
+    batch = training_batch(graph, num_layers=2)
+    assert batch.edge_index is graph.edge_index and torch.equal(batch.targets, torch.arange(300))
 
 
 def test_early_stopping_follows_the_papers_rule():
