@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `bench
 
 from benchmarks import report  # noqa: E402
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights, pyg_version  # noqa: E402
-from gat.allocator import keep_freed_memory  # noqa: E402
+from gat.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
 from gat.config import TrainConfig  # noqa: E402
 from gat.datasets import load_dataset  # noqa: E402
 from gat.graph import Graph  # noqa: E402
@@ -282,6 +282,7 @@ def scaling_section(args: argparse.Namespace, device: torch.device, impls: list[
             train |= time_interleaved(steps, args.repeats, args.warmup, device, budget_s=args.budget_seconds)
             del steps
             gc.collect()
+            release_freed_memory()  # the heap keeps freed memory: without this, the next group's would add to it
         results[edges] = {"nodes": graph.num_nodes, "train": train, "memory": memory, "interleaved": interleaved}
     return results
 

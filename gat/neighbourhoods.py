@@ -128,11 +128,12 @@ class AggregationPlan:
         transpose_order = (by_source[:, None] * num_heads + heads).reshape(-1)[
             _head_major_order(source[by_source], num_heads, num_nodes)
         ]  # flat edge entries in A^T's order
-        positions = torch.arange(csr_order.numel(), device=source.device)
-        csr_position = torch.empty_like(csr_order).scatter_(0, csr_order, positions)  # the inverse of csr_order
         # These index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
         num_rows = num_nodes * num_heads
         index_type = _index_type(csr_order.numel(), num_rows)
+        positions = torch.arange(csr_order.numel(), dtype=index_type, device=source.device)
+        csr_position = torch.empty_like(positions).scatter_(0, csr_order, positions)  # the inverse of csr_order
+        del positions
         return cls(
             num_heads=num_heads,
             num_rows=num_rows,
@@ -141,7 +142,7 @@ class AggregationPlan:
             csr_order=csr_order,  # int64: scatter_ in edge_values needs it
             transposed_row_pointers=_head_major_pointers(csr_pointers(source, num_nodes), num_heads).to(index_type),
             transposed_columns=_flat_node_index(target, transpose_order, num_heads).to(index_type),
-            transposed_order=csr_position[transpose_order].to(index_type),
+            transposed_order=csr_position[transpose_order],
         )
 
     def csr_values(self, weights: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""gat.allocator: after keep_freed_memory() a freed large tensor's memory stays in the process for reuse."""
+"""gat.allocator: after keep_freed_memory() a freed large tensor's memory stays in the process for reuse, until
+release_freed_memory()."""
 
 import subprocess
 import sys
@@ -10,17 +11,19 @@ from tests.conftest import REPO
 MEASURE = """
 import sys
 import torch
-from gat.allocator import keep_freed_memory
+from gat.allocator import keep_freed_memory, release_freed_memory
 
 def resident_kib():
     with open("/proc/self/status") as status:
         return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
 
-if sys.argv[1] == "keep":
+if sys.argv[1] in ("keep", "keep-then-release"):
     assert keep_freed_memory()
 before = resident_kib()
 block = torch.ones(64 * 2**20 // 4)  # 64 MiB: far above malloc's mmap threshold
 del block
+if sys.argv[1] == "keep-then-release":
+    release_freed_memory()
 print(resident_kib() - before)
 """
 
@@ -34,3 +37,4 @@ def resident_growth_kib(mode: str) -> int:
 def test_freed_memory_stays_mapped_only_when_asked():
     assert resident_growth_kib("default") < 16 * 1024  # glibc unmapped the 64 MiB block when it was freed
     assert resident_growth_kib("keep") > 60 * 1024  # kept on the heap, ready for the next tensor
+    assert resident_growth_kib("keep-then-release") < 16 * 1024  # handed back on request
