@@ -277,6 +277,7 @@ def scaling_section(args: argparse.Namespace, device: torch.device, impls: list[
         capacity = torch.cuda.get_device_properties(device).total_memory / MiB if cuda else args.memory_limit_gb * 1024
         interleaved = sum(memory[impl] - baseline for impl in fits) + baseline < capacity
         graph, train = load_graph("synthetic", edges, args.data_dir), {}
+        release_freed_memory()  # what generating the graph needed on the way
         for group in [fits] if interleaved else [[impl] for impl in fits]:
             steps = {impl: training_step(*build(impl, graph, device)) for impl in group}
             train |= time_interleaved(steps, args.repeats, args.warmup, device, budget_s=args.budget_seconds)
