@@ -213,7 +213,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     threshold = num_dropped - _LEVELS // 2
     mask_type = torch.promote_types(x.dtype, torch.float32)
     scaled_mask = uniform.to(mask_type).sub_(threshold - 1).clamp_(0, 1).mul_(_LEVELS / (_LEVELS - num_dropped))
-    return x * scaled_mask
+    return x * scaled_mask.to(x.dtype)  # a no-op for float32/64; half precision is masked in float32 first
 
 
 _LEVELS = 2**16  # the number of values a dropout draw can take
