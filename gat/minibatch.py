@@ -28,8 +28,8 @@ from gat.distributed import World, world_for
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.layerwise import layerwise_inference
-from gat.sampling import NeighbourSampler, SampledBatch, gather_rows
-from gat.steps import load_graph, split_metrics
+from gat.sampling import NeighbourSampler, SampledBatch
+from gat.steps import load_graph, sampled_batch, split_metrics
 from gat.training import TrainResult, _Run, run_epochs
 
 
@@ -75,16 +75,14 @@ class _MiniBatchRun(_Run):
             totals += step_totals
         return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
 
-    def _step(self, batch: SampledBatch) -> torch.Tensor:
-        device = self.world.device
+    def _step(self, sample: SampledBatch) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        x = gather_rows(self.graph.x, batch.nodes).to(device)
-        logits = self.trainer(x, [edges.to(device) for edges in batch.edge_index])[: batch.num_seeds]
-        labels = self.graph.y[batch.seeds].to(device)
-        loss = F.cross_entropy(logits, labels)
+        batch = sampled_batch(self.graph, sample, self.world.device)
+        logits = self.trainer(batch.x, batch.edge_index).index_select(0, batch.targets)
+        loss = F.cross_entropy(logits, batch.labels)
         loss.backward()  # on every rank even if some loss is nan: DDP's all-reduce needs them all
-        correct = (logits.argmax(1) == labels).sum()
-        step_totals = self.world.sum(torch.tensor([loss.item() * batch.num_seeds, correct.item(), batch.num_seeds]))
+        correct = (logits.argmax(1) == batch.labels).sum()
+        step_totals = self.world.sum(torch.tensor([loss.item() * sample.num_seeds, correct.item(), sample.num_seeds]))
         if math.isfinite(step_totals[0]):  # never step on a nan/inf loss: that would poison the weights
             self.optimizer.step()
         return step_totals

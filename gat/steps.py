@@ -17,7 +17,7 @@ from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.graph import Graph
 from gat.model import GAT
-from gat.sampling import gather_rows, receptive_field
+from gat.sampling import SampledBatch, gather_rows, receptive_field
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,16 +74,23 @@ def training_batch(graph: Graph, num_layers: int | None = None) -> TrainingBatch
     when most of the graph is needed anyway): the whole graph, with one ``edge_index``.
     """
     train_nodes = graph.train_mask.nonzero().squeeze(1)
-    labels = graph.y.index_select(0, train_nodes)
     if num_layers is not None:
         cpu = graph.to("cpu")  # sampling runs on the CPU
-        field = receptive_field(cpu.edge_index, cpu.num_nodes, cpu.train_mask.nonzero().squeeze(1), num_layers)
+        field = receptive_field(cpu.edge_index, cpu.num_nodes, train_nodes.cpu(), num_layers)
         if field.num_sampled_edges <= num_layers * graph.num_edges / 2:
-            device = graph.x.device
-            edge_index = [edges.to(device) for edges in field.edge_index]
-            targets = torch.arange(field.num_seeds, device=device)
-            return TrainingBatch(gather_rows(cpu.x, field.nodes).to(device), edge_index, targets, labels)
-    return TrainingBatch(graph.x, graph.edge_index, train_nodes, labels)
+            return sampled_batch(cpu, field, graph.x.device)
+    return TrainingBatch(graph.x, graph.edge_index, train_nodes, graph.y.index_select(0, train_nodes))
+
+
+def sampled_batch(graph: Graph, sample: SampledBatch, device: torch.device) -> TrainingBatch:
+    """The model's inputs for a batch sampled from ``graph`` (on the CPU), on ``device``: the sampled nodes'
+    features, one ``edge_index`` per layer, and the seeds (the first rows of the output) with their labels."""
+    return TrainingBatch(
+        gather_rows(graph.x, sample.nodes).to(device),
+        [edges.to(device) for edges in sample.edge_index],
+        torch.arange(sample.num_seeds, device=device),
+        graph.y.index_select(0, sample.seeds).to(device),
+    )
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: TrainingBatch) -> tuple[float, float]:
