@@ -10,7 +10,7 @@ Sections (--sections, comma-separated):
            and per inference pass, peak memory, and test accuracy after --budget-epochs epochs from the same
            initial weights (of the final model, and of the model at the first epoch with the best val accuracy).
            "ours" steps as gat.training does, on the training nodes' receptive field (the same loss and
-           gradient as the whole graph, see gat.training.training_batch); "ours-whole" on the whole graph, as
+           gradient as the whole graph, see gat.steps.training_batch); "ours-whole" on the whole graph, as
            the references do, which compares the kernels like for like.
   scaling  synthetic graphs of 1e4, 1e5, ... up to --max-edges directed edges (10 per node, 128 sparse
            features): time per training step, per million edges, and peak memory, ours vs PyG. Every step here
@@ -156,6 +156,12 @@ def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
     return build_optimizer(PAPER, model)
 
 
+def on_receptive_field(impl: str, data: str) -> bool:
+    """Whether ``impl`` steps on the training nodes' receptive field: "ours" on Cora, as gat.training does.
+    Everything else, and every scaling step (time per edge is what that section measures), is whole-graph."""
+    return impl == "ours" and data == "cora"
+
+
 def training_step(model: torch.nn.Module, graph: Graph, receptive_field: bool = False) -> Callable[[], object]:
     """One full step - forward, loss, backward, Adam - exactly as `gat.training` trains (same function), on the
     training nodes' receptive field or on the whole graph."""
@@ -177,7 +183,7 @@ def accuracy_after(impl: str, graph: Graph, device: torch.device, epochs: int, s
     """Train ``epochs`` epochs from the shared initial weights; test accuracy of the final model and of the
     model at the first epoch with the best validation accuracy."""
     model, fed = build(impl, graph, device, seed)
-    step, best = training_step(model, fed, receptive_field=impl == "ours"), {"val_accuracy": -1.0}
+    step, best = training_step(model, fed, on_receptive_field(impl, "cora")), {"val_accuracy": -1.0}
     for epoch in range(1, epochs + 1):
         step()
         metrics = evaluate(model, fed, ("val", "test"))
@@ -195,7 +201,8 @@ def memory_worker(spec: dict) -> dict:
     try:
         graph = load_graph(spec["data"], spec["edges"], spec["data_dir"])
         if spec["impl"] != "baseline":
-            step = training_step(*build(spec["impl"], graph, torch.device("cpu")), spec["receptive_field"])
+            model, fed = build(spec["impl"], graph, torch.device("cpu"))
+            step = training_step(model, fed, on_receptive_field(spec["impl"], spec["data"]))
             for _ in range(MEMORY_STEPS):
                 step()
     except (MemoryError, RuntimeError) as error:
@@ -225,14 +232,13 @@ def peak_memory(impl: str, data: str, edges: int, args: argparse.Namespace, devi
             if impl == "baseline":
                 graph.to(device)
             else:
-                step = training_step(*build(impl, graph, device), receptive_field=impl == "ours" and data == "cora")
+                step = training_step(*build(impl, graph, device), on_receptive_field(impl, data))
                 for _ in range(MEMORY_STEPS):
                     step()
         except torch.cuda.OutOfMemoryError:
             return "OOM"
         return torch.cuda.max_memory_allocated(device) / MiB
     spec = {"impl": impl, "data": data, "edges": edges, "data_dir": args.data_dir, "limit_gb": args.memory_limit_gb}
-    spec["receptive_field"] = impl == "ours" and data == "cora"  # scaling steps on the whole graph
     malloc = ["--default-malloc"] if args.default_malloc else []
     command = [sys.executable, __file__, "--worker", json.dumps(spec), *malloc]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -249,7 +255,7 @@ def cora_section(args: argparse.Namespace, device: torch.device, impls: list[str
     graph = load_graph("cora", 0, args.data_dir)
     built = {impl: build(impl, graph, device) for impl in impls}
     progress("cora: timing training steps and inference passes")
-    steps = {impl: training_step(*built[impl], receptive_field=impl == "ours") for impl in impls}
+    steps = {impl: training_step(*built[impl], on_receptive_field(impl, "cora")) for impl in impls}
     train = time_interleaved(steps, args.repeats, args.warmup, device)
     infer = time_interleaved({i: inference_pass(*built[i]) for i in impls}, args.repeats, args.warmup, device)
     del built
