@@ -15,9 +15,11 @@ def input_major(linear: nn.Linear) -> nn.Linear:
 
     The products here compute ``x @ W^T``; torch's sparse CSR product needs ``W^T`` row-major and would copy it
     (1433 x 64 on Cora) every step, and the gradient ``x^T @ grad`` comes out row-major ``[in, out]`` and would
-    be copied back into ``W``'s layout. With ``W`` stored as ``W^T``, neither copy is made. Shape, values,
-    state-dict keys and checkpoints are exactly those of a plain ``nn.Linear``: only the strides differ, and
-    ``load_state_dict``, ``.to()`` and the optimiser's state keep them.
+    be copied back into ``W``'s layout. With ``W`` stored as ``W^T``, neither copy is made. Shape, state-dict
+    keys and checkpoints are those of a plain ``nn.Linear``: only the strides differ, and ``load_state_dict``,
+    ``.to()`` and the optimiser's state keep them. (An in-place initialiser fills memory in order, so under the
+    same seed a fresh weight holds a plain ``nn.Linear``'s random draws in the other order: the same distribution,
+    not the same matrix.)
     """
     linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
     return linear

@@ -176,7 +176,7 @@ class _Aggregate(torch.autograd.Function):
                 # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
                 # zero columns leave every dot product unchanged.
                 left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
-            # beta=0: only A's sparsity pattern is used, not its values.
+            # beta=0 multiplies A's values (finite attention weights) by 0: only its sparsity pattern counts.
             sampled = torch.sparse.sampled_addmm(plan.matrix(csr_values), left, right.t(), beta=0.0)
             grad_weights = plan.edge_values(sampled.values())
         if ctx.needs_input_grad[1]:
@@ -305,7 +305,7 @@ class _Transpose:
         )
 
 
-_recent_transposes: list[_Transpose] = []  # the two most recently used, newest first
+_recent_transposes: list[_Transpose] = []  # the two built last, newest first
 
 
 def _transpose_structure(x: torch.Tensor) -> _Transpose:
