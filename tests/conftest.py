@@ -5,6 +5,8 @@ local port for every test, so a missing file fails at once instead of being down
 
 Real data comes from a local mirror: ``$GAT_DATA_MIRROR`` if set, else ``<repo>/../shared/datasets/planetoid``.
 Without one, tests that need it are skipped, except in CI (``CI=true``) where they fail: CI must run them.
+
+A test that takes a ``device`` argument runs on the CPU and, where PyTorch sees a CUDA GPU, on it too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from gat import download, ppi
 from gat.datasets import load_dataset
@@ -21,6 +24,7 @@ from gat.graph import Graph
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIRROR = REPO.parent / "shared" / "datasets" / "planetoid"
 OFFLINE_URL = "http://127.0.0.1:9/"  # the discard port: nothing listens, so connections are refused at once
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 NEEDED = [name for dataset in ("cora", "citeseer") for name, _ in download.planetoid_files(dataset)]
 
 
@@ -30,6 +34,11 @@ def _holds_planetoid(mirror: str) -> bool:
         return True
     folder = Path(mirror.removeprefix("file://"))
     return all((folder / name).is_file() for name in NEEDED)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" in metafunc.fixturenames:
+        metafunc.parametrize("device", DEVICES)
 
 
 @pytest.fixture(autouse=True)

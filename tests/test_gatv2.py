@@ -15,9 +15,10 @@ make_layer = functools.partial(test_layers.make_layer, layer_class=GATv2Layer)
 
 @pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (120, 900, 12)])
 @pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
-def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
+def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat, device):
     torch.manual_seed(num_nodes + heads)
-    assert_matches_dense(make_layer(7, 5, heads, concat), gatv2_dense_reference, num_nodes, num_edges, isolated)
+    layer = make_layer(7, 5, heads, concat)
+    assert_matches_dense(layer, gatv2_dense_reference, num_nodes, num_edges, isolated, device)
 
 
 def test_attention_is_dynamic_unlike_gat():

@@ -1,6 +1,8 @@
 """GATLayer (and, in the tests shared by every attention layer, GATv2Layer) against a straightforward dense
 reference (masked N x N softmax), in float64."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -82,17 +84,23 @@ each_layer = pytest.mark.parametrize("layer_class", list(DENSE_REFERENCES), ids=
 
 @pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (300, 3000, 30)])
 @pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
-def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat):
+def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat, device):
     torch.manual_seed(num_nodes + heads)
-    assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated)
+    assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated, device)
 
 
-def assert_matches_dense(layer: torch.nn.Module, reference, num_nodes: int, num_edges: int, isolated: int) -> None:
-    """``layer``'s output and attention on a random graph equal ``reference(layer, x, edge_index)``'s to 1e-10."""
+def assert_matches_dense(
+    layer: torch.nn.Module, reference, num_nodes: int, num_edges: int, isolated: int, device: str
+) -> None:
+    """``layer``'s output and attention on ``device``, on a random graph, equal those of ``reference(layer, x,
+    edge_index)`` on the CPU to 1e-10."""
     x = torch.randn(num_nodes, layer.in_features, dtype=torch.float64)
     edge_index = random_graph(num_nodes, num_edges, seed=num_nodes, isolated=isolated)
 
-    out, (used_edges, attention) = layer(x, edge_index, return_attention=True)
+    out, (used_edges, attention) = copy.deepcopy(layer).to(device)(
+        x.to(device), edge_index.to(device), return_attention=True
+    )
+    out, used_edges, attention = out.cpu(), used_edges.cpu(), attention.cpu()
     expected, dense_attention = reference(layer, x, edge_index)
 
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
@@ -124,11 +132,11 @@ def test_without_self_loops_isolated_nodes_get_only_the_bias(layer_class):
 
 
 @each_layer
-def test_sparse_input_equals_dense_input(layer_class):
+def test_sparse_input_equals_dense_input(layer_class, device):
     torch.manual_seed(0)
-    layer = make_layer(20, 4, heads=3, concat=True, layer_class=layer_class)
-    x = torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)
-    edge_index = random_graph(60, 400, seed=3)
+    layer = make_layer(20, 4, heads=3, concat=True, layer_class=layer_class).to(device)
+    x = (torch.randn(60, 20, dtype=torch.float64) * (torch.rand(60, 20) < 0.1)).to(device)
+    edge_index = random_graph(60, 400, seed=3).to(device)
     dense = layer(x, edge_index)
     sparse = layer(x.to_sparse_csr(), edge_index)
     torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-12)
@@ -152,17 +160,17 @@ def test_gradcheck(layer_class, concat):
 
 @each_layer
 @pytest.mark.parametrize("concat", [True, False])
-def test_gradients_match_dense_reference(layer_class, concat):
+def test_gradients_match_dense_reference(layer_class, concat, device):
     torch.manual_seed(0)
     layer = make_layer(6, 4, heads=3, concat=concat, layer_class=layer_class)
     edge_index = random_graph(80, 500, seed=5, isolated=4)
-    x = torch.randn(80, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(80, 6, dtype=torch.float64)
     weights = torch.randn(80, 12 if concat else 4, dtype=torch.float64)
 
-    (layer(x, edge_index) * weights).sum().backward()
-    gradients = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
-    x.grad = None
-    layer.zero_grad()
+    on_device, x_on_device = copy.deepcopy(layer).to(device), x.to(device).requires_grad_()
+    (on_device(x_on_device, edge_index.to(device)) * weights.to(device)).sum().backward()
+    gradients = [x_on_device.grad.cpu()] + [p.grad.cpu() for p in on_device.parameters()]
+    x.requires_grad_()
     (DENSE_REFERENCES[layer_class](layer, x, edge_index)[0] * weights).sum().backward()
     expected = [x.grad] + [p.grad for p in layer.parameters()]
     for got, want in zip(gradients, expected, strict=True):

@@ -55,11 +55,11 @@ def test_skip_connections_add_projected_or_identity_input():
     torch.testing.assert_close(model(x.to_sparse_csr(), edge_index), expected, rtol=0, atol=1e-12)
 
 
-def test_sparse_features_give_the_same_gradients_as_dense_ones():
+def test_sparse_features_give_the_same_gradients_as_dense_ones(device):
     torch.manual_seed(0)
-    x = torch.randn(40, 30, dtype=torch.float64) * (torch.rand(40, 30) < 0.1)
-    edge_index = random_graph(40, 160, seed=4)
-    model = GAT(30, 4).double().eval()
+    x = (torch.randn(40, 30, dtype=torch.float64) * (torch.rand(40, 30) < 0.1)).to(device)
+    edge_index = random_graph(40, 160, seed=4).to(device)
+    model = GAT(30, 4).double().eval().to(device)
 
     def gradients(features: torch.Tensor) -> list[torch.Tensor]:
         model.zero_grad()
@@ -85,14 +85,14 @@ def test_rejects_heads_of_wrong_length():
         GAT(10, 3, heads=(8, 8, 1), num_layers=2)
 
 
-def test_learns_a_separable_toy_problem():
+def test_learns_a_separable_toy_problem(device):
     torch.manual_seed(0)
     num_nodes = 60
     y = torch.arange(num_nodes) % 3
     x = F.one_hot(y, 3).double() + 0.5 * torch.randn(num_nodes, 3, dtype=torch.float64)
     same_class = y[:, None] == y[None, :]
-    edge_index = same_class.nonzero().t()
-    model = GAT(3, 3, hidden=4, heads=(2, 1), dropout=0.0).double()
+    x, y, edge_index = x.to(device), y.to(device), same_class.nonzero().t().to(device)
+    model = GAT(3, 3, hidden=4, heads=(2, 1), dropout=0.0).double().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(60):
         optimizer.zero_grad()

@@ -4,15 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, build_neighbourhoods
+from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, gather_rows
 from gat.ops import aggregate, dropout, edge_attention, elu, project, random_words
 from tests.test_layers import random_graph
 
 
 @pytest.mark.parametrize("p", [0.2, 0.6])
-def test_dropout_keeps_the_expected_share_and_preserves_the_mean(p):
+def test_dropout_keeps_the_expected_share_and_preserves_the_mean(p, device):
     torch.manual_seed(0)
-    x = torch.rand(400, 500, dtype=torch.float64) + 0.5
+    x = torch.rand(400, 500, dtype=torch.float64, device=device) + 0.5
     dropped = dropout(x, p, training=True)
     kept = dropped != 0
     assert kept.double().mean().item() == pytest.approx(1 - p, abs=0.01)
@@ -29,9 +29,9 @@ def test_dropout_is_identity_in_eval_and_zero_at_p_one():
     assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
 
 
-def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure():
+def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure(device):
     torch.manual_seed(0)
-    x = (torch.rand(300, 200) * (torch.rand(300, 200) < 0.05)).to_sparse_csr()
+    x = (torch.rand(300, 200) * (torch.rand(300, 200) < 0.05)).to_sparse_csr().to(device)
     dropped = dropout(x, 0.5, training=True)
     assert dropped.layout == torch.sparse_csr
     assert torch.equal(dropped.crow_indices(), x.crow_indices()) and torch.equal(dropped.col_indices(), x.col_indices())
@@ -40,29 +40,30 @@ def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure():
     torch.testing.assert_close(dropped.values()[kept], x.values()[kept] * 2)  # p = 0.5 is exact in 16 bits
 
 
-def test_random_words_follow_torchs_seed_and_every_bit_is_fair():
+def test_random_words_follow_torchs_seed_and_every_bit_is_fair(device):
     torch.manual_seed(5)
-    first, second = random_words(1000, "cpu"), random_words(1000, "cpu")
+    first, second = random_words(1000, device), random_words(1000, device)
     torch.manual_seed(5)
-    assert torch.equal(random_words(1000, "cpu"), first)  # a function of torch's RNG state
+    assert torch.equal(random_words(1000, device), first)  # a function of torch's RNG state
     assert not torch.equal(first, second)  # and each call moves that state on
-    words = random_words(200_000, "cpu")
-    bit_means = ((words[:, None] >> torch.arange(64)) & 1).double().mean(0)
+    words = random_words(200_000, device)
+    assert words.device.type == device
+    bit_means = ((words[:, None] >> torch.arange(64, device=device)) & 1).double().mean(0)
     assert (bit_means - 0.5).abs().max() < 0.005  # 4.5 standard deviations for 200k draws
 
 
-def test_elu_matches_torch_in_value_and_gradient():
+def test_elu_matches_torch_in_value_and_gradient(device):
     torch.manual_seed(0)
     edge_cases = torch.tensor([0.0, -0.0, 1e-300, -1e-300, -800.0, 800.0], dtype=torch.float64)
-    x = torch.cat([torch.randn(500, dtype=torch.float64) * 5, edge_cases])
+    x = torch.cat([torch.randn(500, dtype=torch.float64) * 5, edge_cases]).to(device)
     ours, reference = x.clone().requires_grad_(), x.clone().requires_grad_()
     grad_out = torch.randn_like(x)
     elu(ours).backward(grad_out)
     F.elu(reference).backward(grad_out)
     torch.testing.assert_close(elu(x), F.elu(x), rtol=0, atol=1e-15)
     torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-15, atol=0)
-    assert torch.autograd.gradcheck(elu, (torch.randn(30, dtype=torch.float64, requires_grad=True),))
-    assert elu(torch.tensor([float("nan")])).isnan().all()
+    assert torch.autograd.gradcheck(elu, (torch.randn(30, dtype=torch.float64, device=device, requires_grad=True),))
+    assert elu(torch.tensor([float("nan")], device=device)).isnan().all()
 
 
 def test_elu_float32_error_is_below_one_rounding_of_one():
@@ -70,14 +71,15 @@ def test_elu_float32_error_is_below_one_rounding_of_one():
     assert (elu(x).double() - F.elu(x.double())).abs().max() <= 2**-24
 
 
-def test_sparse_projection_matches_dense_and_rebuilds_its_cache_for_new_features():
+def test_sparse_projection_matches_dense_and_rebuilds_its_cache_for_new_features(device):
     torch.manual_seed(0)
-    weight = torch.randn(6, 30, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, 30, dtype=torch.float64, device=device, requires_grad=True)
     for density in (0.1, 0.3):  # two different sparsity structures, one after the other
         x = torch.randn(50, 30, dtype=torch.float64) * (torch.rand(50, 30) < density)
-        for features in (x.to_sparse_csr(), dropout(x.to_sparse_csr(), 0.5, True)):
+        x = x.to_sparse_csr().to(device)
+        for features in (x, dropout(x, 0.5, True)):
             dense = features.to_dense()
-            grad_out = torch.randn(50, 6, dtype=torch.float64)
+            grad_out = torch.randn(50, 6, dtype=torch.float64, device=device)
             sparse_grad = torch.autograd.grad(project(features, weight), weight, grad_out)[0]
             dense_grad = torch.autograd.grad(dense @ weight.t(), weight, grad_out)[0]
             torch.testing.assert_close(project(features, weight), dense @ weight.t(), rtol=0, atol=1e-12)
@@ -98,7 +100,7 @@ def reference_edge_attention(node_scores: torch.Tensor, neighbourhoods, negative
 @pytest.mark.parametrize(
     "dtype, gap", [(torch.float32, 0.0), (torch.float32, 300.0), (torch.float32, 1000.0), (torch.float64, 1e4)]
 )
-def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap):
+def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
     # The softmax shift is a bound from the largest source score of the whole graph. Nodes 0-9 only hear nodes
     # whose source scores lie `gap` below it (a fifth of that after the LeakyReLU): from a gap of ~450 (float32)
     # or ~3700 (float64) every exponential there underflows, and the exact neighbourhood maximum must take over.
@@ -110,8 +112,10 @@ def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap):
     neighbourhoods = build_neighbourhoods(edge_index, num_nodes)
     node_scores = torch.randn(num_nodes, 2, 3, dtype=dtype) * 3
     node_scores[:10, 0] -= gap
+    expected = reference_edge_attention(node_scores, neighbourhoods, 0.2).to(device=device, dtype=dtype)
+    neighbourhoods = build_neighbourhoods(edge_index.to(device), num_nodes)
+    node_scores = node_scores.to(device)
     attention = edge_attention(node_scores, neighbourhoods, negative_slope=0.2)
-    expected = reference_edge_attention(node_scores, neighbourhoods, 0.2).to(dtype)
     # float32: s_j + t_i near -1000 is rounded to ~3e-5, which the softmax turns into a relative error of that size
     torch.testing.assert_close(attention, expected, rtol=1e-4 if dtype == torch.float32 else 1e-12, atol=0)
     if dtype == torch.float64:
@@ -119,16 +123,16 @@ def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap):
         assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (leaf,))
 
 
-def test_aggregate_matches_a_dense_weighted_sum():
+def test_aggregate_matches_a_dense_weighted_sum(device):
     torch.manual_seed(0)
-    edge_index = random_graph(40, 200, seed=11, isolated=3)
+    edge_index = random_graph(40, 200, seed=11, isolated=3).to(device)
     neighbourhoods = build_neighbourhoods(edge_index, 40, add_self_loops=False)
-    weights = torch.rand(neighbourhoods.source.numel(), 3, dtype=torch.float64, requires_grad=True)
-    values = torch.randn(40, 3, 5, dtype=torch.float64, requires_grad=True)
-    dense = torch.zeros(3, 40, 40, dtype=torch.float64)
+    weights = torch.rand(neighbourhoods.source.numel(), 3, dtype=torch.float64, device=device, requires_grad=True)
+    values = torch.randn(40, 3, 5, dtype=torch.float64, device=device, requires_grad=True)
+    dense = torch.zeros(3, 40, 40, dtype=torch.float64, device=device)
     dense = dense.index_put(
         (
-            torch.arange(3).repeat(len(weights)),
+            torch.arange(3, device=device).repeat(len(weights)),
             neighbourhoods.target.repeat_interleave(3),
             neighbourhoods.source.repeat_interleave(3),
         ),
@@ -167,3 +171,16 @@ def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
             assert torch.equal(
                 plan.transposed_row_pointers.long(), torch.searchsorted(columns[by_column], torch.arange(size + 1))
             )
+
+
+@pytest.mark.parametrize("shape", [(30,), (30, 1), (30, 8), (30, 3, 5)])
+def test_both_row_gathers_equal_index_select(shape, device):
+    # On CUDA, gather_rows takes the element-wise gather for rows of 16 bytes or more; on CPU, index_select.
+    torch.manual_seed(0)
+    values = torch.randn(shape, dtype=torch.float64, device=device)
+    index = torch.randint(0, 30, (100,), device=device)
+    expected = values.index_select(0, index)
+    assert torch.equal(gather_elements(values, index), expected)
+    assert torch.equal(gather_elements(values[:, None][:, 0], index), expected)  # a strided view too
+    assert torch.equal(gather_rows(values, index), expected)
+    assert torch.equal(gather_rows(values, index[:0]), expected[:0])

@@ -72,8 +72,8 @@ def test_early_stopping_follows_the_papers_rule():
     assert stopper.should_stop
 
 
-def test_training_learns_and_writes_every_artifact(tmp_path):
-    result = train(synthetic_config(tmp_path, epochs=60))
+def test_training_learns_and_writes_every_artifact(tmp_path, device):
+    result = train(synthetic_config(tmp_path, epochs=60, device=device))
     assert result.metrics["test_accuracy"] > 0.8  # a homophilous SBM is easy
     assert result.checkpoint_path.is_file() and result.binary_path.is_file()
     assert result.run_id.startswith("synthetic_") and result.run_id in result.binary_path.name
@@ -91,9 +91,11 @@ def test_training_learns_and_writes_every_artifact(tmp_path):
     best = result.history[result.best_epoch - 1]
     assert binary["metrics"]["val_accuracy"] == pytest.approx(best["val_accuracy"])
     for name, tensor in model.state_dict().items():
-        assert torch.equal(tensor, result.model.state_dict()[name])
+        assert torch.equal(tensor, result.model.state_dict()[name].cpu())
 
 
+# Bit-for-bit on CPU only: on CUDA, the backward of the sparse input product (cuSPARSE) sums in a varying order,
+# so two runs agree to float32 rounding (measured: 1e-7 relative after 13 epochs), not bit for bit.
 def test_resume_continues_bit_for_bit(tmp_path):
     full = train(synthetic_config(tmp_path / "full", epochs=40, checkpoint_freq=7))
     first_half = train(synthetic_config(tmp_path / "split", epochs=20, checkpoint_freq=7))
@@ -111,7 +113,7 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert all(torch.equal(final_full[name], final_resumed[name]) for name in final_full)
 
 
-def test_same_seed_same_numbers_and_different_seed_different_numbers(tmp_path):
+def test_same_seed_same_numbers_and_different_seed_different_numbers(tmp_path):  # CPU: see above
     first = train(synthetic_config(tmp_path / "a", epochs=15))
     second = train(synthetic_config(tmp_path / "b", epochs=15))
     other = train(synthetic_config(tmp_path / "c", epochs=15, seed=1))
