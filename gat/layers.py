@@ -240,8 +240,7 @@ class GATv2Layer(_AttentionLayer):
         source = project(x, self.linear.weight).view(shape)
         target = project(x, self.linear_target.weight).view(shape)
 
-        # index_select, not fancy indexing: its backward (index_add_) is deterministic on CPU.
-        edge_hidden = source.index_select(0, neighbourhoods.source) + target.index_select(0, neighbourhoods.target)
+        edge_hidden = neighbourhoods.at_source(source) + neighbourhoods.at_target(target)
         scores = (F.leaky_relu(edge_hidden, self.negative_slope) * self.att).sum(dim=-1)
 
         attention = neighbourhood_softmax(scores, neighbourhoods)

@@ -6,6 +6,7 @@ forward pass; the differentiable kernels that use it are in :mod:`gat.ops`.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -37,6 +38,14 @@ class Neighbourhoods:
     @property
     def in_degree(self) -> torch.Tensor:
         return self.row_pointers.diff()
+
+    def at_source(self, node_values: torch.Tensor) -> torch.Tensor:
+        """Each edge's row of ``node_values`` at its source node: ``[N, ...]`` -> ``[E, ...]``."""
+        return gather_rows(node_values, self.source)
+
+    def at_target(self, node_values: torch.Tensor) -> torch.Tensor:
+        """Each edge's row of ``node_values`` at its target node: ``[N, ...]`` -> ``[E, ...]``."""
+        return gather_rows(node_values, self.target)
 
     def sum_by_target(self, edge_values: torch.Tensor) -> torch.Tensor:
         """``out[i] = sum of edge_values[e] over the edges e into node i``: ``[E, H]`` -> ``[N, H]``."""
@@ -201,6 +210,26 @@ def _flat_node_index(nodes: torch.Tensor, order: torch.Tensor, num_heads: int) -
 
 def _index_type(num_entries: int, num_rows: int) -> torch.dtype:
     return torch.int32 if num_entries < 2**31 and num_rows < 2**31 else torch.int64
+
+
+def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values.index_select(0, index)``, the rows of ``values`` (``[N, ...]``) at ``index`` (``[E]``).
+
+    index_select rather than fancy indexing: its backward (index_add_) is deterministic on CPU. On CUDA, rows of
+    16 bytes or more go through :func:`gather_elements` instead: for 1.1e7 rows of 4 to 16 floats, torch's row
+    gather took 6.7 ms on an H100 (torch 2.11) whatever the row size, the element-wise gather 0.5-1.8 ms.
+    """
+    row_size = math.prod(values.shape[1:])
+    if values.device.type == "cuda" and row_size * values.element_size() >= 16:
+        return gather_elements(values, index)
+    return values.index_select(0, index)
+
+
+def gather_elements(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The same as ``values.index_select(0, index)``, as a gather of single elements through a flat index."""
+    row_size = math.prod(values.shape[1:])
+    flat_index = (index[:, None] * row_size + torch.arange(row_size, device=index.device)).view(-1)
+    return values.reshape(-1).index_select(0, flat_index).view(index.shape[0], *values.shape[1:])
 
 
 def sort_by(primary: torch.Tensor, secondary: torch.Tensor, size: int) -> torch.Tensor:

@@ -39,10 +39,9 @@ def _softmax(
     underflow and lose precision; the maximum is then used after all. Overwrites ``scores`` unless an
     ``upper_bound`` is given.
     """
-    target = neighbourhoods.target
     if upper_bound is not None:
-        exponentials = (scores - upper_bound.index_select(0, target)).exp_()
-        denominators = neighbourhoods.sum_by_target(exponentials).index_select(0, target)
+        exponentials = (scores - neighbourhoods.at_target(upper_bound)).exp_()
+        denominators = neighbourhoods.at_target(neighbourhoods.sum_by_target(exponentials))
         # An exponential below finfo.tiny is a subnormal (or 0); where every sum is at least tiny / eps, such a
         # term is less than one rounding error of its sum, so losing its precision changes nothing.
         finfo = torch.finfo(scores.dtype)
@@ -50,8 +49,8 @@ def _softmax(
             return exponentials.div_(denominators)
         scores = scores.clone()
     maximum = torch.segment_reduce(scores, "max", offsets=neighbourhoods.row_pointers, axis=0)
-    exponentials = scores.sub_(maximum.index_select(0, target)).exp_()
-    return exponentials.div_(neighbourhoods.sum_by_target(exponentials).index_select(0, target))
+    exponentials = scores.sub_(neighbourhoods.at_target(maximum)).exp_()
+    return exponentials.div_(neighbourhoods.at_target(neighbourhoods.sum_by_target(exponentials)))
 
 
 def _softmax_backward(
@@ -60,7 +59,7 @@ def _softmax_backward(
     r"""The softmax Jacobian-vector product needs only the output:
     :math:`\partial L / \partial e_{ij} = \alpha_{ij} (g_{ij} - \sum_l \alpha_{il} g_{il})`."""
     weighted = neighbourhoods.sum_by_target(grad_attention * attention)
-    return attention * (grad_attention - weighted.index_select(0, neighbourhoods.target))
+    return attention * (grad_attention - neighbourhoods.at_target(weighted))
 
 
 class _NeighbourhoodSoftmax(torch.autograd.Function):
@@ -105,8 +104,8 @@ class _EdgeAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float) -> torch.Tensor:
         source_scores, target_scores = node_scores[:, 0], node_scores[:, 1]
-        scores = source_scores.index_select(0, neighbourhoods.source)
-        scores += target_scores.index_select(0, neighbourhoods.target)
+        scores = neighbourhoods.at_source(source_scores)
+        scores += neighbourhoods.at_target(target_scores)
         activated = F.leaky_relu_(scores, negative_slope)
         # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
         # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of a
