@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument(
         "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
     )
+    optimisation.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.cuda_graphs,
+        help="on a GPU, replay each full-batch step from a CUDA graph (--no-cuda-graphs: launch every kernel)",
+    )
 
     minibatch = parser.add_argument_group("mini-batch and multi-process training (see README: Scaling out)")
     minibatch.add_argument(

@@ -10,8 +10,9 @@ Sections (--sections, comma-separated):
            and per inference pass, peak memory, and test accuracy after --budget-epochs epochs from the same
            initial weights (of the final model, and of the model at the first epoch with the best val accuracy).
            "ours" steps as gat.training does, on the training nodes' receptive field (the same loss and
-           gradient as the whole graph, see gat.steps.training_batch); "ours-whole" on the whole graph, as
-           the references do, which compares the kernels like for like.
+           gradient as the whole graph, see gat.steps.training_batch) and, on a GPU, replayed from a CUDA graph
+           (gat.steps.CapturedStep); "ours-whole" launches its kernels on the whole graph, as the references
+           do, which compares the kernels like for like.
   scaling  synthetic graphs of 1e4, 1e5, ... directed edges (10 per node, 128 sparse features) up to
            --max-edges (default 1e7, what 24 GiB of RAM holds; 1e8 adds 3e7 and 1e8 for a GPU): time per training
            step, per million edges, and peak memory, ours vs PyG. Every step here is on the whole graph: time
@@ -60,8 +61,8 @@ from gat.steps import (  # noqa: E402
     build_model,
     build_optimizer,
     evaluate,
+    full_batch_step,
     resolve_device,
-    train_step,
     training_batch,
 )
 
@@ -162,18 +163,14 @@ def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
     return build_optimizer(PAPER, model)
 
 
-def on_receptive_field(impl: str, data: str) -> bool:
-    """Whether ``impl`` steps on the training nodes' receptive field: "ours" on Cora, as gat.training does.
-    Everything else, and every scaling step (time per edge is what that section measures), is whole-graph."""
-    return impl == "ours" and data == "cora"
-
-
-def training_step(model: torch.nn.Module, graph: Graph, receptive_field: bool = False) -> Callable[[], object]:
-    """One full step - forward, loss, backward, Adam - exactly as `gat.training` trains (same function), on the
-    training nodes' receptive field or on the whole graph."""
-    optimizer = optimizer_for(model)
+def training_step(model: torch.nn.Module, graph: Graph, impl: str, data: str = "cora") -> Callable[[], object]:
+    """One full step - forward, loss, backward, Adam - with `gat.steps`' functions. "ours" steps exactly as
+    `gat.training` trains: on Cora on the training nodes' receptive field, and on a GPU replayed from a CUDA graph.
+    Every other implementation, "ours-whole" included, launches its kernels eagerly on the whole graph; so does
+    every scaling step on the CPU (time per edge is what that section measures)."""
+    receptive_field = impl == "ours" and data == "cora"
     batch = training_batch(graph, PAPER.num_layers if receptive_field else None)
-    return lambda: train_step(model, optimizer, batch)
+    return full_batch_step(model, optimizer_for(model), batch, cuda_graphs=impl == "ours")
 
 
 def inference_pass(model: torch.nn.Module, graph: Graph) -> Callable[[], object]:
@@ -189,7 +186,7 @@ def accuracy_after(impl: str, graph: Graph, device: torch.device, epochs: int, s
     """Train ``epochs`` epochs from the shared initial weights; test accuracy of the final model and of the
     model at the first epoch with the best validation accuracy."""
     model, fed = build(impl, graph, device, seed)
-    step, best = training_step(model, fed, on_receptive_field(impl, "cora")), {"val_accuracy": -1.0}
+    step, best = training_step(model, fed, impl), {"val_accuracy": -1.0}
     for epoch in range(1, epochs + 1):
         step()
         metrics = evaluate(model, fed, ("val", "test"))
@@ -208,7 +205,7 @@ def memory_worker(spec: dict) -> dict:
         graph = load_graph(spec["data"], spec["edges"], spec["data_dir"])
         if spec["impl"] != "baseline":
             model, fed = build(spec["impl"], graph, torch.device("cpu"))
-            step = training_step(model, fed, on_receptive_field(spec["impl"], spec["data"]))
+            step = training_step(model, fed, spec["impl"], spec["data"])
             for _ in range(MEMORY_STEPS):
                 step()
     except (MemoryError, RuntimeError) as error:
@@ -238,7 +235,7 @@ def peak_memory(impl: str, data: str, edges: int, args: argparse.Namespace, devi
             if impl == "baseline":
                 graph.to(device)
             else:
-                step = training_step(*build(impl, graph, device), on_receptive_field(impl, data))
+                step = training_step(*build(impl, graph, device), impl, data)
                 for _ in range(MEMORY_STEPS):
                     step()
         except torch.cuda.OutOfMemoryError:
@@ -261,10 +258,11 @@ def cora_section(args: argparse.Namespace, device: torch.device, impls: list[str
     graph = load_graph("cora", 0, args.data_dir)
     built = {impl: build(impl, graph, device) for impl in impls}
     progress("cora: timing training steps and inference passes")
-    steps = {impl: training_step(*built[impl], on_receptive_field(impl, "cora")) for impl in impls}
+    steps = {impl: training_step(*built[impl], impl) for impl in impls}
     train = time_interleaved(steps, args.repeats, args.warmup, device)
     infer = time_interleaved({i: inference_pass(*built[i]) for i in impls}, args.repeats, args.warmup, device)
-    del built
+    del built, steps  # a CUDA graph's memory stays allocated while its step lives: it would count as baseline
+    gc.collect()
     progress("cora: peak memory")
     memory = {impl: peak_memory(impl, "cora", 0, args, device) for impl in ["baseline", *impls]}
     progress(f"cora: accuracy after {args.budget_epochs} epochs")
@@ -291,7 +289,7 @@ def scaling_section(args: argparse.Namespace, device: torch.device, impls: list[
         graph, train = load_graph("synthetic", edges, args.data_dir), {}
         release_freed_memory()  # what generating the graph needed on the way
         for group in [fits] if interleaved else [[impl] for impl in fits]:
-            steps = {impl: training_step(*build(impl, graph, device)) for impl in group}
+            steps = {impl: training_step(*build(impl, graph, device), impl, "synthetic") for impl in group}
             train |= time_interleaved(steps, args.repeats, args.warmup, device, budget_s=args.budget_seconds)
             del steps
             gc.collect()

@@ -48,7 +48,7 @@ def versus_pyg(timings: dict, impl: str) -> str:
 
 def cora_table(result: dict, impls: list[str]) -> str:
     """One row per implementation asked for; one that was asked for but not run was not installed. "ours"
-    trains on the training nodes' receptive field (as gat.training does), "ours-whole" on the whole graph."""
+    trains as gat.training does (receptive field; CUDA graph on a GPU), "ours-whole" eagerly on the whole graph."""
     train, infer, memory, accuracy = result["train"], result["inference"], result["memory"], result["accuracy"]
     rows = [["baseline: import torch + load Cora", "–", "–", memory_cell(memory, "baseline"), "–", "–"]]
     for impl in impls:

@@ -38,6 +38,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
+    cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (gat.steps.CapturedStep)
     # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
     # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
     fanouts: tuple[int, ...] = ()

@@ -77,6 +77,10 @@ class _AttentionLayer(nn.Module):
         self._cache = [(edge_index, key, neighbourhoods), *self._cache[:1]]
         return neighbourhoods
 
+    def cached_neighbourhoods(self) -> list[Neighbourhoods]:
+        """The sorted edge lists cached now (a captured CUDA graph keeps those it reads alive)."""
+        return [neighbourhoods for _, _, neighbourhoods in self._cache]
+
     def _output(
         self,
         aggregated: torch.Tensor,
@@ -246,3 +250,8 @@ class GATv2Layer(_AttentionLayer):
         attention = neighbourhood_softmax(scores, neighbourhoods)
         aggregated = aggregate(dropout(attention, self.dropout, self.training), source, neighbourhoods)
         return self._output(aggregated, neighbourhoods, attention, return_attention)
+
+
+def attention_layers(model: nn.Module) -> list[_AttentionLayer]:
+    """Every GAT / GATv2 layer inside ``model``."""
+    return [module for module in model.modules() if isinstance(module, _AttentionLayer)]

@@ -41,11 +41,11 @@ class Neighbourhoods:
 
     def at_source(self, node_values: torch.Tensor) -> torch.Tensor:
         """Each edge's row of ``node_values`` at its source node: ``[N, ...]`` -> ``[E, ...]``."""
-        return gather_rows(node_values, self.source)
+        return select_rows(node_values, self.source)
 
     def at_target(self, node_values: torch.Tensor) -> torch.Tensor:
         """Each edge's row of ``node_values`` at its target node: ``[N, ...]`` -> ``[E, ...]``."""
-        return gather_rows(node_values, self.target)
+        return select_rows(node_values, self.target)
 
     def sum_by_target(self, edge_values: torch.Tensor) -> torch.Tensor:
         """``out[i] = sum of edge_values[e] over the edges e into node i``: ``[E, H]`` -> ``[N, H]``."""
@@ -212,7 +212,7 @@ def _index_type(num_entries: int, num_rows: int) -> torch.dtype:
     return torch.int32 if num_entries < 2**31 and num_rows < 2**31 else torch.int64
 
 
-def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def select_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``values.index_select(0, index)``, the rows of ``values`` (``[N, ...]``) at ``index`` (``[E]``).
 
     index_select rather than fancy indexing: its backward (index_add_) is deterministic on CPU. On CUDA, rows of

@@ -107,11 +107,16 @@ class _EdgeAttention(torch.autograd.Function):
         scores = neighbourhoods.at_source(source_scores)
         scores += neighbourhoods.at_target(target_scores)
         activated = F.leaky_relu_(scores, negative_slope)
-        # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
-        # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of a
-        # segment max over the edges (see _softmax for when it falls back to that).
-        upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
-        attention = _softmax(activated, neighbourhoods, upper_bound)
+        if activated.device.type == "cpu":
+            # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
+            # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of
+            # a segment max over the edges (see _softmax for when it falls back to that).
+            upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
+            attention = _softmax(activated, neighbourhoods, upper_bound)
+        else:
+            # On a GPU the segment max is one cheap kernel, and the bound's fallback test would need the host to
+            # wait for the device, which a captured CUDA graph cannot do (gat.steps.CapturedStep).
+            attention = _softmax(activated.clone(), neighbourhoods)
         # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope).
         ctx.save_for_backward(attention, activated if ctx.needs_input_grad[0] else None)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
@@ -305,6 +310,11 @@ class _Transpose:
 
 
 _recent_transposes: list[_Transpose] = []  # the two built last, newest first
+
+
+def cached_transposes() -> list[_Transpose]:
+    """The transpose layouts cached now (a captured CUDA graph keeps those it reads alive)."""
+    return list(_recent_transposes)
 
 
 def _transpose_structure(x: torch.Tensor) -> _Transpose:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gat.neighbourhoods import build_neighbourhoods
+from gat.neighbourhoods import build_neighbourhoods, select_rows
 
 
 @dataclass
@@ -115,7 +115,7 @@ def segment_positions(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``x[rows]`` for a dense or sparse CSR ``x`` (torch has no ``index_select`` for sparse CSR)."""
     if x.layout != torch.sparse_csr:
-        return x.index_select(0, rows)
+        return select_rows(x, rows)
     crow, col, values = x.crow_indices(), x.col_indices(), x.values()
     lengths = crow[rows + 1] - crow[rows]
     positions = segment_positions(crow[rows], lengths)

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,13 +28,12 @@ from gat.model import GAT, Inspection
 from gat.presets import score_name
 from gat.progress import Progress
 from gat.steps import (
-    TrainingBatch,
     build_model,
     build_optimizer,
     evaluate,
+    full_batch_step,
     load_graph,
     resolve_device,
-    train_step,
     training_batch,
 )
 from gat.tracking import RunLog
@@ -50,6 +49,7 @@ ENVIRONMENT_FIELDS = (
     "quiet",
     "console_log_freq",
     "distributed",
+    "cuda_graphs",
 )
 
 
@@ -182,13 +182,14 @@ class _Run:
         return record
 
     @functools.cached_property
-    def batch(self) -> TrainingBatch:
-        """The full-batch step's nodes, built at the first step (the other trainers have their own steps)."""
-        return training_batch(self.graph, self.config.num_layers)
+    def step(self) -> Callable[[], tuple[float, float]]:
+        """The full-batch step, built at the first epoch, after any resume (the other trainers have their own)."""
+        batch = training_batch(self.graph, self.config.num_layers)
+        return full_batch_step(self.model, self.optimizer, batch, self.config.cuda_graphs)
 
     def train_step(self, epoch: int) -> tuple[float, float]:
         """The epoch's gradient step(s); returns the training loss and accuracy (nan loss: no step was taken)."""
-        return train_step(self.model, self.optimizer, self.batch)
+        return self.step()
 
     def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
         return evaluate(self.model, self.graph, splits)

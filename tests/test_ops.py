@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, gather_rows
+from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, select_rows
 from gat.ops import aggregate, dropout, edge_attention, elu, project, random_words
 from tests.test_layers import random_graph
 
@@ -174,13 +174,13 @@ def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
 
 
 @pytest.mark.parametrize("shape", [(30,), (30, 1), (30, 8), (30, 3, 5)])
-def test_both_row_gathers_equal_index_select(shape, device):
-    # On CUDA, gather_rows takes the element-wise gather for rows of 16 bytes or more; on CPU, index_select.
+def test_both_row_selections_equal_index_select(shape, device):
+    # On CUDA, select_rows takes the element-wise gather for rows of 16 bytes or more; on CPU, index_select.
     torch.manual_seed(0)
     values = torch.randn(shape, dtype=torch.float64, device=device)
     index = torch.randint(0, 30, (100,), device=device)
     expected = values.index_select(0, index)
     assert torch.equal(gather_elements(values, index), expected)
     assert torch.equal(gather_elements(values[:, None][:, 0], index), expected)  # a strided view too
-    assert torch.equal(gather_rows(values, index), expected)
-    assert torch.equal(gather_rows(values, index[:0]), expected[:0])
+    assert torch.equal(select_rows(values, index), expected)
+    assert torch.equal(select_rows(values, index[:0]), expected[:0])

@@ -1,5 +1,6 @@
 """The training loop as a library: early stopping, exact resume, artifacts, TensorBoard read-back, failures."""
 
+import functools
 import json
 import math
 
@@ -11,6 +12,7 @@ from gat.config import TrainConfig
 from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.model import GAT
+from gat.steps import CapturedStep, build_model, build_optimizer, full_batch_step, train_step
 from gat.training import EarlyStopping, load_model, train, training_batch
 
 
@@ -56,6 +58,25 @@ def test_training_batch_is_the_whole_graph_when_the_receptive_field_is_most_of_i
     graph.val_mask[:] = graph.test_mask[:] = False
     batch = training_batch(graph, num_layers=2)
     assert batch.edge_index is graph.edge_index and torch.equal(batch.targets, torch.arange(300))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.6])
+def test_full_batch_step_takes_the_eager_steps(dropout, device):
+    # On a GPU the step is replayed from a CUDA graph; it must compute what train_step computes, dropout draws
+    # included (the capture's warm-up gives its draws back).
+    graph = load_dataset("synthetic", num_nodes=400, average_degree=4, num_classes=3, num_features=20).to(device)
+    config = TrainConfig(dropout=dropout, heads=(4, 1), hidden=4)
+    runs = []
+    eager_step = lambda *step_inputs: functools.partial(train_step, *step_inputs)  # noqa: E731
+    for make_step in (eager_step, full_batch_step):
+        torch.manual_seed(0)
+        model = build_model(config, graph.num_features, graph.num_classes).to(device)
+        step = make_step(model, build_optimizer(config, model), training_batch(graph, config.num_layers))
+        runs.append([value for _ in range(8) for value in step()])
+    assert isinstance(step, CapturedStep) == (device == "cuda")
+    eager, replayed = runs
+    assert replayed == pytest.approx(eager, rel=1e-5, abs=1e-6)
+    assert len(set(eager[::2])) == 8  # the loss moves at every step
 
 
 def test_early_stopping_follows_the_papers_rule():
@@ -148,8 +169,8 @@ def test_tensorboard_events_equal_metrics_json(tmp_path):
     assert [event.step for event in events.Histograms("attention_entropy/layer1_head0")] == [10, 20]
 
 
-def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
-    config = synthetic_config(tmp_path, epochs=30, lr=1e30, weight_decay=0.0, checkpoint_freq=1)
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, device):
+    config = synthetic_config(tmp_path, epochs=30, lr=1e30, weight_decay=0.0, checkpoint_freq=1, device=device)
     with pytest.raises(GATError, match="training loss became (nan|inf)") as error:
         train(config)
     assert "\n" not in str(error.value)
