@@ -130,15 +130,15 @@ class CapturedStep:
 
     On a small graph a GPU step is bound by the host launching kernels: on Cora, ~180 launches take ~8 ms of an
     H100 step in which the GPU computes for 0.6 ms. A CUDA graph records the kernels once and replays them all
-    with one launch (0.8 ms a step). A replay reuses the recorded memory, so the batch, the parameters and their
-    gradients stay the same tensors (the optimizer updates them in place; nothing may set the gradients to
-    None), and this object keeps what the layers cached for the batch alive. The optimizer step runs outside
-    the graph, after the loss is read, so a non-finite loss still never reaches the weights. Dropout draws new
-    masks at every replay.
+    with one launch (about 1 ms a step). A replay reuses the recorded memory, so the batch, the parameters and
+    their gradients stay the same tensors (the optimizer updates them in place; nothing may set the gradients to
+    None), and this object keeps the batch and what the layers cached for it alive. The optimizer step runs
+    outside the graph, after the loss is read, so a non-finite loss still never reaches the weights. Every
+    replay draws new dropout masks: the same ones as eager steps from the same random state (tested).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: TrainingBatch) -> None:
-        self.model, self.optimizer, self.batch = model, optimizer, batch
+        self.optimizer, self.batch = optimizer, batch
         model.train()
         # Capture needs a warm-up on a side stream: it also fills the layers' caches (sorting the edges makes the
         # host wait for the GPU, which a capture cannot) and creates cuSPARSE's handles. The warm-up's random
