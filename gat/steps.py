@@ -9,6 +9,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -125,41 +126,37 @@ def full_batch_step(
     return functools.partial(train_step, model, optimizer, batch)
 
 
+def full_graph_evaluation(
+    model: GAT, graph: Graph, cuda_graphs: bool = True
+) -> Callable[[tuple[str, ...]], dict[str, float]]:
+    """:func:`evaluate` on ``graph`` as a function of the splits; on a CUDA GPU the forward pass is replayed
+    from a CUDA graph (:class:`CapturedEvaluation`) unless ``cuda_graphs`` is False."""
+    if cuda_graphs and graph.x.device.type == "cuda":
+        return CapturedEvaluation(model, graph)
+    return functools.partial(evaluate, model, graph)
+
+
 class CapturedStep:
     """:func:`train_step` on a CUDA GPU, with the forward and backward pass replayed from a CUDA graph.
 
     On a small graph a GPU step is bound by the host launching kernels: on Cora, ~180 launches take ~8 ms of an
     H100 step in which the GPU computes for 0.6 ms. A CUDA graph records the kernels once and replays them all
-    with one launch (about 1 ms a step). A replay reuses the recorded memory, so the batch, the parameters and
-    their gradients stay the same tensors (the optimizer updates them in place; nothing may set the gradients to
-    None), and this object keeps the batch and what the layers cached for it alive. The optimizer step runs
-    outside the graph, after the loss is read, so a non-finite loss still never reaches the weights. Every
-    replay draws new dropout masks: the same ones as eager steps from the same random state (tested).
+    with one launch (about 1 ms a step; see :func:`capture` for what that asks of the inputs). The optimizer
+    step runs outside the graph, after the loss is read, so a non-finite loss still never reaches the weights,
+    and nothing may set the gradients to None: the graph writes them in place. Every replay draws new dropout
+    masks: the same ones as eager steps from the same random state (tested).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: TrainingBatch) -> None:
-        self.optimizer, self.batch = optimizer, batch
+        def forward_backward() -> tuple[torch.Tensor, torch.Tensor]:
+            optimizer.zero_grad(set_to_none=True)
+            loss, accuracy = training_loss(model, batch)
+            loss.backward()
+            return loss, accuracy
+
         model.train()
-        # Capture needs a warm-up on a side stream: it also fills the layers' caches (sorting the edges makes the
-        # host wait for the GPU, which a capture cannot) and creates cuSPARSE's handles. The warm-up's random
-        # draws are given back, so it leaves the run's random stream where it was.
-        device = batch.x.device
-        random_state = torch.cuda.get_rng_state(device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                optimizer.zero_grad(set_to_none=True)
-                training_loss(model, batch)[0].backward()
-        torch.cuda.current_stream(device).wait_stream(side)
-        torch.cuda.set_rng_state(random_state, device)
-        optimizer.zero_grad(set_to_none=True)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.loss, self.accuracy = training_loss(model, batch)
-            self.loss.backward()
-        # The graph replays raw device addresses: what it reads from the caches must outlive their turnover.
-        self.cached = [cached_transposes(), *(layer.cached_neighbourhoods() for layer in attention_layers(model))]
+        self.optimizer = optimizer
+        self.graph, (self.loss, self.accuracy), self.kept_alive = capture(forward_backward, model, batch.x.device)
 
     def __call__(self) -> tuple[float, float]:
         self.graph.replay()
@@ -167,6 +164,50 @@ class CapturedStep:
         if math.isfinite(loss_value):
             self.optimizer.step()
         return loss_value, self.accuracy.item()
+
+
+class CapturedEvaluation:
+    """:func:`evaluate` on a CUDA GPU, with the eval-mode forward pass replayed from a CUDA graph: like a
+    training step, it is bound by launching kernels on small graphs. The metrics are computed eagerly."""
+
+    def __init__(self, model: GAT, graph: Graph) -> None:
+        @torch.no_grad()
+        def forward() -> torch.Tensor:
+            return model(graph.x, graph.edge_index)
+
+        model.eval()
+        self.model, self.graph = model, graph
+        self.cuda_graph, self.logits, self.kept_alive = capture(forward, model, graph.x.device)
+
+    def __call__(self, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
+        self.model.eval()  # as evaluate() leaves it
+        self.cuda_graph.replay()
+        return split_metrics(self.logits, self.graph, splits)
+
+
+def capture(run: Callable[[], Any], model: nn.Module, device: torch.device) -> tuple[torch.cuda.CUDAGraph, Any, list]:
+    """Record ``run`` (kernels on ``device``) as a CUDA graph; returns the graph, the outputs of the recorded
+    call (each replay overwrites them) and what the replays read that must be kept alive.
+
+    Two warm-up calls on a side stream come first, as capture requires; they also fill the layers' caches
+    (sorting edges makes the host wait for the GPU, which a capture cannot) and create cuSPARSE's handles. Their
+    random draws are given back, so the warm-up leaves the run's random stream where it was. A replay reruns the
+    recorded kernels on the recorded memory: whatever ``run`` reads (inputs, parameters, the layers' cached
+    neighbourhoods and the features' cached transpose) must stay the same tensors, updated in place if at all.
+    """
+    random_state = torch.cuda.get_rng_state(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            run()
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.set_rng_state(random_state, device)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = run()
+    kept_alive = [cached_transposes(), *(layer.cached_neighbourhoods() for layer in attention_layers(model))]
+    return graph, outputs, kept_alive
 
 
 @torch.no_grad()

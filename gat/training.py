@@ -30,8 +30,8 @@ from gat.progress import Progress
 from gat.steps import (
     build_model,
     build_optimizer,
-    evaluate,
     full_batch_step,
+    full_graph_evaluation,
     load_graph,
     resolve_device,
     training_batch,
@@ -191,8 +191,13 @@ class _Run:
         """The epoch's gradient step(s); returns the training loss and accuracy (nan loss: no step was taken)."""
         return self.step()
 
+    @functools.cached_property
+    def evaluation(self) -> Callable[[tuple[str, ...]], dict[str, float]]:
+        """Evaluation on the whole graph, built at its first use, after any resume."""
+        return full_graph_evaluation(self.model, self.graph, self.config.cuda_graphs)
+
     def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
-        return evaluate(self.model, self.graph, splits)
+        return self.evaluation(splits)
 
     def agreed_stop(self, stop_signal: int | None) -> int | None:
         """The stop request (a signal number) this run acts on: a single process acts on its own."""

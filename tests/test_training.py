@@ -1,5 +1,6 @@
 """The training loop as a library: early stopping, exact resume, artifacts, TensorBoard read-back, failures."""
 
+import copy
 import functools
 import json
 import math
@@ -12,7 +13,16 @@ from gat.config import TrainConfig
 from gat.datasets import load_dataset
 from gat.errors import GATError
 from gat.model import GAT
-from gat.steps import CapturedStep, build_model, build_optimizer, full_batch_step, train_step
+from gat.steps import (
+    CapturedEvaluation,
+    CapturedStep,
+    build_model,
+    build_optimizer,
+    evaluate,
+    full_batch_step,
+    full_graph_evaluation,
+    train_step,
+)
 from gat.training import EarlyStopping, load_model, train, training_batch
 
 
@@ -77,6 +87,26 @@ def test_full_batch_step_takes_the_eager_steps(dropout, device):
     eager, replayed = runs
     assert replayed == pytest.approx(eager, rel=1e-5, abs=1e-6)
     assert len(set(eager[::2])) == 8  # the loss moves at every step
+
+
+def test_full_graph_evaluation_follows_the_weights_as_they_change(device):
+    # On a GPU the evaluation's forward pass is replayed from a CUDA graph: it must read the current weights.
+    graph = load_dataset("synthetic", num_nodes=400, average_degree=4, num_classes=3, num_features=20).to(device)
+    config = TrainConfig(heads=(4, 1), hidden=4)
+    torch.manual_seed(0)
+    model = build_model(config, graph.num_features, graph.num_classes).to(device)
+    evaluation = full_graph_evaluation(model, graph)
+    assert isinstance(evaluation, CapturedEvaluation) == (device == "cuda")
+    step = full_batch_step(model, build_optimizer(config, model), training_batch(graph, config.num_layers))
+    states, seen = [], []
+    for _ in range(3):
+        step()
+        states.append(copy.deepcopy(model.state_dict()))
+        seen.append(evaluation(("val", "test")))
+        assert seen[-1] == pytest.approx(evaluate(model, graph, ("val", "test")), rel=1e-6)
+    assert seen[0] != seen[-1]
+    model.load_state_dict(states[0])  # in place, as a run restoring its best model does
+    assert evaluation(("val", "test")) == pytest.approx(seen[0], rel=1e-6)
 
 
 def test_early_stopping_follows_the_papers_rule():
