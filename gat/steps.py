@@ -155,7 +155,7 @@ class CapturedStep:
             return loss, accuracy
 
         model.train()
-        self.optimizer = optimizer
+        self.optimizer, self.batch = optimizer, batch  # the graph reads the batch's memory: keep it alive
         self.graph, (self.loss, self.accuracy), self.kept_alive = capture(forward_backward, model, batch.x.device)
 
     def __call__(self) -> tuple[float, float]:
@@ -176,7 +176,7 @@ class CapturedEvaluation:
             return model(graph.x, graph.edge_index)
 
         model.eval()
-        self.model, self.graph = model, graph
+        self.model, self.graph = model, graph  # the graph reads the features' and edges' memory: keep them alive
         self.cuda_graph, self.logits, self.kept_alive = capture(forward, model, graph.x.device)
 
     def __call__(self, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
