@@ -154,22 +154,20 @@ class _Aggregate(torch.autograd.Function):
     Autograd through gather-multiply-scatter would store an ``[E, H, F]`` message tensor; here the backward
     needs only the inputs: ``grad_values = A^T @ grad_out`` (another CSR product) and
     ``grad_weights[e] = <grad_out[target_e], values[source_e]>``, a sampled dense-dense product (SDDMM)
-    evaluated only on A's nonzeros. The weights are kept in A's CSR order, so the backward builds A and A^T
-    without gathering them from edge order again.
+    evaluated only on A's nonzeros.
     """
 
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
         num_nodes, num_heads, num_features = values.shape
-        csr_values = plan.csr_values(weights)
-        out = plan.matrix(csr_values) @ values.reshape(plan.num_rows, num_features)
-        ctx.save_for_backward(csr_values, values)
+        out = plan.matrix(plan.csr_values(weights)) @ values.reshape(plan.num_rows, num_features)
+        ctx.save_for_backward(weights, values)
         ctx.plan = plan
         return out.view(num_nodes, num_heads, num_features)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        csr_values, values = ctx.saved_tensors
+        weights, values = ctx.saved_tensors
         plan: AggregationPlan = ctx.plan
         num_features = values.shape[-1]
         flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
@@ -180,11 +178,12 @@ class _Aggregate(torch.autograd.Function):
                 # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
                 # zero columns leave every dot product unchanged.
                 left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
-            # beta=0 multiplies A's values (finite attention weights) by 0: only its sparsity pattern counts.
-            sampled = torch.sparse.sampled_addmm(plan.matrix(csr_values), left, right.t(), beta=0.0)
+            # beta=0 multiplies A's values by 0: only its sparsity pattern counts, so any finite values of the right
+            # length do, such as the (finite) attention weights in edge order.
+            sampled = torch.sparse.sampled_addmm(plan.matrix(weights.reshape(-1)), left, right.t(), beta=0.0)
             grad_weights = plan.edge_values(sampled.values())
         if ctx.needs_input_grad[1]:
-            grad_values = (plan.transposed_matrix(csr_values) @ flat_grad).view_as(values)
+            grad_values = (plan.transposed_matrix(weights) @ flat_grad).view_as(values)
         return grad_weights, grad_values, None
 
 

@@ -157,8 +157,7 @@ def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
             columns = (neighbourhoods.source[:, None] * num_heads + heads).reshape(-1)
             size = num_nodes * num_heads
             by_row, by_column = torch.argsort(rows * size + columns), torch.argsort(columns * size + rows)
-            csr_order, transposed_order = plan.csr_order, plan.transposed_order.long()
-            transpose_order = csr_order[transposed_order]  # flat edge entries in A^T's order
+            csr_order, transpose_order = plan.csr_order, plan.transposed_order.long()  # flat edge entries
             if num_heads == 1:  # edges are sorted by target, then source: A's CSR order is the edge order
                 assert torch.equal(csr_order, torch.arange(rows.numel()))
             assert torch.equal(torch.sort(csr_order).values, torch.arange(rows.numel()))  # a permutation
