@@ -165,9 +165,9 @@ def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 def training_step(model: torch.nn.Module, graph: Graph, impl: str, data: str = "cora") -> Callable[[], object]:
     """One full step - forward, loss, backward, Adam - with `gat.steps`' functions. "ours" steps exactly as
-    `gat.training` trains: on Cora on the training nodes' receptive field, and on a GPU replayed from a CUDA graph.
-    Every other implementation, "ours-whole" included, launches its kernels eagerly on the whole graph; so does
-    every scaling step on the CPU (time per edge is what that section measures)."""
+    `gat.training` trains: on Cora on the training nodes' receptive field (elsewhere on the whole graph: time per
+    edge is what the scaling section measures), and on a GPU replayed from a CUDA graph. Every other
+    implementation, "ours-whole" included, launches its kernels eagerly on the whole graph."""
     receptive_field = impl == "ours" and data == "cora"
     batch = training_batch(graph, PAPER.num_layers if receptive_field else None)
     return full_batch_step(model, optimizer_for(model), batch, cuda_graphs=impl == "ours")
