@@ -12,9 +12,14 @@ accepted as aliases. Run with --help for every flag.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from dataclasses import fields, replace
+
+# Huge pages for torch's large CPU tensors (read once, at torch's first allocation: before any import of torch);
+# gat/allocator.py explains why.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from gat.config import DATASETS, TrainConfig
 from gat.errors import GATError, OneLineErrorParser
