@@ -32,18 +32,11 @@ def memory_cell(memory: dict, impl: str) -> str:
     return f"{value:.0f} (+{value - baseline:.0f})" if isinstance(baseline, float) else f"{value:.0f}"
 
 
-def speedup(timings: dict, impl: str) -> str:
-    """How many times faster ours is than ``impl`` (their median / ours)."""
-    if impl == "ours" or impl not in timings or "ours" not in timings:
+def times_faster(timings: dict, impl: str, than: str, spec: str = ".3g") -> str:
+    """How many times faster ``impl`` is than ``than`` (``than``'s median / ``impl``'s), or "–"."""
+    if impl == than or impl not in timings or than not in timings:
         return "–"
-    return f"{timings[impl].median_ms / timings['ours'].median_ms:.1f}×"
-
-
-def versus_pyg(timings: dict, impl: str) -> str:
-    """How many times faster ``impl`` is than PyG (PyG's median / ``impl``'s)."""
-    if impl == "pyg" or impl not in timings or "pyg" not in timings:
-        return "–"
-    return f"{timings['pyg'].median_ms / timings[impl].median_ms:.3g}×"  # 11.9×, 9.26×, 0.04×
+    return f"{timings[than].median_ms / timings[impl].median_ms:{spec}}×"  # 11.9×, 9.26×, 0.04×
 
 
 def cora_table(result: dict, impls: list[str]) -> str:
@@ -56,7 +49,7 @@ def cora_table(result: dict, impls: list[str]) -> str:
             rows.append([NAMES[impl], "not installed", *"––––"])
             continue
         acc = f"{accuracy[impl]['test_best_val']:.3f} / {accuracy[impl]['test_final']:.3f}"
-        speed = "–" if impl == "pyg" else f"{versus_pyg(train, impl)} / {versus_pyg(infer, impl)}"
+        speed = "–" if impl == "pyg" else f"{times_faster(train, impl, 'pyg')} / {times_faster(infer, impl, 'pyg')}"
         rows.append([NAMES[impl], train[impl], infer[impl], memory_cell(memory, impl), acc, speed])
     headers = [
         "Cora",
@@ -76,7 +69,7 @@ def scaling_table(results: dict, impls: list[str]) -> str:
             timing = result["train"].get(impl)
             per_million = f"{timing.median_ms / (edges / 1e6):.1f}" if timing else "–"
             cells = [timing or result["memory"].get(impl, "not installed"), per_million]
-            cells += [memory_cell(result["memory"], impl), speedup(result["train"], impl)]
+            cells += [memory_cell(result["memory"], impl), times_faster(result["train"], "ours", than=impl, spec=".1f")]
             rows.append([f"{edges:,}", f"{result['nodes']:,}", NAMES[impl], *cells])
     headers = [
         "directed edges",
