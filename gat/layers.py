@@ -154,14 +154,14 @@ class GATLayer(_AttentionLayer):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def _score_matrix(self) -> torch.Tensor:
-        """``[heads * out, 2 * heads]`` block-diagonal matrix: column ``h`` holds ``att_source`` of head ``h`` in
-        that head's rows, column ``heads + h`` its ``att_target``. One product with it scores all heads and both
+    def _score_weight(self) -> torch.Tensor:
+        """``[2 * heads, heads * out]`` block-diagonal weight: row ``h`` holds ``att_source`` of head ``h`` in that
+        head's columns, row ``heads + h`` its ``att_target``. One product with it scores all heads and both
         halves: far cheaper than two broadcast multiplies and sums over ``[N, heads, out]``."""
-        halves = torch.stack([self.att_source[0], self.att_target[0]], dim=1)  # [heads, 2, out]
-        one_head_per_column = torch.eye(self.num_heads, dtype=halves.dtype, device=halves.device)
-        blocks = halves.transpose(1, 2)[:, :, :, None] * one_head_per_column[:, None, None, :]
-        return blocks.reshape(self.num_heads * self.out_features, 2 * self.num_heads)
+        halves = torch.stack([self.att_source[0], self.att_target[0]])  # [2, heads, out]
+        one_head_per_row = torch.eye(self.num_heads, dtype=halves.dtype, device=halves.device)
+        blocks = halves[:, :, None, :] * one_head_per_row[None, :, :, None]  # [2, heads, heads, out]
+        return blocks.reshape(2 * self.num_heads, self.num_heads * self.out_features)
 
     def forward(
         self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
@@ -180,7 +180,7 @@ class GATLayer(_AttentionLayer):
 
         # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: score every node once (both halves, all heads, in one
         # matrix product), then only their sum is formed per edge, inside edge_attention.
-        node_scores = projected.reshape(num_nodes, -1) @ self._score_matrix()
+        node_scores = project(projected.reshape(num_nodes, -1), self._score_weight())
         attention = edge_attention(node_scores.view(num_nodes, 2, self.num_heads), neighbourhoods, self.negative_slope)
         dropped_attention = dropout(attention, self.dropout, self.training)
         aggregated = aggregate(dropped_attention, projected, neighbourhoods)
