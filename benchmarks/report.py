@@ -87,6 +87,18 @@ def scaling_table(results: dict, impls: list[str]) -> str:
     return table
 
 
+def flatness_table(result: dict) -> str:
+    """The interleaved steps per million edges, and the big graph's over the (second) small step's."""
+    per_million = {name: timing.median_ms / (result["edges"][name] / 1e6) for name, timing in result["train"].items()}
+    rows = [
+        [f"{result['edges'][name]:,}", name, timing, f"{per_million[name]:.1f}"]
+        for name, timing in result["train"].items()
+    ]
+    sizes = f"{result['edges']['big']:,} over {result['edges']['small']:,} edges"
+    table = markdown(["directed edges", "step", "train step ms: median [p25–p75]", "ms per 1M edges"], rows)
+    return table + f"\n\nTime per edge, {sizes}: {per_million['big'] / per_million['small']:.2f}×"
+
+
 def fullrun_table(result: dict) -> str:
     accuracy = result["test_accuracy"]
     row = [

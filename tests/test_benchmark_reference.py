@@ -107,3 +107,28 @@ def test_cora_section_runs_and_prints_the_table(planetoid_mirror, tmp_path):
     report = json.loads(output.read_text())
     assert "ours" in report["cora"]["train"] and report["machine"]["cores"] >= 1
     assert all(isinstance(report["cora"]["memory"][impl], float) for impl in ("baseline", "ours"))
+
+
+def test_flatness_table_divides_time_per_edge_by_the_warm_small_step():
+    def timing(ms: float) -> benchmark.Timing:
+        return benchmark.Timing(ms, ms, ms, 3)
+
+    result = {
+        "edges": {"big": 1_000_000, "small after big": 100_000, "small": 100_000},
+        "train": {"big": timing(30.0), "small after big": timing(4.0), "small": timing(2.0)},
+    }
+    table = report.flatness_table(result)
+    assert "| 100,000 | small after big | 4.00 [4.00–4.00] | 40.0 |" in table
+    assert table.endswith("Time per edge, 1,000,000 over 100,000 edges: 1.50×")  # 30 ms per 1M vs 20
+
+
+def test_flatness_section_runs_interleaved_and_prints_the_ratio(tmp_path):
+    output = tmp_path / "result.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sections", "flatness"]
+    command += ["--max-edges", "2e5", "--repeats", "3", "--warmup", "1", "--json", str(output)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Time per edge, 200,000 over 100,000 edges: " in done.stdout
+    timings = json.loads(output.read_text())["flatness"]["train"]
+    assert set(timings) == {"big", "small after big", "small"}
+    assert all(timing["repeats"] == 3 and timing["median_ms"] > 0 for timing in timings.values())
