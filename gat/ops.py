@@ -313,7 +313,10 @@ class _DenseProject(torch.autograd.Function):
         return grad_x, grad_weight
 
 
-GRADIENT_BLOCK_BYTES = 2**18  # rows of the output gradient read per block: half of one core's L2 cache here
+# Rows of the output gradient read per block: in a core's L2 (512 KiB here) or near it. On the 1e7-edge benchmark
+# graph (rows of 256 bytes) blocks of 256 KiB took 117-125 ms, of 1 MiB 168-176 ms, of 4 MiB 237-267 ms, one block
+# 580-620 ms; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
+GRADIENT_BLOCK_BYTES = 2**20
 
 
 def _block_rows(weight: torch.Tensor) -> int:
@@ -385,7 +388,7 @@ class _SparseProject(torch.autograd.Function):
     ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x`` (15 times on the
     1e7-edge benchmark graph). Cut into blocks of nodes whose gradient rows fit in a core's L2 cache, the same
     sum is the sum of the blocks' partial products, and the rows are fetched once: on that graph (a million
-    nodes, 128 features, 64 outputs) 580-620 ms became 117-125 ms. Graphs of up to ``block_rows`` nodes have one
+    nodes, 128 features, 64 outputs) 580-620 ms became 168-176 ms. Graphs of up to ``block_rows`` nodes have one
     block, the plain transpose.
     """
 
