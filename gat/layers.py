@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gat.neighbourhoods import Neighbourhoods, build_neighbourhoods
-from gat.ops import aggregate, dropout, edge_attention, neighbourhood_softmax, project
+from gat.ops import aggregate, dropout, edge_attention, neighbourhood_softmax
+from gat.projection import project
 
 
 def input_major(linear: nn.Linear) -> nn.Linear:

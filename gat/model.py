@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from gat.layers import GATLayer, GATv2Layer, input_major
-from gat.ops import dropout, elu, project
+from gat.ops import dropout, elu
+from gat.projection import project
 
 # --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
 LAYERS = {"gat": GATLayer, "gatv2": GATv2Layer}

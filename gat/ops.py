@@ -1,5 +1,5 @@
 """Edge-list kernels behind the GAT layers: edge attention, neighbourhood softmax, weighted aggregation, dropout
-and the sparse input projection.
+and ELU (the input projection is :mod:`gat.projection`).
 
 Everything here works on an edge list sorted by target node (:mod:`gat.neighbourhoods`), so that a node's
 incoming edges are one contiguous run (CSR order). Memory is O(E * heads + N * heads * features): no N x N tensor
@@ -8,13 +8,11 @@ and no per-edge copy of the feature vectors is ever made.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, Neighbourhoods, csr_pointers, sort_by
+from gat.neighbourhoods import AggregationPlan, Neighbourhoods
 
 
 def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -274,140 +272,3 @@ class _ELU(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
         (derivative,) = ctx.saved_tensors
         return grad_out * derivative
-
-
-def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` for a dense or sparse CSR ``x`` (the sparse product is what makes Cora's first layer fast).
-
-    Both kinds get a hand-written backward (:class:`_DenseProject`, :class:`_SparseProject`) that computes the
-    weight gradient in the order of operations that is fast on CPU.
-    """
-    if not torch.is_grad_enabled():  # no backward: nothing to save, no transpose to build
-        return x @ weight.t() if x.layout != torch.sparse_csr else torch.sparse.mm(x, weight.t())
-    if x.layout != torch.sparse_csr:
-        return _DenseProject.apply(x, weight)
-    if not weight.requires_grad:
-        return torch.sparse.mm(x, weight.t())
-    return _SparseProject.apply(weight, x, _transpose_structure(x, _block_rows(weight)))
-
-
-class _DenseProject(torch.autograd.Function):
-    """``x @ W^T`` whose weight gradient is computed as ``grad_out^T @ x``.
-
-    For ``W`` stored input-major (:func:`gat.layers.input_major`), autograd computes ``x^T @ grad_out`` instead,
-    which MKL runs 3-4x slower when the output is narrow (7 classes, 2 score halves): ``[64, N] @ [N, 7]`` took
-    228 µs on Cora's 2708 nodes and 251 ms on a million, ``(grad_out^T @ x)^T`` 59 µs and 70 ms; for wider outputs
-    the two orders cost the same.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return x @ weight.t()
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        x, weight = ctx.saved_tensors
-        grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = grad_out.t() @ x if ctx.needs_input_grad[1] else None
-        return grad_x, grad_weight
-
-
-# Rows of the output gradient read per block: in a core's L2 (512 KiB here) or near it. On the 1e7-edge benchmark
-# graph (rows of 256 bytes) blocks of 256 KiB took 117-125 ms, of 1 MiB 168-176 ms, of 4 MiB 237-267 ms, one block
-# 580-620 ms; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
-GRADIENT_BLOCK_BYTES = 2**20
-
-
-def _block_rows(weight: torch.Tensor) -> int:
-    """How many nodes' output-gradient rows (one row: ``weight.shape[0]`` values) fit in GRADIENT_BLOCK_BYTES."""
-    return max(1, GRADIENT_BLOCK_BYTES // (weight.shape[0] * weight.element_size()))
-
-
-@dataclass
-class _Transpose:
-    """CSR structure of ``x^T`` cut into blocks of ``block_rows`` nodes, and the permutation taking ``x``'s values
-    into it: row ``b * F + f`` of the ``[num_blocks * F, N]`` matrix lists the nodes of block ``b`` that have
-    feature ``f``.
-
-    Holding ``crow``/``col`` of ``x`` keeps their memory alive, so a later tensor with the same data pointers
-    is the same structure (dropout builds a new ``x`` every step, but shares these index tensors).
-    """
-
-    crow: torch.Tensor
-    col: torch.Tensor
-    block_rows: int
-    num_blocks: int
-    transposed_crow: torch.Tensor
-    transposed_col: torch.Tensor
-    order: torch.Tensor
-
-    def matches(self, x: torch.Tensor, block_rows: int) -> bool:
-        crow, col = x.crow_indices(), x.col_indices()
-        return (crow.data_ptr(), col.data_ptr(), col.numel(), block_rows) == (
-            self.crow.data_ptr(),
-            self.col.data_ptr(),
-            self.col.numel(),
-            self.block_rows,
-        )
-
-
-_recent_transposes: list[_Transpose] = []  # the two built last, newest first
-
-
-def cached_transposes() -> list[_Transpose]:
-    """The transpose layouts cached now (a captured CUDA graph keeps those it reads alive)."""
-    return list(_recent_transposes)
-
-
-def _transpose_structure(x: torch.Tensor, block_rows: int) -> _Transpose:
-    """The (cached) blocked transpose layout of ``x``: full-batch training projects the same features every step.
-    Two are kept, so two models training on different features in turn (as the benchmark's) do not evict each
-    other."""
-    for structure in _recent_transposes:
-        if structure.matches(x, block_rows):
-            return structure
-    num_rows, num_columns = x.shape
-    num_blocks = max(1, -(-num_rows // block_rows))
-    crow, col = x.crow_indices(), x.col_indices()
-    rows = torch.repeat_interleave(torch.arange(num_rows, device=x.device), crow.diff())
-    blocked_columns = rows // block_rows * num_columns + col
-    order = sort_by(blocked_columns, rows, num_rows)
-    structure = _Transpose(
-        crow, col, block_rows, num_blocks, csr_pointers(blocked_columns, num_blocks * num_columns), rows[order], order
-    )
-    _recent_transposes[:] = [structure, *_recent_transposes[:1]]
-    return structure
-
-
-class _SparseProject(torch.autograd.Function):
-    """``x @ W^T`` for a constant sparse CSR ``x``; the backward ``grad_W = (x^T @ grad_out)^T`` uses the cached
-    transpose instead of letting torch transpose (and sort) ``x`` again on every step.
-
-    ``x^T @ grad_out`` visits, feature by feature, every node that has the feature, and reads that node's row of
-    ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x`` (15 times on the
-    1e7-edge benchmark graph). Cut into blocks of nodes whose gradient rows fit in a core's L2 cache, the same
-    sum is the sum of the blocks' partial products, and the rows are fetched once: on that graph (a million
-    nodes, 128 features, 64 outputs) 580-620 ms became 168-176 ms. Graphs of up to ``block_rows`` nodes have one
-    block, the plain transpose.
-    """
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
-        ctx.x, ctx.transpose = x, transpose
-        return torch.sparse.mm(x, weight.t())
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        x, transpose = ctx.x, ctx.transpose
-        num_features = x.shape[1]
-        x_transposed = torch.sparse_csr_tensor(
-            transpose.transposed_crow,
-            transpose.transposed_col,
-            x.values().index_select(0, transpose.order),
-            (transpose.num_blocks * num_features, x.shape[0]),
-            check_invariants=False,
-        )
-        partial_products = x_transposed @ grad_out.contiguous()
-        grad_weight_transposed = partial_products.view(transpose.num_blocks, num_features, -1).sum(0)
-        return grad_weight_transposed.t(), None, None

@@ -21,7 +21,7 @@ from gat.errors import GATError
 from gat.graph import Graph
 from gat.layers import attention_layers
 from gat.model import GAT
-from gat.ops import cached_transposes
+from gat.projection import cached_transposes
 from gat.sampling import SampledBatch, gather_rows, receptive_field
 
 
