@@ -12,6 +12,7 @@ import torch
 
 from benchmarks import benchmark, report
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights
+from benchmarks.timing import Timing
 from gat import download, load_dataset
 from gat.model import GAT
 from tests.test_layers import random_graph
@@ -73,7 +74,7 @@ def test_every_implementation_starts_from_our_weights_and_trains(impl):
 
 
 def test_pyg_missing_is_reported_not_fatal():
-    timing = benchmark.Timing(1.0, 0.9, 1.1, 3)
+    timing = Timing(1.0, 0.9, 1.1, 3)
     result = {
         "train": {"ours": timing, "dense": timing},
         "inference": {"ours": timing, "dense": timing},
@@ -110,8 +111,8 @@ def test_cora_section_runs_and_prints_the_table(planetoid_mirror, tmp_path):
 
 
 def test_flatness_table_divides_time_per_edge_by_the_warm_small_step():
-    def timing(ms: float) -> benchmark.Timing:
-        return benchmark.Timing(ms, ms, ms, 3)
+    def timing(ms: float) -> Timing:
+        return Timing(ms, ms, ms, 3)
 
     result = {
         "edges": {"big": 1_000_000, "small after big": 100_000, "small": 100_000},
