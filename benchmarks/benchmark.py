@@ -312,7 +312,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--threads", type=int, default=0, help="torch CPU threads, also for subprocesses (default: torch's)")
     add("--budget-epochs", type=int, default=200, help="training epochs behind the Cora accuracy column")
     add("--max-edges", type=float, default=1e7, help="largest scaling graph, in directed edges")
-    add("--budget-seconds", type=float, default=120, help="at most this long timing each scaling size")
+    add(
+        "--budget-seconds",
+        type=float,
+        default=120,
+        help="at most this long timing each scaling size, and the flatness section",
+    )
     add(
         "--memory-limit-gb",
         type=float,
@@ -346,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = (set(chosen) - set(SECTIONS)) | (set(wanted) - set(report.NAMES))
     if unknown:
         sys.exit(f"benchmark.py: unknown section or implementation: {', '.join(sorted(unknown))} (see --help)")
+    if "flatness" in chosen and args.max_edges <= FLATNESS_FROM:
+        sys.exit(f"benchmark.py: --sections flatness compares {FLATNESS_FROM:,} edges with --max-edges; give more")
     impls = [impl for impl in wanted if impl != "pyg" or pyg]  # the tables say "not installed" for a missing PyG
     if args.threads:  # here and, through OMP_NUM_THREADS, in every subprocess
         torch.set_num_threads(args.threads)

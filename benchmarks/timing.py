@@ -25,6 +25,7 @@ class Timing:
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for ``device`` to finish what was queued on it (a no-op on CPU)."""
     if device.type == "cuda":  # kernels run asynchronously: wait for them, or we time only the launches
         torch.cuda.synchronize(device)
 

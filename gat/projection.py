@@ -15,16 +15,18 @@ from gat.neighbourhoods import csr_pointers, sort_by
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` for a dense or sparse CSR ``x`` (the sparse product is what makes Cora's first layer fast).
+    """``x @ weight.T``.
 
-    Both kinds get a hand-written backward (:class:`_DenseProject`, :class:`_SparseProject`) that computes the
-    weight gradient in the order of operations that is fast on CPU.
+    Args:
+        x: ``[N, in]``, dense (any leading dimensions) or sparse CSR.
+        weight: ``[out, in]``, as ``nn.Linear.weight``.
+
+    Returns:
+        ``[N, out]``.
     """
-    if not torch.is_grad_enabled():  # no backward: nothing to save, no transpose to build
-        return x @ weight.t() if x.layout != torch.sparse_csr else torch.sparse.mm(x, weight.t())
     if x.layout != torch.sparse_csr:
-        return _DenseProject.apply(x, weight)
-    if not weight.requires_grad:
+        return _DenseProject.apply(x, weight) if torch.is_grad_enabled() else x @ weight.t()
+    if not (torch.is_grad_enabled() and weight.requires_grad):  # no backward: no transpose to build
         return torch.sparse.mm(x, weight.t())
     return _SparseProject.apply(weight, x, _transpose_structure(x, _block_rows(x, weight)))
 
@@ -47,7 +49,9 @@ class _DenseProject(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         x, weight = ctx.saved_tensors
         grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = grad_out.t() @ x if ctx.needs_input_grad[1] else None
+        grad_weight = None
+        if ctx.needs_input_grad[1]:  # every leading dimension of x is a row of the product
+            grad_weight = grad_out.reshape(-1, grad_out.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
         return grad_x, grad_weight
 
 
@@ -59,10 +63,18 @@ GRADIENT_BLOCK_BYTES = 2**20
 
 def _block_rows(x: torch.Tensor, weight: torch.Tensor) -> int:
     """Nodes per block: on CPU as many output-gradient rows (``weight.shape[0]`` values each) as fit in
-    GRADIENT_BLOCK_BYTES; elsewhere one block for the whole graph (blocking was measured on CPU only)."""
+    GRADIENT_BLOCK_BYTES; elsewhere one block for the whole graph (blocking was measured on CPU only).
+
+    Each block adds a row of partial products per feature, so no more blocks than ``nnz / features`` (with wide,
+    very sparse features they would cost more than the product they speed up). One block is ``N`` rows, whatever
+    the weight, so that every one-block layout of ``x`` is the same cached transpose.
+    """
+    num_nodes, num_features = x.shape
     if x.device.type != "cpu":
-        return max(1, x.shape[0])
-    return max(1, GRADIENT_BLOCK_BYTES // (weight.shape[0] * weight.element_size()))
+        return max(1, num_nodes)
+    fitting_in_cache = GRADIENT_BLOCK_BYTES // (weight.shape[0] * weight.element_size())
+    fewest = -(-num_nodes * num_features // max(1, x.values().numel()))  # blocks <= nnz / features
+    return max(1, min(num_nodes, max(fitting_in_cache, fewest)))
 
 
 @dataclass
@@ -77,6 +89,7 @@ class _Transpose:
 
     crow: torch.Tensor
     col: torch.Tensor
+    shape: tuple[int, int]
     block_rows: int
     num_blocks: int
     transposed_crow: torch.Tensor
@@ -85,10 +98,11 @@ class _Transpose:
 
     def matches(self, x: torch.Tensor, block_rows: int) -> bool:
         crow, col = x.crow_indices(), x.col_indices()
-        return (crow.data_ptr(), col.data_ptr(), col.numel(), block_rows) == (
+        return (crow.data_ptr(), col.data_ptr(), col.numel(), tuple(x.shape), block_rows) == (
             self.crow.data_ptr(),
             self.col.data_ptr(),
             self.col.numel(),
+            self.shape,
             self.block_rows,
         )
 
@@ -115,7 +129,14 @@ def _transpose_structure(x: torch.Tensor, block_rows: int) -> _Transpose:
     blocked_columns = rows // block_rows * num_columns + col
     order = sort_by(blocked_columns, rows, num_rows)
     structure = _Transpose(
-        crow, col, block_rows, num_blocks, csr_pointers(blocked_columns, num_blocks * num_columns), rows[order], order
+        crow,
+        col,
+        (num_rows, num_columns),
+        block_rows,
+        num_blocks,
+        csr_pointers(blocked_columns, num_blocks * num_columns),
+        rows[order],
+        order,
     )
     _recent_transposes[:] = [structure, *_recent_transposes[:1]]
     return structure

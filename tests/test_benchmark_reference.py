@@ -133,3 +133,16 @@ def test_flatness_section_runs_interleaved_and_prints_the_ratio(tmp_path):
     timings = json.loads(output.read_text())["flatness"]["train"]
     assert set(timings) == {"big", "small after big", "small"}
     assert all(timing["repeats"] == 3 and timing["median_ms"] > 0 for timing in timings.values())
+
+
+def test_flatness_section_refuses_a_big_graph_no_bigger_than_the_small_one():
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "benchmark.py"),
+        "--sections",
+        "flatness",
+        "--max-edges",
+        "1e5",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "--max-edges" in done.stderr and "Traceback" not in done.stderr
