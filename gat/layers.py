@@ -67,8 +67,8 @@ class _AttentionLayer(nn.Module):
 
         Full-batch training passes the same ``edge_index`` every step, so sorting it and adding self-loops once
         instead of every forward saves real time; an in-place edit of the tensor bumps its version and rebuilds.
-        Two graphs are kept, as training (on the training nodes' receptive field) and validation (on the whole
-        graph) alternate every epoch.
+        Two graphs are kept, as training and validation (each on its nodes' receptive field, or the whole graph)
+        alternate every epoch.
         """
         key = (edge_index._version, num_nodes)
         for cached_edge_index, cached_key, neighbourhoods in self._cache:

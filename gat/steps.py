@@ -69,22 +69,30 @@ class TrainingBatch:
 
 
 def training_batch(graph: Graph, num_layers: int | None = None) -> TrainingBatch:
-    """The training nodes of ``graph`` and what their outputs depend on.
+    """The training nodes of ``graph`` and what their outputs depend on (:func:`split_batch` of ``"train"``).
 
-    With ``num_layers`` (the model's depth, for a :class:`GAT`): only the training nodes' receptive field
-    (:func:`gat.sampling.receptive_field`), when it holds at most half of the graph's edges. The loss and its
-    gradient are exactly those of the whole graph, and dropout has the same distribution wherever the loss can
-    see it; only outputs that no loss term reads are skipped. On Cora the 140 training nodes read 1664 of the
-    2708 nodes, and 3834 (first layer) and 638 (second layer) of the 10556 edges. Without ``num_layers`` (or
-    when most of the graph is needed anyway): the whole graph, with one ``edge_index``.
+    On Cora the 140 training nodes read 1664 of the 2708 nodes, and 3834 (first layer) and 638 (second layer) of
+    the 10556 edges.
     """
-    train_nodes = graph.train_mask.nonzero().squeeze(1)
+    return split_batch(graph, "train", num_layers)
+
+
+def split_batch(graph: Graph, split: str, num_layers: int | None = None) -> TrainingBatch:
+    """The nodes of ``split`` (``"train"``, ``"val"`` or ``"test"``) of ``graph`` and what their outputs depend on.
+
+    With ``num_layers`` (the model's depth, for a :class:`GAT`): only those nodes' receptive field
+    (:func:`gat.sampling.receptive_field`), when it holds at most half of the graph's edges. Their loss and its
+    gradient are exactly those of the whole graph, and dropout has the same distribution wherever the loss can
+    see it; only outputs that no loss term reads are skipped. Without ``num_layers`` (or when most of the graph
+    is needed anyway): the whole graph, with one ``edge_index``.
+    """
+    nodes = getattr(graph, f"{split}_mask").nonzero().squeeze(1)
     if num_layers is not None:
         cpu = graph.to("cpu")  # sampling runs on the CPU
-        field = receptive_field(cpu.edge_index, cpu.num_nodes, train_nodes.cpu(), num_layers)
+        field = receptive_field(cpu.edge_index, cpu.num_nodes, nodes.cpu(), num_layers)
         if field.num_sampled_edges <= num_layers * graph.num_edges / 2:
             return sampled_batch(cpu, field, graph.x.device)
-    return TrainingBatch(graph.x, graph.edge_index, train_nodes, graph.y.index_select(0, train_nodes))
+    return TrainingBatch(graph.x, graph.edge_index, nodes, graph.y.index_select(0, nodes))
 
 
 def sampled_batch(graph: Graph, sample: SampledBatch, device: torch.device) -> TrainingBatch:
@@ -217,11 +225,24 @@ def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> di
     return split_metrics(model(graph.x, graph.edge_index), graph, splits)
 
 
+@torch.no_grad()
+def evaluate_batch(model: GAT, batch: TrainingBatch, split: str) -> dict[str, float]:
+    """:func:`evaluate` of one split on its batch (:func:`split_batch`): ``{"<split>_loss": ..., ...}``."""
+    model.eval()
+    return _metrics(model(batch.x, batch.edge_index).index_select(0, batch.targets), batch.labels, split)
+
+
 def split_metrics(logits: torch.Tensor, graph: Graph, splits: tuple[str, ...]) -> dict[str, float]:
     """Cross-entropy and accuracy of ``logits`` (``[N, num_classes]``) on each split's nodes."""
     metrics = {}
     for split in splits:
         mask = getattr(graph, f"{split}_mask")
-        metrics[f"{split}_loss"] = F.cross_entropy(logits[mask], graph.y[mask]).item()
-        metrics[f"{split}_accuracy"] = (logits[mask].argmax(1) == graph.y[mask]).float().mean().item()
+        metrics |= _metrics(logits[mask], graph.y[mask], split)
     return metrics
+
+
+def _metrics(logits: torch.Tensor, labels: torch.Tensor, split: str) -> dict[str, float]:
+    return {
+        f"{split}_loss": F.cross_entropy(logits, labels).item(),
+        f"{split}_accuracy": (logits.argmax(1) == labels).float().mean().item(),
+    }

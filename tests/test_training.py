@@ -19,8 +19,10 @@ from gat.steps import (
     build_model,
     build_optimizer,
     evaluate,
+    evaluate_batch,
     full_batch_step,
     full_graph_evaluation,
+    split_batch,
     train_step,
 )
 from gat.training import EarlyStopping, load_model, train, training_batch
@@ -60,6 +62,20 @@ def test_receptive_field_step_has_the_whole_graphs_loss_and_gradient(num_layers)
         gradients.append([loss.detach(), *(parameter.grad.clone() for parameter in model.parameters())])
     for got, want in zip(*gradients, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_evaluation_on_a_splits_receptive_field_has_the_whole_graphs_numbers(split):
+    graph = load_dataset("synthetic", num_nodes=8000, average_degree=2, num_classes=3, num_features=20)
+    graph.x = graph.x.double()
+    torch.manual_seed(0)
+    model = GAT(20, 3, heads=(2, 2), dropout=0.6).double()  # evaluation turns dropout off
+    batch = split_batch(graph, split, num_layers=2)
+    assert isinstance(batch.edge_index, list)  # a part of the graph
+    assert sum(edges.shape[1] for edges in batch.edge_index) < graph.num_edges
+    field, whole = evaluate_batch(model, batch, split), evaluate(model, graph, (split,))
+    assert field.keys() == whole.keys() == {f"{split}_loss", f"{split}_accuracy"}
+    assert field == pytest.approx(whole, rel=1e-12)
 
 
 def test_training_batch_is_the_whole_graph_when_the_receptive_field_is_most_of_it():
