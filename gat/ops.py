@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, Neighbourhoods
+from gat.neighbourhoods import AggregationPlan, Neighbourhoods, sparse_product
 
 
 def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -158,7 +158,7 @@ class _Aggregate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
         num_nodes, num_heads, num_features = values.shape
-        out = plan.matrix(plan.csr_values(weights)) @ values.reshape(plan.num_rows, num_features)
+        out = sparse_product(plan.matrix(plan.csr_values(weights)), values.reshape(plan.num_rows, num_features))
         ctx.save_for_backward(weights, values)
         ctx.plan = plan
         return out.view(num_nodes, num_heads, num_features)
@@ -181,7 +181,7 @@ class _Aggregate(torch.autograd.Function):
             sampled = torch.sparse.sampled_addmm(plan.matrix(weights.reshape(-1)), left, right.t(), beta=0.0)
             grad_weights = plan.edge_values(sampled.values())
         if ctx.needs_input_grad[1]:
-            grad_values = (plan.transposed_matrix(weights) @ flat_grad).view_as(values)
+            grad_values = sparse_product(plan.transposed_matrix(weights), flat_grad).view_as(values)
         return grad_weights, grad_values, None
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gat.neighbourhoods import csr_pointers, sort_by
+from gat.neighbourhoods import csr_pointers, sort_by, sparse_product
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if x.layout != torch.sparse_csr:
         return _DenseProject.apply(x, weight) if torch.is_grad_enabled() else x @ weight.t()
     if not (torch.is_grad_enabled() and weight.requires_grad):  # no backward: no transpose to build
-        return torch.sparse.mm(x, weight.t())
+        return sparse_product(x, weight.t())
     return _SparseProject.apply(weight, x, _transpose_structure(x, _block_rows(x, weight)))
 
 
@@ -157,7 +157,7 @@ class _SparseProject(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
         ctx.x, ctx.transpose = x, transpose
-        return torch.sparse.mm(x, weight.t())
+        return sparse_product(x, weight.t())
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
@@ -170,6 +170,6 @@ class _SparseProject(torch.autograd.Function):
             (transpose.num_blocks * num_features, x.shape[0]),
             check_invariants=False,
         )
-        partial_products = x_transposed @ grad_out.contiguous()
+        partial_products = sparse_product(x_transposed, grad_out.contiguous())
         grad_weight_transposed = partial_products.view(transpose.num_blocks, num_features, -1).sum(0)
         return grad_weight_transposed.t(), None, None

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, select_rows
+from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, select_rows, sparse_product
 from gat.ops import aggregate, dropout, edge_attention, elu, random_words
 from tests.test_layers import random_graph
 
@@ -168,3 +168,19 @@ def test_both_row_selections_equal_index_select(shape, device):
     assert torch.equal(gather_elements(values[:, None][:, 0], index), expected)  # a strided view too
     assert torch.equal(select_rows(values, index), expected)
     assert torch.equal(select_rows(values, index[:0]), expected[:0])
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5])
+def test_sparse_product_matches_a_dense_product(density, device):
+    # Rows without entries (all of them at density 0) must come out 0 though the output starts uninitialised.
+    torch.manual_seed(0)
+    dense_matrix = torch.rand(40, 30, dtype=torch.float64, device=device)
+    dense_matrix *= torch.rand_like(dense_matrix) < density
+    right = torch.randn(30, 7, dtype=torch.float64, device=device)
+    expected = dense_matrix @ right
+    torch.testing.assert_close(sparse_product(dense_matrix.to_sparse_csr(), right), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sparse_product(dense_matrix.to_sparse_csr(), right.t().contiguous().t()), expected)
+    # What sparse_product relies on: beta=0 never reads the output's old contents.
+    garbage = torch.full_like(expected, float("nan"))
+    product = torch.addmm(garbage, dense_matrix.to_sparse_csr(), right, beta=0.0, out=garbage)
+    torch.testing.assert_close(product, expected, rtol=1e-12, atol=1e-12)
