@@ -59,8 +59,8 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:
 
 @dataclass
 class TrainingBatch:
-    """What a full-batch training step computes on: features ``x``, the graph (one ``edge_index``, or one per
-    layer) and the output rows ``targets`` that the loss compares with ``labels``."""
+    """What a full-batch training step (or the evaluation of one split) computes on: features ``x``, the graph
+    (one ``edge_index``, or one per layer) and the output rows ``targets`` that the loss compares with ``labels``."""
 
     x: torch.Tensor
     edge_index: torch.Tensor | list[torch.Tensor]
@@ -84,10 +84,10 @@ def split_batch(graph: Graph, split: str, num_layers: int | None = None) -> Trai
     (:func:`gat.sampling.receptive_field`), when it holds at most half of the graph's edges. Their loss and its
     gradient are exactly those of the whole graph, and dropout has the same distribution wherever the loss can
     see it; only outputs that no loss term reads are skipped. Without ``num_layers`` (or when most of the graph
-    is needed anyway): the whole graph, with one ``edge_index``.
+    is needed anyway, or the split is empty): the whole graph, with one ``edge_index``.
     """
     nodes = getattr(graph, f"{split}_mask").nonzero().squeeze(1)
-    if num_layers is not None:
+    if num_layers is not None and nodes.numel() > 0:
         cpu = graph.to("cpu")  # sampling runs on the CPU
         field = receptive_field(cpu.edge_index, cpu.num_nodes, nodes.cpu(), num_layers)
         if field.num_sampled_edges <= num_layers * graph.num_edges / 2:

@@ -76,6 +76,9 @@ def test_evaluation_on_a_splits_receptive_field_has_the_whole_graphs_numbers(spl
     field, whole = evaluate_batch(model, batch, split), evaluate(model, graph, (split,))
     assert field.keys() == whole.keys() == {f"{split}_loss", f"{split}_accuracy"}
     assert field == pytest.approx(whole, rel=1e-12)
+    getattr(graph, f"{split}_mask")[:] = False  # an empty split: no nodes to read, the whole graph's nan metrics
+    empty = evaluate_batch(model, split_batch(graph, split, num_layers=2), split)
+    assert all(math.isnan(value) for value in empty.values()) and empty.keys() == whole.keys()
 
 
 def test_training_batch_is_the_whole_graph_when_the_receptive_field_is_most_of_it():
