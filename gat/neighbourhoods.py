@@ -220,7 +220,8 @@ def sparse_product(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     overwrite that: two passes over the result for nothing. ``addmm`` with ``beta=0`` into an uninitialised
     output skips both (``beta=0`` never reads the old contents, NaN included; rows without entries come out 0).
     On the 1e7-edge benchmark graph an aggregation product (``[8e6, 8]`` result) took 439-607 ms instead of
-    473-639. Not differentiable: the callers are the hand-written forwards and backwards.
+    473-639. Not differentiable (``out=``): its callers need no autograd through it (hand-written backwards,
+    or no gradient at all).
     """
     if matrix.device.type != "cpu":
         return matrix @ dense

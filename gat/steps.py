@@ -119,7 +119,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Traini
 
 
 def training_loss(model: nn.Module, batch: TrainingBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy and accuracy of the model's outputs for ``batch.targets`` (the forward pass of a step)."""
+    """Cross-entropy and accuracy of the model's outputs for ``batch.targets`` (the forward pass of a step, and of
+    :func:`evaluate_batch`)."""
     logits = model(batch.x, batch.edge_index).index_select(0, batch.targets)
     return F.cross_entropy(logits, batch.labels), (logits.argmax(1) == batch.labels).float().mean()
 
@@ -229,7 +230,8 @@ def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> di
 def evaluate_batch(model: GAT, batch: TrainingBatch, split: str) -> dict[str, float]:
     """:func:`evaluate` of one split on its batch (:func:`split_batch`): ``{"<split>_loss": ..., ...}``."""
     model.eval()
-    return _metrics(model(batch.x, batch.edge_index).index_select(0, batch.targets), batch.labels, split)
+    loss, accuracy = training_loss(model, batch)
+    return {f"{split}_loss": loss.item(), f"{split}_accuracy": accuracy.item()}
 
 
 def split_metrics(logits: torch.Tensor, graph: Graph, splits: tuple[str, ...]) -> dict[str, float]:
@@ -237,12 +239,6 @@ def split_metrics(logits: torch.Tensor, graph: Graph, splits: tuple[str, ...]) -
     metrics = {}
     for split in splits:
         mask = getattr(graph, f"{split}_mask")
-        metrics |= _metrics(logits[mask], graph.y[mask], split)
+        metrics[f"{split}_loss"] = F.cross_entropy(logits[mask], graph.y[mask]).item()
+        metrics[f"{split}_accuracy"] = (logits[mask].argmax(1) == graph.y[mask]).float().mean().item()
     return metrics
-
-
-def _metrics(logits: torch.Tensor, labels: torch.Tensor, split: str) -> dict[str, float]:
-    return {
-        f"{split}_loss": F.cross_entropy(logits, labels).item(),
-        f"{split}_accuracy": (logits.argmax(1) == labels).float().mean().item(),
-    }
