@@ -7,6 +7,9 @@ on a synthetic graph with a million edges, a training step takes 31 % less time 
 every block then comes from malloc's heap and is reused. (PyTorch's CPU performance guide suggests the same
 cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The price is a somewhat higher peak,
 since the heap fragments and never shrinks: +7 % at a million edges (benchmarks/NOTES.md has the command).
+"Never" has to mean never: with trimming above a 2 GiB free top chunk, a 1e7-edge step gave gigabytes back at
+most steps and faulted them in again in the next (~4700 page faults a step); without it a step faults ~0 pages
+and took 5.0-5.4 s instead of 6.4-6.6 s (medians of 12 steps, 2 alternating process pairs), at the same peak.
 
 It changes the whole process, so only entry points call it (``training_script.py``, ``python -m gat.reproduce``
 and the benchmarks), never the library on import.
@@ -39,7 +42,8 @@ def keep_freed_memory() -> bool:
     if libc is None:
         return False
     libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    # A trim threshold of -1 is glibc's "never" (any finite one is a size that big graphs reach: see above).
+    return libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, -1) == 1
 
 
 def release_freed_memory() -> None:
