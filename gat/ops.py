@@ -176,10 +176,7 @@ class _Aggregate(torch.autograd.Function):
                 # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
                 # zero columns leave every dot product unchanged.
                 left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
-            # beta=0 multiplies A's values by 0: only its sparsity pattern counts, so any finite values of the right
-            # length do, such as the (finite) attention weights in edge order.
-            sampled = torch.sparse.sampled_addmm(plan.matrix(weights.reshape(-1)), left, right.t(), beta=0.0)
-            grad_weights = plan.edge_values(sampled.values())
+            grad_weights = plan.edge_values(plan.sampled_products(left, right))
         if ctx.needs_input_grad[1]:
             grad_values = sparse_product(plan.transposed_matrix(weights), flat_grad).view_as(values)
         return grad_weights, grad_values, None

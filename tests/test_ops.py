@@ -128,6 +128,20 @@ def test_aggregate_matches_a_dense_weighted_sum(device):
     assert torch.autograd.gradcheck(lambda w, v: aggregate(w, v, neighbourhoods), (weights, values))
 
 
+def test_sampled_products_are_the_dense_products_at_the_plans_entries(device):
+    # Written in place into a fresh pattern of zeros: the plan's own index arrays must come out untouched.
+    torch.manual_seed(0)
+    edge_index = random_graph(40, 200, seed=5, isolated=3).to(device)
+    plan = build_neighbourhoods(edge_index, 40).plan(3)
+    columns_before = plan.columns.clone()
+    left = torch.randn(plan.num_rows, 5, dtype=torch.float64, device=device)
+    right = torch.randn(plan.num_rows, 5, dtype=torch.float64, device=device)
+    rows = torch.repeat_interleave(torch.arange(plan.num_rows, device=device), plan.row_pointers.diff().long())
+    expected = (left @ right.T)[rows, plan.columns.long()]
+    torch.testing.assert_close(plan.sampled_products(left, right), expected, rtol=1e-12, atol=1e-12)
+    assert torch.equal(plan.columns, columns_before)
+
+
 @pytest.mark.parametrize("add_self_loops", [True, False])
 def test_aggregation_plan_layout_equals_sorting_every_entry(add_self_loops):
     # The plan regroups edges by index arithmetic; the plain definition sorts all E*H (row, column) keys.
