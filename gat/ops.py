@@ -167,16 +167,10 @@ class _Aggregate(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         weights, values = ctx.saved_tensors
         plan: AggregationPlan = ctx.plan
-        num_features = values.shape[-1]
         flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
         grad_weights = grad_values = None
         if ctx.needs_input_grad[0]:
-            left, right = flat_grad, values.reshape(plan.num_rows, -1)
-            if 1 < num_features < 8:
-                # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
-                # zero columns leave every dot product unchanged.
-                left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
-            grad_weights = plan.edge_values(plan.sampled_products(left, right))
+            grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_rows, -1)))
         if ctx.needs_input_grad[1]:
             grad_values = sparse_product(plan.transposed_matrix(weights), flat_grad).view_as(values)
         return grad_weights, grad_values, None
