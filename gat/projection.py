@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gat.neighbourhoods import csr_pointers, sort_by, sparse_product
+from gat.neighbourhoods import csr_pointers, gather_flat, sort_by, sparse_product
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -166,7 +166,7 @@ class _SparseProject(torch.autograd.Function):
         x_transposed = torch.sparse_csr_tensor(
             transpose.transposed_crow,
             transpose.transposed_col,
-            x.values().index_select(0, transpose.order),
+            gather_flat(x.values(), transpose.order),
             (transpose.num_blocks * num_features, x.shape[0]),
             check_invariants=False,
         )

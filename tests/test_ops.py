@@ -4,7 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, build_neighbourhoods, gather_elements, select_rows, sparse_product
+import gat.neighbourhoods
+from gat.neighbourhoods import (
+    AggregationPlan,
+    build_neighbourhoods,
+    gather_elements,
+    gather_flat,
+    scatter_flat,
+    select_rows,
+    sparse_product,
+)
 from gat.ops import aggregate, dropout, edge_attention, elu, random_words
 from tests.test_layers import random_graph
 
@@ -182,6 +191,32 @@ def test_both_row_selections_equal_index_select(shape, device):
     assert torch.equal(gather_elements(values[:, None][:, 0], index), expected)  # a strided view too
     assert torch.equal(select_rows(values, index), expected)
     assert torch.equal(select_rows(values, index[:0]), expected[:0])
+
+
+@pytest.mark.parametrize("parallel_from", [0, 2**40])  # every call cut into chunks / none
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_flat_gather_and_scatter_equal_index_select_and_scatter(parallel_from, threads, device, monkeypatch):
+    # Chunk bounds for 3 threads split 1000 unevenly; the empty, one-element and int32 indices are edge cases.
+    monkeypatch.setattr(gat.neighbourhoods, "_PARALLEL_FROM", parallel_from)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        for count in (0, 1, 2, 1000):
+            values = torch.randn(count, dtype=torch.float64, device=device)
+            permutation = torch.randperm(count, device=device)
+            repeats = torch.randint(0, max(count, 1), (count // 2,), device=device)  # any index, not a permutation
+            for index in (permutation, permutation.int(), repeats):
+                assert torch.equal(gather_flat(values, index), values.index_select(0, index))
+            expected = torch.empty_like(values).scatter_(0, permutation, values)
+            assert torch.equal(scatter_flat(values, permutation), expected)
+            assert torch.equal(scatter_flat(gather_flat(values, permutation), permutation), values)  # inverses
+            with torch.no_grad():  # as inside an autograd function: the input requires grad, grad mode is off
+                weights = values.clone().requires_grad_()
+                assert torch.equal(gather_flat(weights, permutation), values[permutation])
+                assert torch.equal(scatter_flat(weights, permutation), expected)
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.5])
