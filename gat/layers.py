@@ -52,7 +52,7 @@ class _AttentionLayer(nn.Module):
         self.add_self_loops = add_self_loops
         output_size = num_heads * out_features if concat else out_features
         self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
-        self._cache: list[tuple[torch.Tensor, tuple[int, int], Neighbourhoods]] = []
+        self._cache: list[tuple[torch.Tensor, tuple[int, int, int | None], Neighbourhoods]] = []
         self._create_parameters()
         self.reset_parameters()
 
@@ -62,7 +62,9 @@ class _AttentionLayer(nn.Module):
     def reset_parameters(self) -> None:
         raise NotImplementedError
 
-    def neighbourhoods(self, edge_index: torch.Tensor, num_nodes: int) -> Neighbourhoods:
+    def neighbourhoods(
+        self, edge_index: torch.Tensor, num_nodes: int, num_targets: int | None = None
+    ) -> Neighbourhoods:
         """The sorted edge list (with self-loops) for ``edge_index``, cached while the same tensor is passed.
 
         Full-batch training passes the same ``edge_index`` every step, so sorting it and adding self-loops once
@@ -70,11 +72,11 @@ class _AttentionLayer(nn.Module):
         Two graphs are kept, as training and validation (each on its nodes' receptive field, or the whole graph)
         alternate every epoch.
         """
-        key = (edge_index._version, num_nodes)
+        key = (edge_index._version, num_nodes, num_targets)
         for cached_edge_index, cached_key, neighbourhoods in self._cache:
             if cached_edge_index is edge_index and cached_key == key:
                 return neighbourhoods
-        neighbourhoods = build_neighbourhoods(edge_index, num_nodes, self.add_self_loops)
+        neighbourhoods = build_neighbourhoods(edge_index, num_nodes, self.add_self_loops, num_targets)
         self._cache = [(edge_index, key, neighbourhoods), *self._cache[:1]]
         return neighbourhoods
 
@@ -89,7 +91,7 @@ class _AttentionLayer(nn.Module):
         attention: torch.Tensor,
         return_attention: bool,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Concatenate or average the heads of ``aggregated`` (``[N, heads, out]``), add the bias, and attach
+        """Concatenate or average the heads of ``aggregated`` (``[T, heads, out]``), add the bias, and attach
         ``(edge_index_used, attention)`` when asked: the common end of every layer's forward."""
         out = aggregated.reshape(aggregated.shape[0], -1) if self.concat else aggregated.mean(dim=1)
         if self.bias is not None:
@@ -139,7 +141,9 @@ class GATLayer(_AttentionLayer):
     Shapes:
         * ``x``: ``[N, in_features]``, dense or sparse CSR (sparse inputs use a sparse product).
         * ``edge_index``: ``int64 [2, E]``, row 0 the source :math:`j`, row 1 the target :math:`i`.
-        * output: ``[N, num_heads * out_features]`` if ``concat`` else ``[N, out_features]``.
+        * output: ``[N, num_heads * out_features]`` if ``concat`` else ``[N, out_features]``; with
+          ``num_targets=T`` (a layer of a sampled batch, whose next layer reads only its first ``T`` nodes) ``T``
+          rows instead of ``N``.
     """
 
     def _create_parameters(self) -> None:
@@ -165,18 +169,23 @@ class GATLayer(_AttentionLayer):
         return blocks.reshape(2 * self.num_heads, self.num_heads * self.out_features)
 
     def forward(
-        self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        return_attention: bool = False,
+        num_targets: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Apply the layer.
+        """Apply the layer; with ``num_targets``, only to the first ``num_targets`` nodes (every edge must point
+        into one of them; only they get self-loops): what a sampled batch's layer computes (:mod:`gat.sampling`).
 
         Returns:
-            The new node features; with ``return_attention=True`` the tuple
+            The new node features (``[num_targets or N, ...]``); with ``return_attention=True`` the tuple
             ``(out, (edge_index_used, attention))`` where ``edge_index_used`` is ``[2, E']`` (sorted by target,
             self-loops included) and ``attention`` is ``[E', num_heads]``, summing to 1 over each target's
             incoming edges (before attention dropout).
         """
         num_nodes = x.shape[0]
-        neighbourhoods = self.neighbourhoods(edge_index, num_nodes)
+        neighbourhoods = self.neighbourhoods(edge_index, num_nodes, num_targets)
         projected = project(x, self.linear.weight).view(num_nodes, self.num_heads, self.out_features)
 
         # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: score every node once (both halves, all heads, in one
@@ -230,9 +239,13 @@ class GATv2Layer(_AttentionLayer):
             nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        return_attention: bool = False,
+        num_targets: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Apply the layer.
+        """Apply the layer (to the first ``num_targets`` nodes only, if given), as :meth:`GATLayer.forward`.
 
         Returns:
             The new node features; with ``return_attention=True`` the tuple ``(out, (edge_index_used,
@@ -240,7 +253,7 @@ class GATv2Layer(_AttentionLayer):
             self-loops, ``attention`` ``[E', num_heads]`` summing to 1 over each target's incoming edges.
         """
         num_nodes = x.shape[0]
-        neighbourhoods = self.neighbourhoods(edge_index, num_nodes)
+        neighbourhoods = self.neighbourhoods(edge_index, num_nodes, num_targets)
         shape = (num_nodes, self.num_heads, self.out_features)
         source = project(x, self.linear.weight).view(shape)
         target = project(x, self.linear_target.weight).view(shape)

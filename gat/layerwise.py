@@ -37,9 +37,11 @@ def layerwise_inference(
             sources, targets = sampler.in_neighbours(chunk, fanout=None)
             nodes, local_sources = append_new_nodes(chunk, sources)  # local ids: the chunk first
             edge_index = torch.stack([local_sources, targets])
-            out = model.apply_layer(index, gather_rows(h, nodes).to(device), edge_index.to(device))
-            # A copy, not a view: a view of the chunk's rows would keep all of `out` (every neighbour) alive.
-            outputs.append(out[: chunk.shape[0]].to("cpu", copy=True))
+            # Only the chunk's nodes are targets: their neighbours are read, not computed.
+            out = model.apply_layer(
+                index, gather_rows(h, nodes).to(device), edge_index.to(device), num_targets=chunk.shape[0]
+            )
+            outputs.append(out.to("cpu"))
         h = torch.cat(outputs)
     return h
 

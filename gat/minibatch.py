@@ -78,7 +78,7 @@ class _MiniBatchRun(_Run):
     def _step(self, sample: SampledBatch) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         batch = sampled_batch(self.graph, sample, self.world.device)
-        logits = self.trainer(batch.x, batch.edge_index).index_select(0, batch.targets)
+        logits = self.trainer(batch.x, batch.edge_index, batch.num_targets).index_select(0, batch.targets)
         loss = F.cross_entropy(logits, batch.labels)
         loss.backward()  # on every rank even if some loss is nan: DDP's all-reduce needs them all
         correct = (logits.argmax(1) == batch.labels).sum()

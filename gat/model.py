@@ -87,50 +87,79 @@ class GAT(nn.Module):
                 self.skips.append(nn.Identity() if same_size else input_major(nn.Linear(size, output_size, bias=False)))
             size = output_size
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor | Sequence[torch.Tensor],
+        num_targets: Sequence[int] | None = None,
+    ) -> torch.Tensor:
         """Logits ``[N, num_classes]``.
 
         ``edge_index`` is one ``[2, E]`` graph for every layer, or a list with one graph per layer over the same
-        ``N`` nodes (a sampled mini-batch, see :mod:`gat.sampling`; layer 0 first).
+        ``N`` nodes (a sampled mini-batch, see :mod:`gat.sampling`; layer 0 first). With such a list,
+        ``num_targets[l]`` (if given) says that layer ``l`` computes only the first ``num_targets[l]`` nodes (those
+        the next layer reads; the seeds for the last): the logits are then ``[num_targets[-1], num_classes]``.
         """
-        return self._run(x, edge_index, collect=False).logits
+        return self._run(x, edge_index, num_targets, collect=False).logits
 
-    def inspect(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor]) -> Inspection:
+    def inspect(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor | Sequence[torch.Tensor],
+        num_targets: Sequence[int] | None = None,
+    ) -> Inspection:
         """Run the model and keep every layer's output and attention (honours ``train()``/``eval()``).
 
         With one ``edge_index`` per layer, ``Inspection.edge_index`` is the last layer's."""
-        return self._run(x, edge_index, collect=True)
+        return self._run(x, edge_index, num_targets, collect=True)
 
     def apply_layer(
-        self, index: int, h: torch.Tensor, edge_index: torch.Tensor, return_attention: bool = False
+        self,
+        index: int,
+        h: torch.Tensor,
+        edge_index: torch.Tensor,
+        return_attention: bool = False,
+        num_targets: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Layer ``index`` exactly as the model applies it: input dropout, attention, skip connection, then ELU
         except after the last layer. Layer-wise inference (:mod:`gat.layerwise`) calls it one layer at a time.
 
-        Returns ``h'``, or ``(h', (edge_index_used, attention))`` with ``return_attention`` (as ``GATLayer``).
+        Returns ``h'`` (of the first ``num_targets`` nodes if given), or ``(h', (edge_index_used, attention))``
+        with ``return_attention`` (as ``GATLayer``).
         """
         layer_input = dropout(h, self.dropout, self.training)
-        out = self.layers[index](layer_input, edge_index, return_attention=return_attention)
+        out = self.layers[index](layer_input, edge_index, return_attention=return_attention, num_targets=num_targets)
         out, used = out if return_attention else (out, None)
         if self.skips:
-            out = out + _skip(self.skips[index], layer_input)
+            out = out + _skip(self.skips[index], layer_input)[: out.shape[0]]
         out = out if index == len(self.layers) - 1 else elu(out)
         return (out, used) if return_attention else out
 
-    def _run(self, x: torch.Tensor, edge_index: torch.Tensor | Sequence[torch.Tensor], collect: bool) -> Inspection:
+    def _run(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor | Sequence[torch.Tensor],
+        num_targets: Sequence[int] | None,
+        collect: bool,
+    ) -> Inspection:
         per_layer = [edge_index] * len(self.layers) if isinstance(edge_index, torch.Tensor) else list(edge_index)
         if len(per_layer) != len(self.layers):
             raise ValueError(f"edge_index needs one graph per layer: got {len(per_layer)} for {len(self.layers)}")
+        targets_per_layer = [None] * len(self.layers) if num_targets is None else list(num_targets)
+        if len(targets_per_layer) != len(self.layers):
+            raise ValueError(f"num_targets needs one count per layer: got {len(targets_per_layer)}")
         hidden, attention = [], []
         used_edge_index = per_layer[-1]
         h = x
-        for index, layer_edge_index in enumerate(per_layer):
+        for index, (layer_edge_index, layer_targets) in enumerate(zip(per_layer, targets_per_layer, strict=True)):
             if collect:
-                h, (used_edge_index, layer_attention) = self.apply_layer(index, h, layer_edge_index, True)
+                h, (used_edge_index, layer_attention) = self.apply_layer(
+                    index, h, layer_edge_index, True, layer_targets
+                )
                 attention.append(layer_attention)
                 hidden.append(h)
             else:
-                h = self.apply_layer(index, h, layer_edge_index)
+                h = self.apply_layer(index, h, layer_edge_index, num_targets=layer_targets)
         return Inspection(logits=h, hidden=hidden, attention=attention, edge_index=used_edge_index)
 
 

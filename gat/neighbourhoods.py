@@ -26,13 +26,16 @@ class Neighbourhoods:
     """A graph's edges grouped by target node: edge ``e`` carries a message ``source[e] -> target[e]``.
 
     Built once per graph (by :func:`build_neighbourhoods`) and reused by every forward pass.
-    ``row_pointers[i] : row_pointers[i + 1]`` are the positions of node ``i``'s incoming edges.
+    ``row_pointers[i] : row_pointers[i + 1]`` are the positions of node ``i``'s incoming edges. Sources are any
+    of the ``num_nodes`` nodes; targets are the first ``num_targets`` of them (all of them unless a sampled
+    batch's layer only computes the nodes the next layer reads, see :mod:`gat.sampling`).
     """
 
     source: torch.Tensor
     target: torch.Tensor
     row_pointers: torch.Tensor
     num_nodes: int
+    num_targets: int
     _plans: dict[int, AggregationPlan] = field(default_factory=dict, repr=False)
     _sum_matrices: dict[tuple[str, torch.dtype], torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -49,11 +52,11 @@ class Neighbourhoods:
         return select_rows(node_values, self.source)
 
     def at_target(self, node_values: torch.Tensor) -> torch.Tensor:
-        """Each edge's row of ``node_values`` at its target node: ``[N, ...]`` -> ``[E, ...]``."""
+        """Each edge's row of ``node_values`` at its target node: ``[T, ...]`` (or ``[N, ...]``) -> ``[E, ...]``."""
         return select_rows(node_values, self.target)
 
     def sum_by_target(self, edge_values: torch.Tensor) -> torch.Tensor:
-        """``out[i] = sum of edge_values[e] over the edges e into node i``: ``[E, H]`` -> ``[N, H]``."""
+        """``out[i] = sum of edge_values[e] over the edges e into node i``: ``[E, H]`` -> ``[T, H]``."""
         return self._sum("target", edge_values)
 
     def sum_by_source(self, edge_values: torch.Tensor) -> torch.Tensor:
@@ -61,20 +64,21 @@ class Neighbourhoods:
         return self._sum("source", edge_values)
 
     def _sum(self, by: str, edge_values: torch.Tensor) -> torch.Tensor:
-        # A product with a 0/1 CSR matrix [N, E]: on CPU torch's CSR kernel is 4-8x faster than segment_reduce or
-        # index_add_, and it adds each row's entries in a fixed order, so results are bit-reproducible. The matrix
-        # is built once per dtype: every step sums the same edges.
+        # A product with a 0/1 CSR matrix [T or N, E]: on CPU torch's CSR kernel is 4-8x faster than segment_reduce
+        # or index_add_, and it adds each row's entries in a fixed order, so results are bit-reproducible. The
+        # matrix is built once per dtype: every step sums the same edges.
         key = (by, edge_values.dtype)
         if key not in self._sum_matrices:
             pointers, columns = self._sum_layout(by)
             ones = torch.ones(columns.numel(), dtype=edge_values.dtype, device=columns.device)
             self._sum_matrices[key] = torch.sparse_csr_tensor(
-                pointers, columns, ones, (self.num_nodes, columns.numel()), check_invariants=False
+                pointers, columns, ones, (pointers.numel() - 1, columns.numel()), check_invariants=False
             )
         return sparse_product(self._sum_matrices[key], edge_values)
 
     def _sum_layout(self, by: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """CSR row pointers and columns of the [N, E] matrix with a 1 at (node, edge) for each edge at that node."""
+        """CSR row pointers and columns of the [T or N, E] matrix with a 1 at (node, edge) for each edge at that
+        node."""
         if by == "target":  # edges are already grouped by target
             pointers, columns = self.row_pointers, torch.arange(self.source.numel(), device=self.source.device)
         else:
@@ -90,31 +94,40 @@ class Neighbourhoods:
         return self._plans[num_heads]
 
 
-def build_neighbourhoods(edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = True) -> Neighbourhoods:
+def build_neighbourhoods(
+    edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = True, num_targets: int | None = None
+) -> Neighbourhoods:
     """Sort ``edge_index`` (``[2, E]``, row 0 = source, row 1 = target) by target, then source.
 
-    With ``add_self_loops`` any self-loops in the input are dropped and exactly one per node is added, so every
-    node attends to itself once (the GAT paper's neighbourhood includes the node).
+    With ``add_self_loops`` any self-loops in the input are dropped and exactly one per target node is added, so
+    every node attends to itself once (the GAT paper's neighbourhood includes the node). ``num_targets`` (all
+    ``num_nodes`` by default) says that only the first ``num_targets`` nodes are targets: every edge must point
+    into one of them, and only they get self-loops.
     """
+    num_targets = num_nodes if num_targets is None else num_targets
     source, target = edge_index[0], edge_index[1]
+    if not 0 <= num_targets <= num_nodes:
+        raise ValueError(f"num_targets must be between 0 and the {num_nodes} nodes, got {num_targets}")
+    if num_targets < num_nodes and target.numel() > 0 and int(target.max()) >= num_targets:
+        raise ValueError(f"an edge points to node {int(target.max())}, outside the {num_targets} target nodes")
     if add_self_loops:
         keep = source != target
-        loops = torch.arange(num_nodes, device=edge_index.device)
+        loops = torch.arange(num_targets, device=edge_index.device)
         source = torch.cat([source[keep], loops])
         target = torch.cat([target[keep], loops])
     order = sort_by(target, source, num_nodes)
     source, target = source[order], target[order]
-    row_pointers = csr_pointers(target, num_nodes)
-    return Neighbourhoods(source=source, target=target, row_pointers=row_pointers, num_nodes=num_nodes)
+    row_pointers = csr_pointers(target, num_targets)
+    return Neighbourhoods(source, target, row_pointers, num_nodes, num_targets)
 
 
 @dataclass
 class AggregationPlan:
     """Index arithmetic that turns the per-head aggregation into ONE sparse-matrix product.
 
-    Head ``h`` of node ``i`` becomes row ``i * H + h`` of a block matrix ``A`` of shape ``[N*H, N*H]`` whose
-    entry ``(i*H + h, j*H + h)`` is the weight of edge ``j -> i`` in head ``h``. Then
-    ``out.view(N*H, F) = A @ values.view(N*H, F)`` aggregates every head of every node in one CSR product.
+    Head ``h`` of node ``i`` becomes row ``i * H + h`` of a block matrix ``A`` of shape ``[T*H, N*H]`` (``T``
+    target nodes, ``N`` nodes) whose entry ``(i*H + h, j*H + h)`` is the weight of edge ``j -> i`` in head ``h``.
+    Then ``out.view(T*H, F) = A @ values.view(N*H, F)`` aggregates every head of every target in one CSR product.
     ``csr_order`` gathers the flat ``[E, H]`` weights into A's CSR value order, ``transposed_order`` into the CSR
     value order of ``A^T`` (needed for the gradient with respect to the values). With one head, A's CSR order is
     the edge order itself (edges are sorted by target, then source), and no gather is made.
@@ -122,6 +135,7 @@ class AggregationPlan:
 
     num_heads: int
     num_rows: int
+    num_columns: int
     row_pointers: torch.Tensor
     columns: torch.Tensor
     csr_order: torch.Tensor
@@ -143,11 +157,12 @@ class AggregationPlan:
             _head_major_order(source[by_source], num_heads, num_nodes)
         ]  # flat edge entries in A^T's order
         # These index arrays are most of a layer's memory on big graphs: int32 halves them when it can.
-        num_rows = num_nodes * num_heads
-        index_type = _index_type(csr_order.numel(), num_rows)
+        num_columns = num_nodes * num_heads
+        index_type = _index_type(csr_order.numel(), num_columns)
         return cls(
             num_heads=num_heads,
-            num_rows=num_rows,
+            num_rows=neighbourhoods.num_targets * num_heads,
+            num_columns=num_columns,
             row_pointers=_head_major_pointers(neighbourhoods.row_pointers, num_heads).to(index_type),
             columns=_flat_node_index(source, csr_order, num_heads).to(index_type),
             csr_order=csr_order,  # int64: scatter_ (edge_values) needs it
@@ -170,12 +185,12 @@ class AggregationPlan:
     def matrix(self, csr_values: torch.Tensor) -> torch.Tensor:
         """``A`` as a sparse CSR tensor with the given values (in A's CSR order, see :meth:`csr_values`)."""
         return torch.sparse_csr_tensor(
-            self.row_pointers, self.columns, csr_values, (self.num_rows, self.num_rows), check_invariants=False
+            self.row_pointers, self.columns, csr_values, (self.num_rows, self.num_columns), check_invariants=False
         )
 
     def sampled_products(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """``<left[r], right[c]>`` for every nonzero ``(r, c)`` of ``A``, in A's CSR order: a sampled dense-dense
-        product (SDDMM) of ``left`` and ``right`` (both ``[N*H, F]``), ``[E*H]``.
+        product (SDDMM) of ``left`` (``[T*H, F]``) and ``right`` (``[N*H, F]``), ``[E*H]``.
 
         On CPU, torch's ``sampled_addmm`` copies its sparse input into a new result before it writes the products,
         with the int32 indices widened to int64: two passes over E*H entries, and E*H int64 columns (704 MB on the
@@ -202,7 +217,7 @@ class AggregationPlan:
             self.transposed_row_pointers,
             self.transposed_columns,
             gather_flat(weights.reshape(-1), self.transposed_order),
-            (self.num_rows, self.num_rows),
+            (self.num_columns, self.num_rows),
             check_invariants=False,
         )
 

@@ -88,7 +88,7 @@ def edge_attention(node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, ne
     a dozen.
 
     Args:
-        node_scores: ``[N, 2, H]``.
+        node_scores: ``[N, 2, H]`` (only the first ``neighbourhoods.num_targets`` target halves are read).
         neighbourhoods: the target-sorted edges (:func:`build_neighbourhoods`).
         negative_slope: the LeakyReLU slope.
 
@@ -101,7 +101,7 @@ def edge_attention(node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, ne
 class _EdgeAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float) -> torch.Tensor:
-        source_scores, target_scores = node_scores[:, 0], node_scores[:, 1]
+        source_scores, target_scores = node_scores[:, 0], node_scores[: neighbourhoods.num_targets, 1]
         scores = neighbourhoods.at_source(source_scores)
         scores += neighbourhoods.at_target(target_scores)
         activated = F.leaky_relu_(scores, negative_slope)
@@ -126,11 +126,12 @@ class _EdgeAttention(torch.autograd.Function):
         neighbourhoods: Neighbourhoods = ctx.neighbourhoods
         grad_activated = _softmax_backward(attention, grad_attention, neighbourhoods)
         grad_scores = torch.ops.aten.leaky_relu_backward(grad_activated, activated, ctx.negative_slope, True)
-        # Each half was gathered from its node, so its gradient is the sum over that node's edges.
-        grad_nodes = torch.stack(
-            [neighbourhoods.sum_by_source(grad_scores), neighbourhoods.sum_by_target(grad_scores)], dim=1
-        )
-        return grad_nodes, None, None
+        # Each half was gathered from its node, so its gradient is the sum over that node's edges (no edge reads
+        # the target half of a node that is no target).
+        grad_targets = neighbourhoods.sum_by_target(grad_scores)
+        if neighbourhoods.num_targets < neighbourhoods.num_nodes:
+            grad_targets = F.pad(grad_targets, (0, 0, 0, neighbourhoods.num_nodes - neighbourhoods.num_targets))
+        return torch.stack([neighbourhoods.sum_by_source(grad_scores), grad_targets], dim=1), None, None
 
 
 def aggregate(weights: torch.Tensor, values: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -141,7 +142,7 @@ def aggregate(weights: torch.Tensor, values: torch.Tensor, neighbourhoods: Neigh
         values: ``[N, H, F]`` node values.
 
     Returns:
-        ``[N, H, F]``.
+        ``[T, H, F]``, one row per target node (``T = neighbourhoods.num_targets``).
     """
     return _Aggregate.apply(weights, values, neighbourhoods.plan(values.shape[1]))
 
@@ -157,11 +158,11 @@ class _Aggregate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
-        num_nodes, num_heads, num_features = values.shape
-        out = sparse_product(plan.matrix(plan.csr_values(weights)), values.reshape(plan.num_rows, num_features))
+        _, num_heads, num_features = values.shape
+        out = sparse_product(plan.matrix(plan.csr_values(weights)), values.reshape(plan.num_columns, num_features))
         ctx.save_for_backward(weights, values)
         ctx.plan = plan
-        return out.view(num_nodes, num_heads, num_features)
+        return out.view(-1, num_heads, num_features)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
@@ -170,7 +171,7 @@ class _Aggregate(torch.autograd.Function):
         flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
         grad_weights = grad_values = None
         if ctx.needs_input_grad[0]:
-            grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_rows, -1)))
+            grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_columns, -1)))
         if ctx.needs_input_grad[1]:
             grad_values = sparse_product(plan.transposed_matrix(weights), flat_grad).view_as(values)
         return grad_weights, grad_values, None

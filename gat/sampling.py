@@ -9,9 +9,10 @@ hop per layer, keeps at most ``fanouts[l]`` random in-neighbours of every node t
   samples ``fanouts[l]`` in-neighbours of each; layer 0 is the outermost hop.
 
 The batch is the union of the sampled nodes, numbered locally with the seeds first and each layer's targets a
-prefix of the next-outer layer's nodes, plus one local ``edge_index`` per layer. The ``GAT`` model runs on it
-unchanged (it adds each node's self-loop itself), and the first ``num_seeds`` rows of its output are the seeds'
-logits. With fan-outs at least the largest in-degree nothing is dropped, and those logits equal full-batch ones.
+prefix of the next-outer layer's nodes, plus one local ``edge_index`` per layer and how many targets each layer
+has. The ``GAT`` model runs on it with ``num_targets`` (each layer computes only its targets, and adds their
+self-loops itself), and its output is the seeds' logits. With fan-outs at least the largest in-degree nothing is
+dropped, and those logits equal full-batch ones.
 
 Sampling is without replacement and costs O(fanout^2) per node whatever its degree (vectorised Floyd sampling),
 so a batch's cost and memory depend on the batch size and fan-outs, not on the size of the graph or its hubs.
@@ -32,12 +33,14 @@ class SampledBatch:
     """One mini-batch: local ids ``0 .. len(nodes) - 1``, seeds first.
 
     ``nodes`` holds the global id of every local node; ``edge_index[l]`` (``int64 [2, E_l]``, row 0 the source,
-    row 1 the target, local ids) is the sampled graph layer ``l`` attends over.
+    row 1 the target, local ids) is the sampled graph layer ``l`` attends over, and its targets are the first
+    ``num_targets[l]`` nodes (the nodes layer ``l + 1`` reads; the seeds for the last layer).
     """
 
     nodes: torch.Tensor
     num_seeds: int
     edge_index: list[torch.Tensor]
+    num_targets: list[int]
 
     @property
     def seeds(self) -> torch.Tensor:
@@ -67,12 +70,13 @@ class NeighbourSampler:
     def sample(self, seeds: torch.Tensor, generator: torch.Generator | None = None) -> SampledBatch:
         """The batch for ``seeds`` (distinct global node ids); same generator state, same batch."""
         nodes = seeds
-        edge_index = []
+        edge_index, num_targets = [], []
         for fanout in reversed(self.fanouts):  # from the seeds outwards: the last layer first
             sources, targets = self.in_neighbours(nodes, fanout, generator)
+            num_targets.append(nodes.shape[0])
             nodes, local_sources = append_new_nodes(nodes, sources)
             edge_index.append(torch.stack([local_sources, targets]))
-        return SampledBatch(nodes=nodes, num_seeds=seeds.shape[0], edge_index=edge_index[::-1])
+        return SampledBatch(nodes, seeds.shape[0], edge_index[::-1], num_targets[::-1])
 
     def in_neighbours(
         self, nodes: torch.Tensor, fanout: int | None, generator: torch.Generator | None = None
@@ -97,7 +101,7 @@ def receptive_field(edge_index: torch.Tensor, num_nodes: int, seeds: torch.Tenso
     """Everything the outputs of ``seeds`` depend on in a ``num_layers``-layer GAT: the batch with every
     in-neighbour kept, out to ``num_layers`` hops (CPU tensors in, CPU tensors out).
 
-    The model gives the seeds exactly their whole-graph outputs on it (the first ``len(seeds)`` rows), while
+    The model (given the batch's ``num_targets``) gives the seeds exactly their whole-graph outputs on it, while
     computing only what those outputs read: the last layer only the seeds' neighbourhoods, each earlier layer
     one hop more.
     """

@@ -60,12 +60,14 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:
 @dataclass
 class TrainingBatch:
     """What a full-batch training step (or the evaluation of one split) computes on: features ``x``, the graph
-    (one ``edge_index``, or one per layer) and the output rows ``targets`` that the loss compares with ``labels``."""
+    (one ``edge_index``, or one per layer with each layer's ``num_targets``, see :meth:`gat.model.GAT.forward`) and
+    the output rows ``targets`` that the loss compares with ``labels``."""
 
     x: torch.Tensor
     edge_index: torch.Tensor | list[torch.Tensor]
     targets: torch.Tensor
     labels: torch.Tensor
+    num_targets: list[int] | None = None
 
 
 def training_batch(graph: Graph, num_layers: int | None = None) -> TrainingBatch:
@@ -97,12 +99,14 @@ def split_batch(graph: Graph, split: str, num_layers: int | None = None) -> Trai
 
 def sampled_batch(graph: Graph, sample: SampledBatch, device: torch.device) -> TrainingBatch:
     """The model's inputs for a batch sampled from ``graph`` (on the CPU), on ``device``: the sampled nodes'
-    features, one ``edge_index`` per layer, and the seeds (the first rows of the output) with their labels."""
+    features, one ``edge_index`` per layer and its number of targets, and the seeds (the rows of the output) with
+    their labels."""
     return TrainingBatch(
         gather_rows(graph.x, sample.nodes).to(device),
         [edges.to(device) for edges in sample.edge_index],
         torch.arange(sample.num_seeds, device=device),
         graph.y.index_select(0, sample.seeds).to(device),
+        sample.num_targets,
     )
 
 
@@ -121,7 +125,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Traini
 def training_loss(model: nn.Module, batch: TrainingBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy and accuracy of the model's outputs for ``batch.targets`` (the forward pass of a step, and of
     :func:`evaluate_batch`)."""
-    logits = model(batch.x, batch.edge_index).index_select(0, batch.targets)
+    # Only a sampled batch has target counts; without them any model with GAT's (x, edge_index) call runs (the
+    # benchmark's references).
+    layer_targets = () if batch.num_targets is None else (batch.num_targets,)
+    logits = model(batch.x, batch.edge_index, *layer_targets).index_select(0, batch.targets)
     return F.cross_entropy(logits, batch.labels), (logits.argmax(1) == batch.labels).float().mean()
 
 

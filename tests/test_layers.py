@@ -177,6 +177,28 @@ def test_gradients_match_dense_reference(layer_class, concat, device):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
 
 
+@each_layer
+@pytest.mark.parametrize("concat", [True, False])
+def test_fewer_targets_give_the_first_rows_and_their_gradients(layer_class, concat, device):
+    # With every edge into nodes 0-29 kept, computing only those 30 targets changes nothing they see: the same
+    # rows and, for a loss on them, the same gradients (sparse input too: the first layer of a sampled batch).
+    torch.manual_seed(0)
+    layer = make_layer(6, 4, heads=3, concat=concat, layer_class=layer_class).to(device)
+    edge_index = random_graph(80, 500, seed=6, isolated=4).to(device)
+    into_targets = edge_index[:, edge_index[1] < 30]
+    x = (torch.randn(80, 6, dtype=torch.float64) * (torch.rand(80, 6) < 0.5)).to(device)
+    weights = torch.randn(30, 12 if concat else 4, dtype=torch.float64, device=device)
+    results = []
+    for inputs, edges, num_targets in ((x, edge_index, None), (x.to_sparse_csr(), into_targets, 30)):
+        layer.zero_grad()
+        out = layer(inputs, edges, num_targets=num_targets)
+        (out[:30] * weights).sum().backward()
+        results.append([out[:30].detach(), *(p.grad.clone() for p in layer.parameters())])
+    assert layer(x, into_targets, num_targets=30).shape[0] == 30
+    for got, want in zip(*results[::-1], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
 def test_huge_scores_do_not_overflow():
     # edges 0->1, 1->1, 2->2 (already in target order): node 1 has two huge scores, node 2 one tiny score
     neighbourhoods = build_neighbourhoods(torch.tensor([[0, 1, 2], [1, 1, 2]]), num_nodes=3, add_self_loops=False)

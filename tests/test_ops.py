@@ -85,7 +85,7 @@ def reference_edge_attention(node_scores: torch.Tensor, neighbourhoods, negative
     scores = node_scores.double()
     edge_scores = F.leaky_relu(scores[neighbourhoods.source, 0] + scores[neighbourhoods.target, 1], negative_slope)
     attention = torch.empty_like(edge_scores)
-    for node in range(neighbourhoods.num_nodes):
+    for node in range(neighbourhoods.num_targets):
         incoming = neighbourhoods.target == node
         attention[incoming] = torch.softmax(edge_scores[incoming], dim=0)
     return attention
@@ -117,13 +117,30 @@ def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
         assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (leaf,))
 
 
-def test_aggregate_matches_a_dense_weighted_sum(device):
+def test_edge_attention_with_fewer_targets_matches_the_reference():
+    # Only nodes 0-14 are targets (of all their edges, and of self-loops); all 40 nodes are sources.
+    torch.manual_seed(0)
+    edge_index = random_graph(40, 300, seed=8)
+    edge_index = edge_index[:, edge_index[1] < 15]
+    neighbourhoods = build_neighbourhoods(edge_index, 40, num_targets=15)
+    assert neighbourhoods.target.max() == 14 and neighbourhoods.row_pointers.numel() == 16
+    node_scores = torch.randn(40, 2, 3, dtype=torch.float64, requires_grad=True)
+    attention = edge_attention(node_scores, neighbourhoods, negative_slope=0.2)
+    expected = reference_edge_attention(node_scores.detach(), neighbourhoods, 0.2)
+    torch.testing.assert_close(attention, expected, rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (node_scores,))
+
+
+@pytest.mark.parametrize("num_targets", [None, 25])
+def test_aggregate_matches_a_dense_weighted_sum(num_targets, device):
     torch.manual_seed(0)
     edge_index = random_graph(40, 200, seed=11, isolated=3).to(device)
-    neighbourhoods = build_neighbourhoods(edge_index, 40, add_self_loops=False)
+    rows = num_targets or 40
+    edge_index = edge_index[:, edge_index[1] < rows]
+    neighbourhoods = build_neighbourhoods(edge_index, 40, add_self_loops=False, num_targets=num_targets)
     weights = torch.rand(neighbourhoods.source.numel(), 3, dtype=torch.float64, device=device, requires_grad=True)
     values = torch.randn(40, 3, 5, dtype=torch.float64, device=device, requires_grad=True)
-    dense = torch.zeros(3, 40, 40, dtype=torch.float64, device=device)
+    dense = torch.zeros(3, rows, 40, dtype=torch.float64, device=device)
     dense = dense.index_put(
         (
             torch.arange(3, device=device).repeat(len(weights)),
@@ -135,6 +152,16 @@ def test_aggregate_matches_a_dense_weighted_sum(device):
     expected = torch.einsum("hij,jhf->ihf", dense, values)
     torch.testing.assert_close(aggregate(weights, values, neighbourhoods), expected, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda w, v: aggregate(w, v, neighbourhoods), (weights, values))
+
+
+def test_neighbourhoods_refuse_edges_outside_the_targets():
+    edge_index = torch.tensor([[0, 1, 2], [1, 0, 3]])
+    with pytest.raises(ValueError, match="points to node 3, outside the 2 target nodes"):
+        build_neighbourhoods(edge_index, 4, num_targets=2)
+    with pytest.raises(ValueError, match="num_targets must be between 0 and the 4 nodes"):
+        build_neighbourhoods(edge_index, 4, num_targets=5)
+    neighbourhoods = build_neighbourhoods(edge_index[:, :2], 4, num_targets=2)
+    assert neighbourhoods.edge_index.tolist() == [[0, 1, 0, 1], [0, 0, 1, 1]]  # self-loops of targets only
 
 
 def test_sampled_products_are_the_dense_products_at_the_plans_entries(device):

@@ -77,6 +77,8 @@ def test_batch_layout_and_reproducibility():
     assert last[1].max() < 3  # the last layer's targets are the seeds
     needed = torch.cat([torch.arange(3), last[0]]).unique()  # what the last layer reads
     assert set(first[1].tolist()) <= set(needed.tolist())
+    assert batch.num_targets == [needed.shape[0], 3] and needed.equal(torch.arange(needed.shape[0]))  # a prefix
+    assert first[0].max() < batch.nodes.shape[0] and last[0].max() < batch.num_targets[0]
     for layer, fanout in ((first, 2), (last, 3)):
         for source, target in batch.nodes[layer].t().tolist():
             assert source in expected[target]
@@ -109,14 +111,17 @@ def test_minibatch_with_full_fanouts_equals_full_batch_float64(graph_and_model):
         full = model(x, graph.edge_index)
         seeds = torch.randperm(graph.num_nodes, generator=torch.Generator().manual_seed(0))[:8]
         batch = sampler.sample(seeds, torch.Generator().manual_seed(0))
-        logits = model(gather_rows(x, batch.nodes), batch.edge_index)[: batch.num_seeds]
+        logits = model(gather_rows(x, batch.nodes), batch.edge_index, batch.num_targets)
+        every_row = model(gather_rows(x, batch.nodes), batch.edge_index)  # each layer computing all nodes
     assert batch.nodes.shape[0] < graph.num_nodes  # a real sub-graph, not the whole graph
+    assert batch.num_targets[-1] == 8 and batch.num_targets == sorted(batch.num_targets, reverse=True)
     torch.testing.assert_close(logits, full[seeds], rtol=0, atol=1e-12)
+    torch.testing.assert_close(every_row[: batch.num_seeds], full[seeds], rtol=0, atol=1e-12)
 
     smaller = NeighbourSampler(graph.edge_index, graph.num_nodes, fanouts=[2, 2, 2])
     with torch.no_grad():
         batch = smaller.sample(seeds, torch.Generator().manual_seed(0))
-        sampled = model(gather_rows(x, batch.nodes), batch.edge_index)[: batch.num_seeds]
+        sampled = model(gather_rows(x, batch.nodes), batch.edge_index, batch.num_targets)
     assert not torch.allclose(sampled, full[seeds])  # the check above can fail: dropping neighbours shows
 
 

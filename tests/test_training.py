@@ -56,7 +56,7 @@ def test_receptive_field_step_has_the_whole_graphs_loss_and_gradient(num_layers)
     gradients = []
     for batch in (field, whole):
         model.zero_grad()
-        logits = model(batch.x, batch.edge_index).index_select(0, batch.targets)
+        logits = model(batch.x, batch.edge_index, batch.num_targets).index_select(0, batch.targets)
         loss = torch.nn.functional.cross_entropy(logits, batch.labels)
         loss.backward()
         gradients.append([loss.detach(), *(parameter.grad.clone() for parameter in model.parameters())])
