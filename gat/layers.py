@@ -150,6 +150,9 @@ class GATLayer(_AttentionLayer):
         self.linear = input_major(nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False))
         self.att_source = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
         self.att_target = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
+        # [1, heads, heads * out]: 1 where the column belongs to the row's head (a constant, kept out of checkpoints)
+        head_columns = torch.eye(self.num_heads).repeat_interleave(self.out_features, dim=1)[None]
+        self.register_buffer("head_columns", head_columns, persistent=False)
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as in the reference implementation of the paper.
@@ -162,11 +165,11 @@ class GATLayer(_AttentionLayer):
     def _score_weight(self) -> torch.Tensor:
         """``[2 * heads, heads * out]`` block-diagonal weight: row ``h`` holds ``att_source`` of head ``h`` in that
         head's columns, row ``heads + h`` its ``att_target``. One product with it scores all heads and both
-        halves: far cheaper than two broadcast multiplies and sums over ``[N, heads, out]``."""
-        halves = torch.stack([self.att_source[0], self.att_target[0]])  # [2, heads, out]
-        one_head_per_row = torch.eye(self.num_heads, dtype=halves.dtype, device=halves.device)
-        blocks = halves[:, :, None, :] * one_head_per_row[None, :, :, None]  # [2, heads, heads, out]
-        return blocks.reshape(2 * self.num_heads, self.num_heads * self.out_features)
+        halves: far cheaper than two broadcast multiplies and sums over ``[N, heads, out]``. (Built in few
+        operations, forward and backward: on a small graph each costs more than its arithmetic.)"""
+        halves = torch.cat([self.att_source, self.att_target])  # [2, heads, out]
+        blocks = halves.view(2, 1, -1) * self.head_columns  # [2, heads, heads * out]
+        return blocks.view(2 * self.num_heads, -1)
 
     def forward(
         self,

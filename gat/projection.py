@@ -170,6 +170,7 @@ class _SparseProject(torch.autograd.Function):
             (transpose.num_blocks * num_features, x.shape[0]),
             check_invariants=False,
         )
-        partial_products = sparse_product(x_transposed, grad_out.contiguous())
-        grad_weight_transposed = partial_products.view(transpose.num_blocks, num_features, -1).sum(0)
+        grad_weight_transposed = sparse_product(x_transposed, grad_out.contiguous())
+        if transpose.num_blocks > 1:  # the blocks' partial products add up to the product
+            grad_weight_transposed = grad_weight_transposed.view(transpose.num_blocks, num_features, -1).sum(0)
         return grad_weight_transposed.t(), None, None
