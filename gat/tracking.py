@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,12 @@ class RunLog:
                 if key in record:
                     self.writer.add_scalar(tag, record[key], record["epoch"])
 
-    def attention_entropy(self, epoch: int, inspection: Inspection, num_nodes: int) -> None:
-        """One histogram per layer and head of the nodes' attention entropies."""
+    def attention_entropy(self, epoch: int, inspect: Callable[[], Inspection], num_nodes: int) -> None:
+        """One histogram per layer and head of the nodes' attention entropies. ``inspect`` (a whole-graph forward
+        pass) runs only when there is a TensorBoard log to write them to."""
         if self.writer is None:
             return
+        inspection = inspect()
         for layer, attention in enumerate(inspection.attention):
             entropy = attention_entropy(attention, inspection.edge_index, num_nodes)
             for head in range(entropy.shape[1]):

@@ -327,7 +327,7 @@ def run_epochs(run: _Run, device: torch.device) -> TrainResult:
                     )
                 log.epoch(record)
                 if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
-                    log.attention_entropy(epoch, inspect_model(run.model, graph), graph.num_nodes)
+                    log.attention_entropy(epoch, lambda: inspect_model(run.model, graph), graph.num_nodes)
                 progress.epoch(record, run.stopper.best_epoch)
                 stop_signal = run.agreed_stop(stop.signal)
                 if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
