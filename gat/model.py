@@ -147,7 +147,9 @@ class GAT(nn.Module):
             raise ValueError(f"edge_index needs one graph per layer: got {len(per_layer)} for {len(self.layers)}")
         targets_per_layer = [None] * len(self.layers) if num_targets is None else list(num_targets)
         if len(targets_per_layer) != len(self.layers):
-            raise ValueError(f"num_targets needs one count per layer: got {len(targets_per_layer)}")
+            raise ValueError(
+                f"num_targets needs one count per layer: got {len(targets_per_layer)} for {len(self.layers)}"
+            )
         hidden, attention = [], []
         used_edge_index = per_layer[-1]
         h = x

@@ -108,8 +108,9 @@ def build_neighbourhoods(
     source, target = edge_index[0], edge_index[1]
     if not 0 <= num_targets <= num_nodes:
         raise ValueError(f"num_targets must be between 0 and the {num_nodes} nodes, got {num_targets}")
-    if num_targets < num_nodes and target.numel() > 0 and int(target.max()) >= num_targets:
-        raise ValueError(f"an edge points to node {int(target.max())}, outside the {num_targets} target nodes")
+    last_target = int(target.max()) if num_targets < num_nodes and target.numel() > 0 else -1
+    if last_target >= num_targets:
+        raise ValueError(f"an edge points to node {last_target}, outside the {num_targets} target nodes")
     if add_self_loops:
         keep = source != target
         loops = torch.arange(num_targets, device=edge_index.device)

@@ -85,6 +85,16 @@ def test_rejects_heads_of_wrong_length():
         GAT(10, 3, heads=(8, 8, 1), num_layers=2)
 
 
+def test_rejects_graphs_or_target_counts_of_wrong_length():
+    model, x, edge_index = GAT(10, 3), torch.rand(30, 10), random_graph(30, 100, seed=5)
+    with pytest.raises(ValueError, match="one graph per layer: got 3 for 2"):
+        model(x, [edge_index] * 3)
+    with pytest.raises(ValueError, match="one count per layer: got 1 for 2"):
+        model(x, [edge_index] * 2, num_targets=[30])
+    second = edge_index[:, (edge_index[0] < 20) & (edge_index[1] < 5)]  # reads the 20 nodes the first computes
+    assert model(x, [edge_index[:, edge_index[1] < 20], second], [20, 5]).shape == (5, 3)
+
+
 def test_learns_a_separable_toy_problem(device):
     torch.manual_seed(0)
     num_nodes = 60
