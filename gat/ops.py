@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gat.neighbourhoods import AggregationPlan, Neighbourhoods, sparse_product
+from gat.neighbourhoods import AggregationPlan, Neighbourhoods
 
 
 def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -159,7 +159,7 @@ class _Aggregate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
         _, num_heads, num_features = values.shape
-        out = sparse_product(plan.matrix(plan.csr_values(weights)), values.reshape(plan.num_columns, num_features))
+        out = plan.product(plan.csr_values(weights), values.reshape(plan.num_columns, num_features))
         ctx.save_for_backward(weights, values)
         ctx.plan = plan
         return out.view(-1, num_heads, num_features)
@@ -173,7 +173,7 @@ class _Aggregate(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_columns, -1)))
         if ctx.needs_input_grad[1]:
-            grad_values = sparse_product(plan.transposed_matrix(weights), flat_grad).view_as(values)
+            grad_values = plan.transposed_product(weights, flat_grad).view_as(values)
         return grad_weights, grad_values, None
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gat.neighbourhoods import csr_pointers, gather_flat, sort_by, sparse_product
+from gat.neighbourhoods import csr_pointers, csr_product, gather_flat, sort_by
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -27,8 +27,13 @@ def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if x.layout != torch.sparse_csr:
         return _DenseProject.apply(x, weight) if torch.is_grad_enabled() else x @ weight.t()
     if not (torch.is_grad_enabled() and weight.requires_grad):  # no backward: no transpose to build
-        return sparse_product(x, weight.t())
+        return _sparse_product(x, weight)
     return _SparseProject.apply(weight, x, _transpose_structure(x, _block_rows(x, weight)))
+
+
+def _sparse_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` for a sparse CSR ``x``, without gradients."""
+    return csr_product(x.crow_indices(), x.col_indices(), x.values(), weight.t())
 
 
 class _DenseProject(torch.autograd.Function):
@@ -157,20 +162,16 @@ class _SparseProject(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
         ctx.x, ctx.transpose = x, transpose
-        return sparse_product(x, weight.t())
+        return _sparse_product(x, weight)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         x, transpose = ctx.x, ctx.transpose
         num_features = x.shape[1]
-        x_transposed = torch.sparse_csr_tensor(
-            transpose.transposed_crow,
-            transpose.transposed_col,
-            gather_flat(x.values(), transpose.order),
-            (transpose.num_blocks * num_features, x.shape[0]),
-            check_invariants=False,
-        )
-        grad_weight_transposed = sparse_product(x_transposed, grad_out.contiguous())
+        transposed_values = gather_flat(x.values(), transpose.order)
+        grad_weight_transposed = csr_product(
+            transpose.transposed_crow, transpose.transposed_col, transposed_values, grad_out
+        )  # [num_blocks * in_features, out]
         if transpose.num_blocks > 1:  # the blocks' partial products add up to the product
             grad_weight_transposed = grad_weight_transposed.view(transpose.num_blocks, num_features, -1).sum(0)
         return grad_weight_transposed.t(), None, None

@@ -8,11 +8,11 @@ import gat.neighbourhoods
 from gat.neighbourhoods import (
     AggregationPlan,
     build_neighbourhoods,
+    csr_product,
     gather_elements,
     gather_flat,
     scatter_flat,
     select_rows,
-    sparse_product,
 )
 from gat.ops import aggregate, dropout, edge_attention, elu, random_words
 from tests.test_layers import random_graph
@@ -247,16 +247,20 @@ def test_flat_gather_and_scatter_equal_index_select_and_scatter(parallel_from, t
 
 
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.5])
-def test_sparse_product_matches_a_dense_product(density, device):
-    # Rows without entries (all of them at density 0) must come out 0 though the output starts uninitialised.
+def test_csr_product_matches_a_dense_product(density, device):
+    # Rows without entries (all of them at density 0) must come out 0.
     torch.manual_seed(0)
     dense_matrix = torch.rand(40, 30, dtype=torch.float64, device=device)
     dense_matrix *= torch.rand_like(dense_matrix) < density
+    matrix = dense_matrix.to_sparse_csr()
+    pointers, columns, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
     right = torch.randn(30, 7, dtype=torch.float64, device=device)
     expected = dense_matrix @ right
-    torch.testing.assert_close(sparse_product(dense_matrix.to_sparse_csr(), right), expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(sparse_product(dense_matrix.to_sparse_csr(), right.t().contiguous().t()), expected)
-    # What sparse_product relies on: beta=0 never reads the output's old contents.
-    garbage = torch.full_like(expected, float("nan"))
-    product = torch.addmm(garbage, dense_matrix.to_sparse_csr(), right, beta=0.0, out=garbage)
-    torch.testing.assert_close(product, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(csr_product(pointers, columns, values, right), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(csr_product(pointers, columns, values, right.t().contiguous().t()), expected)
+    # values=None: every stored entry counts as 1
+    torch.testing.assert_close(csr_product(pointers, columns, None, right), (dense_matrix != 0).double() @ right)
+    for index_type in (torch.int32, torch.int64):
+        result = csr_product(pointers.to(index_type), columns.to(index_type), values, right)
+        torch.testing.assert_close(result, expected, rtol=1e-12, atol=1e-12)
+    assert csr_product(pointers, columns, values, right[:, :0]).shape == (40, 0)
