@@ -264,3 +264,23 @@ def test_csr_product_matches_a_dense_product(density, device):
         result = csr_product(pointers.to(index_type), columns.to(index_type), values, right)
         torch.testing.assert_close(result, expected, rtol=1e-12, atol=1e-12)
     assert csr_product(pointers, columns, values, right[:, :0]).shape == (40, 0)
+
+
+def test_csr_product_is_the_same_bits_on_one_thread_and_on_several():
+    # Each row is summed in order by one thread, so a run repeats bit for bit whatever the thread count; the inputs
+    # require grad, as inside an autograd function (the product must not depend on autograd's bookkeeping either).
+    torch.manual_seed(0)
+    matrix = (torch.rand(3000, 2000) < 0.01).float().mul_(torch.rand(3000, 2000)).to_sparse_csr()
+    values = matrix.values().requires_grad_()
+    dense = torch.randn(2000, 16, requires_grad=True)
+    previous_threads = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                results.append(csr_product(matrix.crow_indices(), matrix.col_indices(), values, dense))
+    finally:
+        torch.set_num_threads(previous_threads)
+    assert torch.equal(results[0], results[1])
+    torch.testing.assert_close(results[0], matrix.to_dense() @ dense.detach(), rtol=1e-5, atol=1e-5)
