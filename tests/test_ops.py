@@ -1,5 +1,8 @@
 """The edge-list kernels on their own: dropout, ELU, edge attention, the aggregation plan."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -225,9 +228,7 @@ def test_both_row_selections_equal_index_select(shape, device):
 def test_flat_gather_and_scatter_equal_index_select_and_scatter(parallel_from, threads, device, monkeypatch):
     # Chunk bounds for 3 threads split 1000 unevenly; the empty, one-element and int32 indices are edge cases.
     monkeypatch.setattr(gat.neighbourhoods, "_PARALLEL_FROM", parallel_from)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         torch.manual_seed(0)
         for count in (0, 1, 2, 1000):
             values = torch.randn(count, dtype=torch.float64, device=device)
@@ -242,8 +243,17 @@ def test_flat_gather_and_scatter_equal_index_select_and_scatter(parallel_from, t
                 weights = values.clone().requires_grad_()
                 assert torch.equal(gather_flat(weights, permutation), values[permutation])
                 assert torch.equal(scatter_flat(weights, permutation), expected)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.5])
@@ -273,14 +283,9 @@ def test_csr_product_is_the_same_bits_on_one_thread_and_on_several():
     matrix = (torch.rand(3000, 2000) < 0.01).float().mul_(torch.rand(3000, 2000)).to_sparse_csr()
     values = matrix.values().requires_grad_()
     dense = torch.randn(2000, 16, requires_grad=True)
-    previous_threads = torch.get_num_threads()
     results = []
-    try:
-        for threads in (1, 3):
-            torch.set_num_threads(threads)
-            with torch.no_grad():
-                results.append(csr_product(matrix.crow_indices(), matrix.col_indices(), values, dense))
-    finally:
-        torch.set_num_threads(previous_threads)
+    for threads in (1, 3):
+        with torch_threads(threads), torch.no_grad():
+            results.append(csr_product(matrix.crow_indices(), matrix.col_indices(), values, dense))
     assert torch.equal(results[0], results[1])
     torch.testing.assert_close(results[0], matrix.to_dense() @ dense.detach(), rtol=1e-5, atol=1e-5)
