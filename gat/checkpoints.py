@@ -69,11 +69,35 @@ def _reason(error: Exception) -> str:
 
 
 def load_state(module: torch.nn.Module | torch.optim.Optimizer, state: dict, path: str | os.PathLike) -> None:
-    """``load_state_dict`` with a one-line error when the file does not fit this model."""
+    """``load_state_dict`` with a one-line error when the file does not fit this model; an optimizer's state is
+    then put in its parameters' shapes and memory layouts (:func:`_fit_to_parameters`)."""
     try:
         module.load_state_dict(state)
+        if isinstance(module, torch.optim.Optimizer):
+            _fit_to_parameters(module)
     except (RuntimeError, ValueError, KeyError) as error:
         raise GATError(f"{path}: does not match this model/optimizer ({_reason(error)})") from None
+
+
+def _fit_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Check that every per-parameter state tensor (Adam's moments) has its parameter's shape, and copy it into
+    the parameter's memory layout.
+
+    ``Optimizer.load_state_dict`` checks neither: it keeps each tensor's saved strides. torch 2.13's fused CPU
+    Adam reads parameter, gradient and moments as flat memory, so a moment saved row-major for a weight now stored
+    column-major (or the reverse) is silently paired with the wrong entries (measured: a resumed run left the
+    uninterrupted one at its first step), and a moment of the wrong shape is read out of bounds.
+    """
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for name, value in state.items():
+                if not isinstance(value, torch.Tensor) or value.dim() == 0:  # the step count
+                    continue
+                if value.shape != parameter.shape:
+                    raise ValueError(f"state {name!r} is {list(value.shape)} for a {list(parameter.shape)} parameter")
+                if value.stride() != parameter.stride():
+                    state[name] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def rng_state() -> dict[str, Any]:

@@ -166,9 +166,12 @@ def test_training_learns_and_writes_every_artifact(tmp_path, device):
 
 # Bit-for-bit on CPU only: on CUDA, the backward of the sparse input product (cuSPARSE) sums in a varying order,
 # so two runs agree to float32 rounding (measured: 1e-7 relative after 13 epochs), not bit for bit.
-def test_resume_continues_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("other_layout", [False, True], ids=["as-saved", "state-in-another-memory-layout"])
+def test_resume_continues_bit_for_bit(tmp_path, other_layout):
     full = train(synthetic_config(tmp_path / "full", epochs=40, checkpoint_freq=7))
     first_half = train(synthetic_config(tmp_path / "split", epochs=20, checkpoint_freq=7))
+    if other_layout:  # a checkpoint written when the weights were stored the other way (row- vs column-major)
+        rewrite_checkpoint(first_half.checkpoint_path, lambda data: swap_layouts(data["optimizer"]["state"]))
     resumed = train(
         synthetic_config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path, override=("epochs",)
     )
@@ -251,15 +254,32 @@ def test_damaged_checkpoint_gives_one_line_error_naming_the_file(tmp_path, damag
     assert str(result.checkpoint_path) in message and "\n" not in message
 
 
-def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    result = train(synthetic_config(tmp_path, epochs=2))
-    data = checkpoints.load(result.checkpoint_path, "checkpoint")
-    data["model"]["layers.0.linear.weight"] = torch.zeros(3, 3)
+def rewrite_checkpoint(path, change) -> None:
+    data = checkpoints.load(path, "checkpoint")
+    change(data)
     checkpoints.save(
-        "checkpoint",
-        {k: v for k, v in data.items() if k not in ("format", "format_version", "kind")},
-        result.checkpoint_path,
+        "checkpoint", {k: v for k, v in data.items() if k not in ("format", "format_version", "kind")}, path
     )
+
+
+def swap_layouts(optimizer_state: dict) -> None:
+    for state in optimizer_state.values():
+        for name, value in state.items():
+            if value.dim() == 2:
+                state[name] = value.t().contiguous().t() if value.is_contiguous() else value.contiguous()
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, part):
+    result = train(synthetic_config(tmp_path, epochs=2))
+
+    def damage(data):
+        if part == "model":
+            data["model"]["layers.0.linear.weight"] = torch.zeros(3, 3)
+        else:  # torch's Optimizer.load_state_dict checks no shapes
+            data["optimizer"]["state"][3]["exp_avg"] = torch.zeros(3, 3)
+
+    rewrite_checkpoint(result.checkpoint_path, damage)
     with pytest.raises(GATError, match="does not match this model"):
         train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path)
 
