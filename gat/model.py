@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gat.layers import GATLayer, GATv2Layer, input_major
+from gat.layers import GATLayer, GATv2Layer, linear_projection
 from gat.ops import dropout, elu
 from gat.projection import project
 
@@ -79,12 +79,15 @@ class GAT(nn.Module):
                 concat=not is_last,
                 negative_slope=negative_slope,
                 dropout=dropout,
+                sparse_input=index == 0,  # only the features can be sparse
             )
             output_size = out_features if is_last else num_heads * out_features
             self.layers.append(attention_layer)
             if skip_connection:
                 same_size = size == output_size
-                self.skips.append(nn.Identity() if same_size else input_major(nn.Linear(size, output_size, bias=False)))
+                self.skips.append(
+                    nn.Identity() if same_size else linear_projection(size, output_size, sparse_input=index == 0)
+                )
             size = output_size
 
     def forward(

@@ -39,7 +39,7 @@ def _sparse_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class _DenseProject(torch.autograd.Function):
     """``x @ W^T`` whose weight gradient is computed as ``grad_out^T @ x``.
 
-    For ``W`` stored input-major (:func:`gat.layers.input_major`), autograd computes ``x^T @ grad_out`` instead,
+    For ``W`` stored input-major (:func:`gat.layers.linear_projection`), autograd computes ``x^T @ grad_out`` instead,
     which MKL runs 3-4x slower when the output is narrow (7 classes, 2 score halves): ``[64, N] @ [N, 7]`` took
     228 µs on Cora's 2708 nodes and 251 ms on a million, ``(grad_out^T @ x)^T`` 59 µs and 70 ms; for wider outputs
     the two orders cost the same.

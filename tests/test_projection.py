@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gat import projection
-from gat.layers import input_major
+from gat.layers import linear_projection
 from gat.ops import dropout
 from gat.projection import project
 
@@ -48,10 +48,12 @@ def test_one_block_is_shared_by_weights_of_any_width_and_sparse_features_cap_the
     assert projection.cached_transposes()[0].num_blocks <= wide.values().numel() / 1000 + 1
 
 
-def test_dense_projection_gradients_match_autograd_for_an_input_major_weight(device):
+@pytest.mark.parametrize("input_major", [True, False], ids=["input-major", "row-major"])
+def test_dense_projection_gradients_match_autograd_for_either_weight_layout(device, input_major):
     torch.manual_seed(0)
     for out_features in (2, 7, 64):  # narrow outputs are why project() computes the weight gradient itself
-        weight = input_major(torch.nn.Linear(30, out_features, bias=False)).weight.detach().double().to(device)
+        weight = linear_projection(30, out_features, sparse_input=input_major).weight.detach().double().to(device)
+        assert weight.t().is_contiguous() == input_major
         weight.requires_grad_(True)
         x = torch.randn(2, 25, 30, dtype=torch.float64, device=device, requires_grad=True)  # any leading dimensions
         grad_out = torch.randn(2, 25, out_features, dtype=torch.float64, device=device)
