@@ -20,7 +20,6 @@ import math
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from gat.config import TrainConfig
@@ -29,7 +28,7 @@ from gat.errors import GATError
 from gat.graph import Graph
 from gat.layerwise import layerwise_inference
 from gat.sampling import NeighbourSampler, SampledBatch
-from gat.steps import load_graph, sampled_batch, split_metrics
+from gat.steps import load_graph, sampled_batch, split_metrics, training_loss
 from gat.training import TrainResult, _Run, run_epochs
 
 
@@ -78,11 +77,10 @@ class _MiniBatchRun(_Run):
     def _step(self, sample: SampledBatch) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         batch = sampled_batch(self.graph, sample, self.world.device)
-        logits = self.trainer(batch.x, batch.edge_index, batch.num_targets).index_select(0, batch.targets)
-        loss = F.cross_entropy(logits, batch.labels)
+        loss, accuracy = training_loss(self.trainer, batch)
         loss.backward()  # on every rank even if some loss is nan: DDP's all-reduce needs them all
-        correct = (logits.argmax(1) == batch.labels).sum()
-        step_totals = self.world.sum(torch.tensor([loss.item() * sample.num_seeds, correct.item(), sample.num_seeds]))
+        correct = round(accuracy.item() * sample.num_seeds)  # a float32 mean of 0/1s: the exact count comes back
+        step_totals = self.world.sum(torch.tensor([loss.item() * sample.num_seeds, correct, sample.num_seeds]))
         if math.isfinite(step_totals[0]):  # never step on a nan/inf loss: that would poison the weights
             self.optimizer.step()
         return step_totals
