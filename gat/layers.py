@@ -33,7 +33,7 @@ def linear_projection(in_features: int, out_features: int, sparse_input: bool) -
     return linear
 
 
-def glorot_(weight: torch.Tensor) -> None:
+def _glorot_(weight: torch.Tensor) -> None:
     """Glorot-uniform initialisation of a projection weight ``W`` (``[out, in]``), in place, to the same matrix
     under a given seed in either layout of :func:`linear_projection`: the random draws fill ``W^T`` in order. (An
     in-place initialiser fills memory in order, so applied to ``W`` itself it would give the two layouts each
@@ -176,7 +176,7 @@ class GATLayer(_AttentionLayer):
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as in the reference implementation of the paper.
-        glorot_(self.linear.weight)
+        _glorot_(self.linear.weight)
         nn.init.xavier_uniform_(self.att_source)
         nn.init.xavier_uniform_(self.att_target)
         if self.bias is not None:
@@ -255,8 +255,8 @@ class GATv2Layer(_AttentionLayer):
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as GATv2's reference implementation (PyG's GATv2Conv).
-        glorot_(self.linear.weight)
-        glorot_(self.linear_target.weight)
+        _glorot_(self.linear.weight)
+        _glorot_(self.linear_target.weight)
         nn.init.xavier_uniform_(self.att)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
