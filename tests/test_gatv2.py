@@ -34,7 +34,7 @@ def test_attention_is_dynamic_unlike_gat():
     x = torch.tensor([[-1.0], [1.0], [3.0], [-3.0]], dtype=torch.float64)
     edge_index = torch.tensor([[0, 1, 0, 1], [2, 2, 3, 3]])
     _, (used_edges, attention) = layer(x, edge_index, return_attention=True)
-    by_edge = {(int(s), int(t)): float(a) for s, t, a in zip(*used_edges, attention[:, 0], strict=True)}
+    by_edge = {(int(s), int(t)): float(a) for s, t, a in zip(*used_edges, attention[:, 0].detach(), strict=True)}
     assert by_edge[(1, 2)] > by_edge[(0, 2)]  # target 2 prefers neighbour 1
     assert by_edge[(0, 3)] > by_edge[(1, 3)]  # target 3 prefers neighbour 0
 

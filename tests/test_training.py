@@ -245,6 +245,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     ],
     ids=["truncated", "garbage", "foreign", "malicious-pickle"],
 )
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's remark on the hand-written pickle
 def test_damaged_checkpoint_gives_one_line_error_naming_the_file(tmp_path, damage):
     result = train(synthetic_config(tmp_path, epochs=3))
     damage(result.checkpoint_path)
