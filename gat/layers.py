@@ -111,7 +111,9 @@ class _AttentionLayer(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Concatenate or average the heads of ``aggregated`` (``[T, heads, out]``), add the bias, and attach
         ``(edge_index_used, attention)`` when asked: the common end of every layer's forward."""
-        out = aggregated.reshape(aggregated.shape[0], -1) if self.concat else aggregated.mean(dim=1)
+        # The mean of one head is that head: a reshape, not a reduction forward and a division backward.
+        concatenate = self.concat or self.num_heads == 1
+        out = aggregated.reshape(aggregated.shape[0], -1) if concatenate else aggregated.mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
         return (out, (neighbourhoods.edge_index, attention)) if return_attention else out

@@ -61,11 +61,12 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:
 class TrainingBatch:
     """What a full-batch training step (or the evaluation of one split) computes on: features ``x``, the graph
     (one ``edge_index``, or one per layer with each layer's ``num_targets``, see :meth:`gat.model.GAT.forward`) and
-    the output rows ``targets`` that the loss compares with ``labels``."""
+    the output rows ``targets`` that the loss compares with ``labels``; ``None`` for every row, in order (a sampled
+    batch, whose last layer computes exactly its seeds)."""
 
     x: torch.Tensor
     edge_index: torch.Tensor | list[torch.Tensor]
-    targets: torch.Tensor
+    targets: torch.Tensor | None
     labels: torch.Tensor
     num_targets: list[int] | None = None
 
@@ -99,12 +100,12 @@ def split_batch(graph: Graph, split: str, num_layers: int | None = None) -> Trai
 
 def sampled_batch(graph: Graph, sample: SampledBatch, device: torch.device) -> TrainingBatch:
     """The model's inputs for a batch sampled from ``graph`` (on the CPU), on ``device``: the sampled nodes'
-    features, one ``edge_index`` per layer and its number of targets, and the seeds (the rows of the output) with
-    their labels."""
+    features, one ``edge_index`` per layer and its number of targets, and the seeds' labels (the seeds are the
+    output's rows, in order)."""
     return TrainingBatch(
         gather_rows(graph.x, sample.nodes).to(device),
         [edges.to(device) for edges in sample.edge_index],
-        torch.arange(sample.num_seeds, device=device),
+        None,
         graph.y.index_select(0, sample.seeds).to(device),
         sample.num_targets,
     )
@@ -128,7 +129,9 @@ def training_loss(model: nn.Module, batch: TrainingBatch) -> tuple[torch.Tensor,
     # Only a sampled batch has target counts; without them any model with GAT's (x, edge_index) call runs (the
     # benchmark's references).
     layer_targets = () if batch.num_targets is None else (batch.num_targets,)
-    logits = model(batch.x, batch.edge_index, *layer_targets).index_select(0, batch.targets)
+    logits = model(batch.x, batch.edge_index, *layer_targets)
+    if batch.targets is not None:  # selecting every row would cost a gather forward and a scatter backward
+        logits = logits.index_select(0, batch.targets)
     return F.cross_entropy(logits, batch.labels), (logits.argmax(1) == batch.labels).float().mean()
 
 

@@ -24,6 +24,7 @@ from gat.steps import (
     full_graph_evaluation,
     split_batch,
     train_step,
+    training_loss,
 )
 from gat.training import EarlyStopping, load_model, train, training_batch
 
@@ -56,8 +57,7 @@ def test_receptive_field_step_has_the_whole_graphs_loss_and_gradient(num_layers)
     gradients = []
     for batch in (field, whole):
         model.zero_grad()
-        logits = model(batch.x, batch.edge_index, batch.num_targets).index_select(0, batch.targets)
-        loss = torch.nn.functional.cross_entropy(logits, batch.labels)
+        loss, _ = training_loss(model, batch)
         loss.backward()
         gradients.append([loss.detach(), *(parameter.grad.clone() for parameter in model.parameters())])
     for got, want in zip(*gradients, strict=True):
