@@ -197,19 +197,31 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     num_dropped = round(p * _LEVELS)
     if num_dropped >= _LEVELS:
         return torch.zeros_like(x)
-    words = random_words((x.numel() + 3) // 4, x.device)
-    uniform = words.view(torch.int16)[: x.numel()].view_as(x)  # each of the 2**16 values equally likely
-    # Keep where uniform >= threshold. The mask is built in floating point, where these integers are exact:
-    # clamp(uniform - threshold + 1, 0, 1) is 1 exactly for kept and 0 for dropped elements, and on CPU it is ~3x
-    # cheaper than comparing (a bool tensor) and converting. Scaled by 1/keep-probability, applying it is one
-    # multiply.
-    threshold = num_dropped - _LEVELS // 2
     mask_type = torch.promote_types(x.dtype, torch.float32)
-    scaled_mask = uniform.to(mask_type).sub_(threshold - 1).clamp_(0, 1).mul_(_LEVELS / (_LEVELS - num_dropped))
+    scaled_mask = _scaled_keep_mask(x.numel(), num_dropped, mask_type, x.device).view_as(x)
     return x * scaled_mask.to(x.dtype)  # a no-op for float32/64; half precision is masked in float32 first
 
 
 _LEVELS = 2**16  # the number of values a dropout draw can take
+
+
+def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``count`` values of ``dtype``: the inverse keep probability where a 16-bit random integer (four per word
+    of :func:`random_words`, each of the ``2**16`` values equally likely) is at least the threshold below which
+    ``num_dropped`` of them lie, and 0 elsewhere."""
+    threshold, scale = num_dropped - _LEVELS // 2, _LEVELS / (_LEVELS - num_dropped)
+    num_words = (count + 3) // 4
+    if device.type == "cpu":
+        # numpy compares and converts the integers in two calls where torch needs four, and inside a training
+        # step each call costs far more than its arithmetic (benchmarks/NOTES.md, session 12).
+        uniform = _cpu_random_words(num_words).view(np.int16)[:count]
+        mask = (uniform >= threshold).astype(np.float64 if dtype == torch.float64 else np.float32)
+        mask *= mask.dtype.type(scale)
+        return torch.from_numpy(mask)
+    uniform = random_words(num_words, device).view(torch.int16)[:count]
+    # In floating point these integers are exact: clamp(uniform - threshold + 1, 0, 1) is 1 for kept and 0 for
+    # dropped elements, one pass cheaper than comparing (a bool tensor) and converting.
+    return uniform.to(dtype).sub_(threshold - 1).clamp_(0, 1).mul_(scale)
 
 
 def random_words(count: int, device: torch.device) -> torch.Tensor:
@@ -224,6 +236,11 @@ def random_words(count: int, device: torch.device) -> torch.Tensor:
     """
     if torch.device(device).type != "cpu":
         return torch.empty(count, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)
+    return torch.from_numpy(_cpu_random_words(count).view(np.int64))
+
+
+def _cpu_random_words(count: int) -> np.ndarray:
+    """:func:`random_words` on CPU, as the ``uint64`` numpy array SFC64 makes."""
     seed_words = torch.empty(3, dtype=torch.int64).random_(-(2**63), 2**63 - 1).numpy().view(np.uint64)
     # SFC64's state is three free words and a counter (which guarantees a period of at least 2**64).
     state = {
@@ -234,7 +251,7 @@ def random_words(count: int, device: torch.device) -> torch.Tensor:
     }
     with _SFC64.lock:
         _SFC64.state = state
-        return torch.from_numpy(_SFC64.random_raw(count).view(np.int64))
+        return _SFC64.random_raw(count)
 
 
 _SFC64 = np.random.SFC64()  # its state is set from torch's generator before every use

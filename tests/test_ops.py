@@ -41,6 +41,30 @@ def test_dropout_is_identity_in_eval_and_zero_at_p_one():
     assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dropout_keeps_exactly_the_elements_whose_16_bit_draw_reaches_the_threshold(dtype, device):
+    # The rule in its plain form: four 16-bit integers per random word; keep where one is at least the threshold
+    # below which round(p * 2**16) of the 2**16 values lie; survivors scaled by 1 / keep probability, rounded once.
+    p, count = 0.6, 1_000_003  # ~15 draws hit the threshold itself; not a multiple of 4: the last word in part
+    torch.manual_seed(11)
+    uniform = random_words((count + 3) // 4, device).view(torch.int16)[:count]
+    torch.manual_seed(11)
+    dropped = dropout(torch.ones(count, dtype=dtype, device=device), p, training=True)
+    num_dropped = round(p * 2**16)
+    scale = torch.tensor(2**16 / (2**16 - num_dropped), dtype=dtype)
+    expected = torch.where(
+        uniform >= num_dropped - 2**15, scale.to(device), torch.zeros((), dtype=dtype, device=device)
+    )
+    assert torch.equal(dropped, expected)
+
+
+def test_dropout_of_nothing_is_nothing(device):
+    empty = torch.rand(5, 0, 3, device=device)
+    assert dropout(empty, 0.6, training=True).shape == (5, 0, 3)
+    no_values = torch.zeros(4, 6, device=device).to_sparse_csr()
+    assert dropout(no_values, 0.6, training=True).values().numel() == 0
+
+
 def test_sparse_dropout_drops_only_stored_values_and_keeps_the_structure(device):
     torch.manual_seed(0)
     x = (torch.rand(300, 200) * (torch.rand(300, 200) < 0.05)).to_sparse_csr().to(device)
