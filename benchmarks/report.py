@@ -83,7 +83,10 @@ def scaling_table(results: dict, impls: list[str]) -> str:
     table = markdown(headers, rows)
     alone = [f"{edges:,}" for edges, result in results.items() if not result["interleaved"]]
     if alone:  # both would not fit in memory at once, so each was timed on its own
-        table += f"\n\nNot interleaved (timed one after the other, memory): {', '.join(alone)} edges."
+        table += (
+            f"\n\nAt {', '.join(alone)} edges the implementations were timed one after the other, not interleaved: "
+            "both would not fit in memory at once."
+        )
     return table
 
 
