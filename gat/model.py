@@ -71,6 +71,7 @@ class GAT(nn.Module):
         size = in_features
         for index, num_heads in enumerate(heads):
             is_last = index == num_layers - 1
+            sparse_input = index == 0  # only the features can be sparse
             out_features = num_classes if is_last else hidden
             attention_layer = LAYERS[layer](
                 size,
@@ -79,15 +80,13 @@ class GAT(nn.Module):
                 concat=not is_last,
                 negative_slope=negative_slope,
                 dropout=dropout,
-                sparse_input=index == 0,  # only the features can be sparse
+                sparse_input=sparse_input,
             )
             output_size = out_features if is_last else num_heads * out_features
             self.layers.append(attention_layer)
             if skip_connection:
                 same_size = size == output_size
-                self.skips.append(
-                    nn.Identity() if same_size else linear_projection(size, output_size, sparse_input=index == 0)
-                )
+                self.skips.append(nn.Identity() if same_size else linear_projection(size, output_size, sparse_input))
             size = output_size
 
     def forward(
