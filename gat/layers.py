@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gat.neighbourhoods import Neighbourhoods, build_neighbourhoods
-from gat.ops import aggregate, dropout, edge_attention, neighbourhood_softmax
+from gat.ops import aggregate, dropout, gat_attention, neighbourhood_softmax
 from gat.projection import project
 
 
@@ -172,9 +172,6 @@ class GATLayer(_AttentionLayer):
         self.linear = linear_projection(self.in_features, self.num_heads * self.out_features, self.sparse_input)
         self.att_source = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
         self.att_target = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
-        # [1, heads, heads * out]: 1 where the column belongs to the row's head (a constant, kept out of checkpoints)
-        head_columns = torch.eye(self.num_heads).repeat_interleave(self.out_features, dim=1)[None]
-        self.register_buffer("head_columns", head_columns, persistent=False)
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as in the reference implementation of the paper.
@@ -183,15 +180,6 @@ class GATLayer(_AttentionLayer):
         nn.init.xavier_uniform_(self.att_target)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
-
-    def _score_weight(self) -> torch.Tensor:
-        """``[2 * heads, heads * out]`` block-diagonal weight: row ``h`` holds ``att_source`` of head ``h`` in that
-        head's columns, row ``heads + h`` its ``att_target``. One product with it scores all heads and both
-        halves: far cheaper than two broadcast multiplies and sums over ``[N, heads, out]``. (Built in few
-        operations, forward and backward: on a small graph each costs more than its arithmetic.)"""
-        halves = torch.cat([self.att_source, self.att_target])  # [2, heads, out]
-        blocks = halves.view(2, 1, -1) * self.head_columns  # [2, heads, heads * out]
-        return blocks.view(2 * self.num_heads, -1)
 
     def forward(
         self,
@@ -212,13 +200,15 @@ class GATLayer(_AttentionLayer):
         num_nodes = x.shape[0]
         neighbourhoods = self.neighbourhoods(edge_index, num_nodes, num_targets)
         projected = project(x, self.linear.weight).view(num_nodes, self.num_heads, self.out_features)
-
-        # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: score every node once (both halves, all heads, in one
-        # matrix product), then only their sum is formed per edge, inside edge_attention.
-        node_scores = project(projected.reshape(num_nodes, -1), self._score_weight())
-        attention = edge_attention(node_scores.view(num_nodes, 2, self.num_heads), neighbourhoods, self.negative_slope)
-        dropped_attention = dropout(attention, self.dropout, self.training)
-        aggregated = aggregate(dropped_attention, projected, neighbourhoods)
+        # a^T [Wh_i || Wh_j] = a_t^T Wh_i + a_s^T Wh_j: each half is scored once per node, inside gat_attention.
+        aggregated, attention = gat_attention(
+            projected,
+            self.att_source,
+            self.att_target,
+            neighbourhoods,
+            self.negative_slope,
+            self.dropout if self.training else 0.0,
+        )
         return self._output(aggregated, neighbourhoods, attention, return_attention)
 
 

@@ -1,4 +1,4 @@
-"""Edge-list kernels behind the GAT layers: edge attention, neighbourhood softmax, weighted aggregation, dropout
+"""Edge-list kernels behind the GAT layers: GAT attention, neighbourhood softmax, weighted aggregation, dropout
 and ELU (the input projection is :mod:`gat.projection`).
 
 Everything here works on an edge list sorted by target node (:mod:`gat.neighbourhoods`), so that a node's
@@ -43,7 +43,7 @@ def _softmax(
         # An exponential below finfo.tiny is a subnormal (or 0); where every sum is at least tiny / eps, such a
         # term is less than one rounding error of its sum, so losing its precision changes nothing.
         finfo = torch.finfo(scores.dtype)
-        if denominators.numel() == 0 or bool(denominators.amin() >= finfo.tiny / finfo.eps):
+        if denominators.numel() == 0 or denominators.amin().item() >= finfo.tiny / finfo.eps:
             return exponentials.div_(denominators)
         scores = scores.clone()
     maximum = torch.segment_reduce(scores, "max", offsets=neighbourhoods.row_pointers, axis=0)
@@ -76,62 +76,153 @@ class _NeighbourhoodSoftmax(torch.autograd.Function):
         return _softmax_backward(attention, grad_attention, ctx.neighbourhoods), None
 
 
-def edge_attention(node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float) -> torch.Tensor:
-    r"""GAT attention coefficients from the two per-node halves of the score.
+def gat_attention(
+    projected: torch.Tensor,
+    att_source: torch.Tensor,
+    att_target: torch.Tensor,
+    neighbourhoods: Neighbourhoods,
+    negative_slope: float,
+    dropout_p: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""GAT's attention and aggregation after the projection, as one autograd function.
 
-    :math:`\alpha_{ij} = \mathrm{softmax}_j\big(\mathrm{LeakyReLU}(s_j + t_i)\big)` over each target's
-    neighbourhood, where ``node_scores[:, 0]`` is the source half :math:`s = \mathbf{a}_s^\top \mathbf{W}\mathbf{h}`
-    and ``node_scores[:, 1]`` the target half :math:`t = \mathbf{a}_t^\top \mathbf{W}\mathbf{h}`.
+    Per head :math:`k`, with source scores :math:`s_j = \mathbf{a}_s^{k\top} \mathbf{W}^k \mathbf{h}_j` and target
+    scores :math:`t_i = \mathbf{a}_t^{k\top} \mathbf{W}^k \mathbf{h}_i` of every node:
 
-    One autograd function for gather, add, LeakyReLU and softmax: on small graphs a training step is dominated by
-    the number of operations, not their size, and this one needs three ``[E, H]`` passes backward instead of
-    a dozen.
+    .. math::
+        \alpha_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)} \mathrm{LeakyReLU}(s_j + t_i), \qquad
+        \text{out}_i = \sum_{j \in \mathcal{N}(i)} \mathrm{dropout}(\alpha_{ij}) \, \mathbf{W}^k \mathbf{h}_j.
+
+    The scores of both halves and all heads come from ONE product of ``projected`` with a block-diagonal
+    ``[2 * H, H * F]`` matrix of the attention vectors, so each is one dot product per *node*; only their sum is
+    formed per edge. On a small graph a training step costs per operation, not per element, and separate
+    autograd functions for the score product, the attention, its dropout and the aggregation would cost about
+    twenty more operations a layer, forward and backward. One function also adds the two gradients of
+    ``projected`` (through the scores and through the aggregated values) in the product that computes one of
+    them, instead of in an extra pass.
 
     Args:
-        node_scores: ``[N, 2, H]`` (only the first ``neighbourhoods.num_targets`` target halves are read).
-        neighbourhoods: the target-sorted edges (:func:`build_neighbourhoods`).
+        projected: ``[N, H, F]``, the projected node features :math:`\mathbf{W}\mathbf{h}`.
+        att_source, att_target: ``[1, H, F]``, the attention vectors :math:`\mathbf{a}_s`, :math:`\mathbf{a}_t`.
+        neighbourhoods: the target-sorted edges (:func:`gat.neighbourhoods.build_neighbourhoods`).
         negative_slope: the LeakyReLU slope.
+        dropout_p: dropout probability on the attention coefficients (0 in evaluation), as :func:`dropout`.
 
     Returns:
-        ``[E, H]`` attention, summing to 1 over every target's incoming edges.
+        ``(aggregated, attention)``: ``[T, H, F]`` (``T = neighbourhoods.num_targets``) and the ``[E, H]``
+        attention before dropout, summing to 1 over every target's incoming edges.
     """
-    return _EdgeAttention.apply(node_scores, neighbourhoods, negative_slope)
+    return _GATAttention.apply(projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p)
 
 
-class _EdgeAttention(torch.autograd.Function):
+class _GATAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float) -> torch.Tensor:
-        source_scores, target_scores = node_scores[:, 0], node_scores[: neighbourhoods.num_targets, 1]
-        scores = neighbourhoods.at_source(source_scores)
-        scores += neighbourhoods.at_target(target_scores)
-        activated = F.leaky_relu_(scores, negative_slope)
-        if activated.device.type == "cpu":
-            # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
-            # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of
-            # a segment max over the edges (see _softmax for when it falls back to that).
-            upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
-            attention = _softmax(activated, neighbourhoods, upper_bound)
-        else:
-            # On a GPU the segment max is one cheap kernel, and the bound's fallback test would need the host to
-            # wait for the device, which a captured CUDA graph cannot do (gat.steps.CapturedStep).
-            attention = _softmax(activated.clone(), neighbourhoods)
-        # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope).
-        ctx.save_for_backward(attention, activated if ctx.needs_input_grad[0] else None)
+    def forward(
+        ctx,
+        projected: torch.Tensor,
+        att_source: torch.Tensor,
+        att_target: torch.Tensor,
+        neighbourhoods: Neighbourhoods,
+        negative_slope: float,
+        dropout_p: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        num_nodes, num_heads, num_features = projected.shape
+        flat = projected.reshape(num_nodes, num_heads * num_features)
+        score_weight = _block_diagonal(torch.cat([att_source, att_target]))
+        node_scores = (flat @ score_weight.t()).view(num_nodes, 2, num_heads)
+        attention, activated = _edge_attention(node_scores, neighbourhoods, negative_slope)
+        mask = _keep_mask(attention, dropout_p)
+        weights = attention if mask is None else attention * mask
+        plan = neighbourhoods.plan(num_heads)
+        aggregated = _aggregate(weights, projected, plan)
+        ctx.save_for_backward(projected, score_weight, attention, activated, mask)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
-        return attention
+        ctx.set_materialize_grads(False)  # the attention is returned for inspection and rarely differentiated
+        return aggregated, attention
 
     @staticmethod
-    def backward(ctx, grad_attention: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        attention, activated = ctx.saved_tensors
+    def backward(ctx, grad_aggregated: torch.Tensor | None, grad_attention: torch.Tensor | None) -> tuple:
+        projected, score_weight, attention, activated, mask = ctx.saved_tensors
         neighbourhoods: Neighbourhoods = ctx.neighbourhoods
-        grad_activated = _softmax_backward(attention, grad_attention, neighbourhoods)
-        grad_scores = torch.ops.aten.leaky_relu_backward(grad_activated, activated, ctx.negative_slope, True)
-        # Each half was gathered from its node, so its gradient is the sum over that node's edges (no edge reads
-        # the target half of a node that is no target).
-        grad_targets = neighbourhoods.sum_by_target(grad_scores)
-        if neighbourhoods.num_targets < neighbourhoods.num_nodes:
-            grad_targets = F.pad(grad_targets, (0, 0, 0, neighbourhoods.num_nodes - neighbourhoods.num_targets))
-        return torch.stack([neighbourhoods.sum_by_source(grad_scores), grad_targets], dim=1), None, None
+        num_nodes, num_heads, num_features = projected.shape
+        grad_values = None
+        if grad_aggregated is not None:
+            weights = attention if mask is None else attention * mask
+            grad_weights, grad_values = _aggregate_backward(
+                weights, projected, neighbourhoods.plan(num_heads), grad_aggregated, True, True
+            )
+            grad_weights = grad_weights if mask is None else grad_weights.mul_(mask)
+            grad_attention = grad_weights if grad_attention is None else grad_weights + grad_attention
+        if grad_attention is None:
+            return None, None, None, None, None, None
+        grad_scores = _edge_attention_backward(
+            attention, activated, grad_attention, neighbourhoods, ctx.negative_slope
+        ).view(num_nodes, 2 * num_heads)
+        flat = projected.reshape(num_nodes, num_heads * num_features)
+        # The gradient of projected has two parts: through the aggregated values and through the scores. addmm adds
+        # the second to the first as it computes it.
+        if grad_values is None:
+            grad_projected = grad_scores @ score_weight
+        else:
+            grad_projected = torch.addmm(grad_values.view(num_nodes, -1), grad_scores, score_weight)
+        # grad_scores^T @ flat, not flat^T @ grad_scores: MKL is 3-4x faster with the narrow side first (see
+        # gat.projection._DenseProject). Only the diagonal blocks are weights; made contiguous once, so that both
+        # halves are stored as gradients as they are.
+        grad_halves = _diagonal_blocks(grad_scores.t() @ flat, num_heads).contiguous()
+        return grad_projected.view_as(projected), grad_halves[:1], grad_halves[1:], None, None, None
+
+
+def _block_diagonal(halves: torch.Tensor) -> torch.Tensor:
+    """``[2 * H, H * F]`` from ``halves`` ``[2, H, F]``: row ``h`` holds ``halves[0, h]`` in head ``h``'s ``F``
+    columns, row ``H + h`` holds ``halves[1, h]``, zeros elsewhere."""
+    _, num_heads, num_features = halves.shape
+    blocks = halves.new_zeros(2, num_heads, num_heads, num_features)
+    blocks.diagonal(dim1=1, dim2=2).copy_(halves.transpose(1, 2))
+    return blocks.view(2 * num_heads, num_heads * num_features)
+
+
+def _diagonal_blocks(matrix: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """The inverse of :func:`_block_diagonal`: ``[2, H, F]`` from the diagonal blocks of ``[2 * H, H * F]``."""
+    return matrix.view(2, num_heads, num_heads, -1).diagonal(dim1=1, dim2=2).transpose(1, 2)
+
+
+def _edge_attention(
+    node_scores: torch.Tensor, neighbourhoods: Neighbourhoods, negative_slope: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[E, H]`` attention from ``node_scores`` ``[N, 2, H]`` (source halves, then target halves; only the first
+    ``num_targets`` target halves are read), and the activated scores its backward needs."""
+    source_scores, target_scores = node_scores[:, 0], node_scores[: neighbourhoods.num_targets, 1]
+    scores = neighbourhoods.at_source(source_scores)
+    scores += neighbourhoods.at_target(target_scores)
+    activated = F.leaky_relu_(scores, negative_slope)
+    if activated.device.type == "cpu":
+        # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
+        # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of
+        # a segment max over the edges (see _softmax for when it falls back to that).
+        upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
+        return _softmax(activated, neighbourhoods, upper_bound), activated
+    # On a GPU the segment max is one cheap kernel, and the bound's fallback test would need the host to wait for
+    # the device, which a captured CUDA graph cannot do (gat.steps.CapturedStep).
+    return _softmax(activated.clone(), neighbourhoods), activated
+
+
+def _edge_attention_backward(
+    attention: torch.Tensor,
+    activated: torch.Tensor,
+    grad_attention: torch.Tensor,
+    neighbourhoods: Neighbourhoods,
+    negative_slope: float,
+) -> torch.Tensor:
+    """The gradient ``[N, 2, H]`` of the node scores from that of the attention (:func:`_edge_attention`)."""
+    grad_activated = _softmax_backward(attention, grad_attention, neighbourhoods)
+    # LeakyReLU keeps the sign, so its output is enough for its derivative (1 or the slope).
+    grad_scores = torch.ops.aten.leaky_relu_backward(grad_activated, activated, negative_slope, True)
+    # Each half was gathered from its node, so its gradient is the sum over that node's edges (no edge reads the
+    # target half of a node that is no target).
+    grad_targets = neighbourhoods.sum_by_target(grad_scores)
+    if neighbourhoods.num_targets < neighbourhoods.num_nodes:
+        grad_targets = F.pad(grad_targets, (0, 0, 0, neighbourhoods.num_nodes - neighbourhoods.num_targets))
+    return torch.stack([neighbourhoods.sum_by_source(grad_scores), grad_targets], dim=1)
 
 
 def aggregate(weights: torch.Tensor, values: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
@@ -148,33 +239,50 @@ def aggregate(weights: torch.Tensor, values: torch.Tensor, neighbourhoods: Neigh
 
 
 class _Aggregate(torch.autograd.Function):
-    """Weighted neighbourhood sum as a CSR product, with a hand-written backward.
-
-    Autograd through gather-multiply-scatter would store an ``[E, H, F]`` message tensor; here the backward
-    needs only the inputs: ``grad_values = A^T @ grad_out`` (another CSR product) and
-    ``grad_weights[e] = <grad_out[target_e], values[source_e]>``, a sampled dense-dense product (SDDMM)
-    evaluated only on A's nonzeros.
-    """
+    """Weighted neighbourhood sum as a CSR product, with a hand-written backward (:func:`_aggregate_backward`)."""
 
     @staticmethod
     def forward(ctx, weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
-        _, num_heads, num_features = values.shape
-        out = plan.product(plan.csr_values(weights), values.reshape(plan.num_columns, num_features))
         ctx.save_for_backward(weights, values)
         ctx.plan = plan
-        return out.view(-1, num_heads, num_features)
+        return _aggregate(weights, values, plan)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         weights, values = ctx.saved_tensors
-        plan: AggregationPlan = ctx.plan
-        flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
-        grad_weights = grad_values = None
-        if ctx.needs_input_grad[0]:
-            grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_columns, -1)))
-        if ctx.needs_input_grad[1]:
-            grad_values = plan.transposed_product(weights, flat_grad).view_as(values)
-        return grad_weights, grad_values, None
+        grad_weights, grad_values = _aggregate_backward(weights, values, ctx.plan, grad_out, *ctx.needs_input_grad[:2])
+        return grad_weights, None if grad_values is None else grad_values.view_as(values), None
+
+
+def _aggregate(weights: torch.Tensor, values: torch.Tensor, plan: AggregationPlan) -> torch.Tensor:
+    """The forward of :func:`aggregate`: ``[E, H]`` weights, ``[N, H, F]`` values, ``[T, H, F]`` out."""
+    _, num_heads, num_features = values.shape
+    out = plan.product(plan.csr_values(weights), values.reshape(plan.num_columns, num_features))
+    return out.view(-1, num_heads, num_features)
+
+
+def _aggregate_backward(
+    weights: torch.Tensor,
+    values: torch.Tensor,
+    plan: AggregationPlan,
+    grad_out: torch.Tensor,
+    needs_weights: bool,
+    needs_values: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of :func:`_aggregate` (each only if needed): ``[E, H]`` for the weights, ``[N * H, F]`` for the
+    values.
+
+    Autograd through gather-multiply-scatter would store an ``[E, H, F]`` message tensor; these need only the
+    inputs: ``grad_values = A^T @ grad_out`` (another CSR product) and ``grad_weights[e] = <grad_out[target_e],
+    values[source_e]>``, a sampled dense-dense product (SDDMM) evaluated only on A's nonzeros.
+    """
+    flat_grad = grad_out.reshape(plan.num_rows, -1).contiguous()
+    grad_weights = grad_values = None
+    if needs_weights:
+        grad_weights = plan.edge_values(plan.sampled_products(flat_grad, values.reshape(plan.num_columns, -1)))
+    if needs_values:
+        grad_values = plan.transposed_product(weights, flat_grad)
+    return grad_weights, grad_values
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -194,12 +302,20 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if x.layout == torch.sparse_csr:
         values = dropout(x.values(), p, training)
         return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, x.shape, check_invariants=False)
+    return x * _keep_mask(x, p)
+
+
+def _keep_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
+    """What :func:`dropout` with probability ``p`` multiplies a dense ``x`` by: 0 for dropped elements, the inverse
+    keep probability for kept ones (``None`` for ``p == 0``: nothing is dropped)."""
+    if p == 0.0:
+        return None
     num_dropped = round(p * _LEVELS)
     if num_dropped >= _LEVELS:
         return torch.zeros_like(x)
     mask_type = torch.promote_types(x.dtype, torch.float32)
     scaled_mask = _scaled_keep_mask(x.numel(), num_dropped, mask_type, x.device).view_as(x)
-    return x * scaled_mask.to(x.dtype)  # a no-op for float32/64; half precision is masked in float32 first
+    return scaled_mask.to(x.dtype)  # a no-op for float32/64; half precision is masked in float32 first
 
 
 _LEVELS = 2**16  # the number of values a dropout draw can take

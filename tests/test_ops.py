@@ -1,4 +1,4 @@
-"""The edge-list kernels on their own: dropout, ELU, edge attention, the aggregation plan."""
+"""The edge-list kernels on their own: dropout, ELU, GAT attention, the aggregation plan."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +17,7 @@ from gat.neighbourhoods import (
     scatter_flat,
     select_rows,
 )
-from gat.ops import aggregate, dropout, edge_attention, elu, random_words
+from gat.ops import aggregate, dropout, elu, gat_attention, random_words
 from tests.test_layers import random_graph
 
 
@@ -118,10 +118,26 @@ def reference_edge_attention(node_scores: torch.Tensor, neighbourhoods, negative
     return attention
 
 
+def scoring_inputs(node_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(projected, att_source, att_target)`` whose node scores are exactly ``node_scores`` (``[N, 2, H]``): two
+    features per head, the source score and the target score, each picked out by a one-hot attention vector."""
+    projected = node_scores.transpose(1, 2).contiguous()  # [N, H, 2]
+    num_heads = node_scores.shape[2]
+    one_hot = torch.eye(2, dtype=node_scores.dtype, device=node_scores.device)
+    return projected, one_hot[0].expand(1, num_heads, 2).clone(), one_hot[1].expand(1, num_heads, 2).clone()
+
+
+def reference_aggregation(attention: torch.Tensor, projected: torch.Tensor, neighbourhoods) -> torch.Tensor:
+    """out_i = sum over edges j -> i of attention_ji * projected_j, per head, by index_add."""
+    messages = attention[:, :, None] * projected[neighbourhoods.source]
+    out = torch.zeros(neighbourhoods.num_targets, *projected.shape[1:], dtype=projected.dtype, device=projected.device)
+    return out.index_add(0, neighbourhoods.target, messages)
+
+
 @pytest.mark.parametrize(
     "dtype, gap", [(torch.float32, 0.0), (torch.float32, 300.0), (torch.float32, 1000.0), (torch.float64, 1e4)]
 )
-def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
+def test_gat_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
     # The softmax shift is a bound from the largest source score of the whole graph. Nodes 0-9 only hear nodes
     # whose source scores lie `gap` below it (a fifth of that after the LeakyReLU): from a gap of ~450 (float32)
     # or ~3700 (float64) every exponential there underflows, and the exact neighbourhood maximum must take over.
@@ -135,27 +151,61 @@ def test_edge_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
     node_scores[:10, 0] -= gap
     expected = reference_edge_attention(node_scores, neighbourhoods, 0.2).to(device=device, dtype=dtype)
     neighbourhoods = build_neighbourhoods(edge_index.to(device), num_nodes)
-    node_scores = node_scores.to(device)
-    attention = edge_attention(node_scores, neighbourhoods, negative_slope=0.2)
+    inputs = scoring_inputs(node_scores.to(device))
+    aggregated, attention = gat_attention(*inputs, neighbourhoods, negative_slope=0.2, dropout_p=0.0)
     # float32: s_j + t_i near -1000 is rounded to ~3e-5, which the softmax turns into a relative error of that size
-    torch.testing.assert_close(attention, expected, rtol=1e-4 if dtype == torch.float32 else 1e-12, atol=0)
+    tolerance = {"rtol": 1e-4 if dtype == torch.float32 else 1e-12, "atol": 1e-4 if dtype == torch.float32 else 0}
+    torch.testing.assert_close(attention, expected, rtol=tolerance["rtol"], atol=0)
+    torch.testing.assert_close(aggregated, reference_aggregation(expected, inputs[0], neighbourhoods), **tolerance)
     if dtype == torch.float64:
-        leaf = node_scores.clone().requires_grad_()
-        assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (leaf,))
+        leaves = [tensor.clone().requires_grad_() for tensor in inputs]
+        assert torch.autograd.gradcheck(lambda *xs: gat_attention(*xs, neighbourhoods, 0.2, 0.0), leaves)
 
 
-def test_edge_attention_with_fewer_targets_matches_the_reference():
+def test_gat_attention_with_fewer_targets_matches_the_reference():
     # Only nodes 0-14 are targets (of all their edges, and of self-loops); all 40 nodes are sources.
     torch.manual_seed(0)
     edge_index = random_graph(40, 300, seed=8)
     edge_index = edge_index[:, edge_index[1] < 15]
     neighbourhoods = build_neighbourhoods(edge_index, 40, num_targets=15)
     assert neighbourhoods.target.max() == 14 and neighbourhoods.row_pointers.numel() == 16
-    node_scores = torch.randn(40, 2, 3, dtype=torch.float64, requires_grad=True)
-    attention = edge_attention(node_scores, neighbourhoods, negative_slope=0.2)
-    expected = reference_edge_attention(node_scores.detach(), neighbourhoods, 0.2)
+    node_scores = torch.randn(40, 2, 3, dtype=torch.float64)
+    inputs = [tensor.requires_grad_() for tensor in scoring_inputs(node_scores)]
+    aggregated, attention = gat_attention(*inputs, neighbourhoods, negative_slope=0.2, dropout_p=0.0)
+    expected = reference_edge_attention(node_scores, neighbourhoods, 0.2)
     torch.testing.assert_close(attention, expected, rtol=1e-12, atol=0)
-    assert torch.autograd.gradcheck(lambda scores: edge_attention(scores, neighbourhoods, 0.2), (node_scores,))
+    expected_aggregation = reference_aggregation(expected, inputs[0].detach(), neighbourhoods)
+    torch.testing.assert_close(aggregated, expected_aggregation, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *xs: gat_attention(*xs, neighbourhoods, 0.2, 0.0), inputs)
+
+
+def test_gat_attention_drops_attention_as_dropout_does_and_differentiates_through_the_mask(device):
+    # The attention dropout inside draws the same mask as dropout() would from the same random state; re-seeded
+    # before every call, the function is deterministic and gradcheck can compare its backward with finite
+    # differences of the dropped aggregation (on several heads and features, with real attention vectors).
+    torch.manual_seed(0)
+    neighbourhoods = build_neighbourhoods(random_graph(30, 150, seed=2, isolated=2).to(device), 30)
+    projected = torch.randn(30, 3, 4, dtype=torch.float64, device=device, requires_grad=True)
+    att_source, att_target = (
+        torch.randn(1, 3, 4, dtype=torch.float64, device=device, requires_grad=True) for _ in ("source", "target")
+    )
+
+    def dropped(*inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(5)
+        return gat_attention(*inputs, neighbourhoods, 0.2, dropout_p=0.5)
+
+    aggregated, attention = dropped(projected, att_source, att_target)
+    torch.manual_seed(5)
+    expected = aggregate(dropout(attention.detach(), 0.5, training=True), projected.detach(), neighbourhoods)
+    torch.testing.assert_close(aggregated, expected, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(aggregated, aggregate(attention.detach(), projected.detach(), neighbourhoods))
+    assert torch.autograd.gradcheck(dropped, (projected, att_source, att_target))
+
+    def loss_of_both_outputs(*inputs: torch.Tensor) -> torch.Tensor:  # both gradients arrive in one backward
+        aggregated, attention = dropped(*inputs)
+        return aggregated.square().sum() + attention.square().sum()
+
+    assert torch.autograd.gradcheck(loss_of_both_outputs, (projected, att_source, att_target))
 
 
 @pytest.mark.parametrize("num_targets", [None, 25])
