@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gat.layers import GATLayer, GATv2Layer, linear_projection
-from gat.ops import dropout, elu
+from gat.ops import dropout
 from gat.projection import project
 
 # --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
@@ -134,7 +135,7 @@ class GAT(nn.Module):
         out, used = out if return_attention else (out, None)
         if self.skips:
             out = out + _skip(self.skips[index], layer_input)[: out.shape[0]]
-        out = out if index == len(self.layers) - 1 else elu(out)
+        out = out if index == len(self.layers) - 1 else F.elu(out)
         return (out, used) if return_attention else out
 
     def _run(

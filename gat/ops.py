@@ -1,5 +1,5 @@
-"""Edge-list kernels behind the GAT layers: GAT attention, neighbourhood softmax, weighted aggregation, dropout
-and ELU (the input projection is :mod:`gat.projection`).
+"""Edge-list kernels behind the GAT layers: GAT attention, neighbourhood softmax, weighted aggregation and dropout
+(the input projection is :mod:`gat.projection`).
 
 Everything here works on an edge list sorted by target node (:mod:`gat.neighbourhoods`), so that a node's
 incoming edges are one contiguous run (CSR order). Memory is O(E * heads + N * heads * features): no N x N tensor
@@ -371,29 +371,3 @@ def _cpu_random_words(count: int) -> np.ndarray:
 
 
 _SFC64 = np.random.SFC64()  # its state is set from torch's generator before every use
-
-
-def elu(x: torch.Tensor) -> torch.Tensor:
-    r"""ELU, :math:`x` for :math:`x > 0` and :math:`e^x - 1` otherwise, in four cheap passes and a one-multiply
-    backward.
-
-    With :math:`u = e^{\min(x, 0)}`: :math:`\mathrm{ELU}(x) = \max(u - 1, x)` (for :math:`x > 0`, :math:`u - 1 = 0
-    < x`; for :math:`x \le 0`, :math:`e^x - 1 \ge x`), and the derivative is :math:`u` itself (1 for :math:`x > 0`,
-    :math:`e^x` otherwise), so the backward pass is ``grad * u``. torch's CPU ELU evaluates ``expm1`` per element
-    and costs ~2.5x more forward and backward. ``exp(x) - 1`` instead of ``expm1(x)`` is off by at most
-    :math:`2^{-24}` in float32 for :math:`x` near 0, below the rounding of the next layer's products.
-    """
-    return _ELU.apply(x)
-
-
-class _ELU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        derivative = x.clamp(max=0).exp_()
-        ctx.save_for_backward(derivative)
-        return torch.maximum(derivative - 1, x)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
-        (derivative,) = ctx.saved_tensors
-        return grad_out * derivative

@@ -1,4 +1,4 @@
-"""The edge-list kernels on their own: dropout, ELU, GAT attention, the aggregation plan."""
+"""The edge-list kernels on their own: dropout, GAT attention, the aggregation plan."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +17,7 @@ from gat.neighbourhoods import (
     scatter_flat,
     select_rows,
 )
-from gat.ops import aggregate, dropout, elu, gat_attention, random_words
+from gat.ops import aggregate, dropout, gat_attention, random_words
 from tests.test_layers import random_graph
 
 
@@ -86,25 +86,6 @@ def test_random_words_follow_torchs_seed_and_every_bit_is_fair(device):
     assert words.device.type == device
     bit_means = ((words[:, None] >> torch.arange(64, device=device)) & 1).double().mean(0)
     assert (bit_means - 0.5).abs().max() < 0.005  # 4.5 standard deviations for 200k draws
-
-
-def test_elu_matches_torch_in_value_and_gradient(device):
-    torch.manual_seed(0)
-    edge_cases = torch.tensor([0.0, -0.0, 1e-300, -1e-300, -800.0, 800.0], dtype=torch.float64)
-    x = torch.cat([torch.randn(500, dtype=torch.float64) * 5, edge_cases]).to(device)
-    ours, reference = x.clone().requires_grad_(), x.clone().requires_grad_()
-    grad_out = torch.randn_like(x)
-    elu(ours).backward(grad_out)
-    F.elu(reference).backward(grad_out)
-    torch.testing.assert_close(elu(x), F.elu(x), rtol=0, atol=1e-15)
-    torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-15, atol=0)
-    assert torch.autograd.gradcheck(elu, (torch.randn(30, dtype=torch.float64, device=device, requires_grad=True),))
-    assert elu(torch.tensor([float("nan")], device=device)).isnan().all()
-
-
-def test_elu_float32_error_is_below_one_rounding_of_one():
-    x = torch.linspace(-20, 20, 100_001)
-    assert (elu(x).double() - F.elu(x.double())).abs().max() <= 2**-24
 
 
 def reference_edge_attention(node_scores: torch.Tensor, neighbourhoods, negative_slope: float) -> torch.Tensor:
