@@ -147,12 +147,18 @@ class _GATAttention(torch.autograd.Function):
         num_nodes, num_heads, num_features = projected.shape
         grad_values = None
         if grad_aggregated is not None:
-            weights = attention if mask is None else attention * mask
-            grad_weights, grad_values = _aggregate_backward(
-                weights, projected, neighbourhoods.plan(num_heads), grad_aggregated, True, True
+            # The dropped attention is recomputed (one multiply) rather than kept from the forward pass, and freed
+            # once the aggregation's gradients are made: at scale it is an [E, H] array.
+            grad_dropped, grad_values = _aggregate_backward(
+                attention if mask is None else attention * mask,
+                projected,
+                neighbourhoods.plan(num_heads),
+                grad_aggregated,
+                True,
+                True,
             )
-            grad_weights = grad_weights if mask is None else grad_weights.mul_(mask)
-            grad_attention = grad_weights if grad_attention is None else grad_weights + grad_attention
+            grad_dropped = grad_dropped if mask is None else grad_dropped.mul_(mask)
+            grad_attention = grad_dropped if grad_attention is None else grad_dropped + grad_attention
         if grad_attention is None:
             return None, None, None, None, None, None
         grad_scores = _edge_attention_backward(
