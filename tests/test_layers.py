@@ -270,6 +270,21 @@ def test_neighbourhoods_are_cached_and_rebuilt_on_change():
     assert layer.neighbourhoods(edge_index, 10) is not first
 
 
+@each_layer
+def test_caches_built_in_inference_mode_serve_a_later_training_step(layer_class):
+    # Evaluation runs in inference mode (gat.steps.evaluate) and may build a layer's caches (sorted edges,
+    # aggregation plan, segment sums) first; a training step on the same graph must still save them for backward.
+    torch.manual_seed(0)
+    layer = make_layer(3, 2, heads=2, concat=True, layer_class=layer_class)
+    x, edge_index = torch.randn(10, 3, dtype=torch.float64), random_graph(10, 30, seed=7)
+    with torch.inference_mode():
+        evaluated = layer(x, edge_index)
+    trained = layer(x, edge_index)
+    trained.square().sum().backward()
+    torch.testing.assert_close(trained.detach(), evaluated, rtol=0, atol=0)
+    assert all(parameter.grad is not None for parameter in layer.parameters())
+
+
 def test_output_shapes():
     x, edge_index = torch.randn(12, 6), random_graph(12, 40, seed=8)
     assert GATLayer(6, 5, num_heads=3, concat=True)(x, edge_index).shape == (12, 15)
