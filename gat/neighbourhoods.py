@@ -343,8 +343,16 @@ def _in_chunks(count: int, work: Callable[[int, int], object]) -> None:
         work(0, count)
         return
     bounds = [count * chunk // threads for chunk in range(threads + 1)]
+    # Inference mode is thread-local: in an evaluation the output is an inference tensor, which the workers may write
+    # only in the same mode.
+    inference = torch.is_inference_mode_enabled()
+
+    def in_callers_mode(start: int, stop: int) -> None:
+        with torch.inference_mode(inference):
+            work(start, stop)
+
     pool = _thread_pool(os.getpid(), threads - 1)  # keyed by process: a forked child cannot use its parent's threads
-    futures = [pool.submit(work, bounds[chunk], bounds[chunk + 1]) for chunk in range(threads - 1)]
+    futures = [pool.submit(in_callers_mode, bounds[chunk], bounds[chunk + 1]) for chunk in range(threads - 1)]
     work(bounds[-2], bounds[-1])
     for future in futures:
         future.result()
