@@ -154,8 +154,8 @@ class _GATAttention(torch.autograd.Function):
                 projected,
                 neighbourhoods.plan(num_heads),
                 grad_aggregated,
-                True,
-                True,
+                needs_weights=True,
+                needs_values=True,
             )
             grad_dropped = grad_dropped if mask is None else grad_dropped.mul_(mask)
             grad_attention = grad_dropped if grad_attention is None else grad_dropped + grad_attention
