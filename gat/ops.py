@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from gat.neighbourhoods import AggregationPlan, Neighbourhoods
 
@@ -71,6 +72,7 @@ class _NeighbourhoodSoftmax(torch.autograd.Function):
         return attention
 
     @staticmethod
+    @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_attention: torch.Tensor) -> tuple[torch.Tensor, None]:
         (attention,) = ctx.saved_tensors
         return _softmax_backward(attention, grad_attention, ctx.neighbourhoods), None
@@ -141,6 +143,7 @@ class _GATAttention(torch.autograd.Function):
         return aggregated, attention
 
     @staticmethod
+    @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_aggregated: torch.Tensor | None, grad_attention: torch.Tensor | None) -> tuple:
         projected, score_weight, attention, activated, mask = ctx.saved_tensors
         neighbourhoods: Neighbourhoods = ctx.neighbourhoods
@@ -254,6 +257,7 @@ class _Aggregate(torch.autograd.Function):
         return _aggregate(weights, values, plan)
 
     @staticmethod
+    @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         weights, values = ctx.saved_tensors
         grad_weights, grad_values = _aggregate_backward(weights, values, ctx.plan, grad_out, *ctx.needs_input_grad[:2])

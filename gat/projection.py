@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from gat.neighbourhoods import csr_pointers, csr_product, gather_flat, sort_by
 
@@ -165,6 +166,7 @@ class _SparseProject(torch.autograd.Function):
         return _sparse_product(x, weight)
 
     @staticmethod
+    @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         x, transpose = ctx.x, ctx.transpose
         num_features = x.shape[1]

@@ -285,6 +285,18 @@ def test_caches_built_in_inference_mode_serve_a_later_training_step(layer_class)
     assert all(parameter.grad is not None for parameter in layer.parameters())
 
 
+@each_layer
+def test_second_derivatives_are_refused_rather_than_wrong(layer_class):
+    # The hand-written backwards are not themselves differentiable (they use detached CSR products): a gradient
+    # penalty through a layer must fail loudly, not return a partial second derivative.
+    torch.manual_seed(0)
+    layer = make_layer(3, 2, heads=2, concat=True, layer_class=layer_class)
+    x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(layer(x, random_graph(8, 20, seed=4)).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad_x.square().sum().backward()
+
+
 def test_output_shapes():
     x, edge_index = torch.randn(12, 6), random_graph(12, 40, seed=8)
     assert GATLayer(6, 5, num_heads=3, concat=True)(x, edge_index).shape == (12, 15)
