@@ -119,15 +119,7 @@ def gat_attention(
 
 class _GATAttention(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx,
-        projected: torch.Tensor,
-        att_source: torch.Tensor,
-        att_target: torch.Tensor,
-        neighbourhoods: Neighbourhoods,
-        negative_slope: float,
-        dropout_p: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx, projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p):  # as gat_attention
         num_nodes, num_heads, num_features = projected.shape
         flat = projected.reshape(num_nodes, num_heads * num_features)
         score_weight = _block_diagonal(torch.cat([att_source, att_target]))
