@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gat.model import GAT
+from gat.nn.model import GAT
 
 
 def pyg_version() -> str | None:
@@ -42,7 +42,7 @@ def layer_shapes(in_features: int, num_classes: int, hidden: int, heads: Sequenc
 
 
 class DenseGATLayer(nn.Module):
-    """One GAT layer on a dense ``[N, N]`` adjacency mask. Parameter names match `gat.layers.GATLayer`."""
+    """One GAT layer on a dense ``[N, N]`` adjacency mask. Parameter names match `gat.nn.layers.GATLayer`."""
 
     def __init__(self, in_features: int, out_features: int, num_heads: int, concat: bool, dropout: float) -> None:
         super().__init__()

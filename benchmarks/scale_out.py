@@ -7,10 +7,10 @@ For each synthetic graph (benchmark.py's: 10 directed edges per node, 7 classes,
 ``--train-fraction`` of the nodes are training seeds) and each mode, a fresh process (or ``torchrun`` pair)
 loads the graph from a file, trains ``--epochs`` epochs, and reports the fastest:
 
-* ``full``   one full-batch step on the whole graph (what an epoch is for ``gat.training``), then one
+* ``full``   one full-batch step on the whole graph (what an epoch is for ``gat.train.loop``), then one
              full-batch inference pass;
 * ``mini-1`` one process walking the training seeds in batches of ``--batch-size`` with ``--fanouts``
-             (``gat.minibatch``), then exact layer-wise inference of every node (``gat.layerwise``);
+             (``gat.train.minibatch``), then exact layer-wise inference of every node (``gat.sampling.layerwise``);
 * ``mini-2`` the same under ``torchrun --nproc_per_node=2``: each process takes half of every global batch
              (2 x ``--batch-size``/2 seeds, so the same steps as ``mini-1``) with 1 thread each.
 
@@ -46,16 +46,16 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from benchmarks import report  # noqa: E402
 from benchmarks.benchmark import load_graph, peak_rss_mib  # noqa: E402
-from gat.allocator import keep_freed_memory  # noqa: E402
-from gat.config import TrainConfig  # noqa: E402
-from gat.distributed import world_for  # noqa: E402
-from gat.graph import Graph  # noqa: E402
+from gat.data.graph import Graph  # noqa: E402
 from gat.io import save_json, save_torch  # noqa: E402
-from gat.layerwise import layerwise_inference  # noqa: E402
-from gat.minibatch import _MiniBatchRun  # noqa: E402
-from gat.sampling import NeighbourSampler, SampledBatch  # noqa: E402
-from gat.steps import train_step, training_batch  # noqa: E402
-from gat.training import _Run  # noqa: E402
+from gat.sampling.layerwise import layerwise_inference  # noqa: E402
+from gat.sampling.sampler import NeighbourSampler, SampledBatch  # noqa: E402
+from gat.train.allocator import keep_freed_memory  # noqa: E402
+from gat.train.config import TrainConfig  # noqa: E402
+from gat.train.distributed import world_for  # noqa: E402
+from gat.train.fullbatch import FullBatchRun  # noqa: E402
+from gat.train.minibatch import _MiniBatchRun  # noqa: E402
+from gat.train.steps import train_step, training_batch  # noqa: E402
 
 MODES = ("full", "mini-1", "mini-2")
 MiB = 2**20
@@ -109,7 +109,7 @@ def worker(spec: dict) -> dict:
     )  # fmt: skip
     with world_for(config, torch.device("cpu")) as world:
         if spec["mode"] == "full":
-            run = _Run(config, graph, world.device, None, "")
+            run = FullBatchRun(config, graph, world.device, None, "")
         else:
             run = _MiniBatchRun(config, graph, world, None, "")  # builds the sampler's CSR: part of the graph
             run.sampler = CountingSampler(run.sampler)
@@ -133,7 +133,7 @@ def worker(spec: dict) -> dict:
         }  # fmt: skip
 
 
-def full_batch(run: _Run, graph: Graph, epochs: int) -> tuple[float, float]:
+def full_batch(run: FullBatchRun, graph: Graph, epochs: int) -> tuple[float, float]:
     """Fastest full-batch training step and inference pass."""
     steps, inferences = [], []
     batch = training_batch(graph)  # the whole graph, as the mini-batch modes' edges per second assume

@@ -3,8 +3,8 @@
     python -m gat.reproduce                                    # 10 seeds x (cora, citeseer, pubmed, ppi) x (gat, gatv2)
     python -m gat.reproduce --seeds 2 --datasets cora,citeseer # a quick check
 
-Every run (dataset, layer, seed) is one `gat.training.train` with the dataset's preset (`gat.presets`), quiet and
-without TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
+Every run (dataset, layer, seed) is one `gat.train.trainer.train` with the dataset's preset, quiet and without
+TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
 finishes (atomically), so an interrupted table resumes where it stopped: a finished run with the same settings is
 read back, never redone. Then ``<output>/results.md`` gets the Markdown table — test accuracy (micro-F1 for PPI)
 mean ± std, min, max, epochs and seconds per run, next to the published figures — and, for the transductive
@@ -22,19 +22,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gat import checkpoints
-from gat.allocator import keep_freed_memory
-from gat.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
-from gat.config import DATASETS, TrainConfig
+from gat.data.registry import dataset_names, get_dataset
 from gat.errors import GATError, OneLineErrorParser
 from gat.io import atomic_write, save_json
-from gat.model import LAYERS, Inspection
-from gat.ppi import load_ppi
-from gat.presets import preset_config, score_name
-from gat.training import ENVIRONMENT_FIELDS, inspect_model, load_graph, train
+from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
+from gat.nn.model import LAYERS, Inspection
+from gat.train import checkpoints
+from gat.train.allocator import keep_freed_memory
+from gat.train.config import TrainConfig
+from gat.train.loop import inspect_model
+from gat.train.presets import preset_config, score_name
+from gat.train.steps import load_graph
+from gat.train.trainer import ENVIRONMENT_FIELDS, train
 
-# Veličković et al. (ICLR 2018), tables 2 and 3: test accuracy (micro-F1 for PPI), mean ± std over runs.
-PUBLISHED = {"cora": (0.830, 0.007), "citeseer": (0.725, 0.007), "pubmed": (0.790, 0.003), "ppi": (0.973, 0.002)}
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
 LOCATION_FIELDS = (*ENVIRONMENT_FIELDS, "tensorboard")
 
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> tuple:
     parser = build_parser()
     args = parser.parse_args(argv)
     datasets, layers = args.datasets.split(","), args.layers.split(",")
-    for name, chosen, allowed in (("dataset", datasets, DATASETS), ("layer", layers, tuple(LAYERS))):
+    for name, chosen, allowed in (("dataset", datasets, dataset_names()), ("layer", layers, tuple(LAYERS))):
         unknown = [value for value in chosen if value not in allowed]
         if unknown:
             parser.error(f"unknown {name} {', '.join(unknown)}: choose from {', '.join(allowed)}")
@@ -108,7 +108,7 @@ def _what_it_computes(config: dict) -> dict:
 def data_problem(config: TrainConfig) -> str | None:
     """None if the dataset's files are here (or can be fetched), else the one-line reason they cannot."""
     try:
-        load_ppi(config.data_dir, mirror=config.data_mirror) if config.dataset == "ppi" else load_graph(config)
+        load_graph(config)
     except GATError as error:
         return str(error)
     return None
@@ -148,7 +148,7 @@ def run(config: TrainConfig) -> dict:
         "config": config.to_dict(),
         "environment": checkpoints.environment(),
     }
-    if config.dataset != "ppi":  # entropy needs one graph's attention; PPI's test graphs would need a batch
+    if get_dataset(config.dataset).task == "transductive":  # entropy needs one graph's attention
         record["entropy"] = entropy_by_layer(inspect_model(result.model, load_graph(config)))
     return record
 
@@ -206,7 +206,8 @@ def results_markdown(records: list[dict], missing: dict[str, str], args, argv: l
     ]
     datasets = list(dict.fromkeys(args.datasets.split(",")))
     for dataset in datasets:
-        published = "{:.3f} ± {:.3f}".format(*PUBLISHED[dataset]) if dataset in PUBLISHED else "—"
+        paper = get_dataset(dataset).published  # Veličković et al. (ICLR 2018), tables 2 and 3
+        published = "{:.3f} ± {:.3f}".format(*paper) if paper else "—"
         for layer in dict.fromkeys(args.layers.split(",")):
             rows = [r for r in records if r["dataset"] == dataset and r["layer"] == layer]
             if rows:

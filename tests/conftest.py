@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gat import download, ppi
-from gat.datasets import load_dataset
-from gat.graph import Graph
+from gat.data import download, ppi
+from gat.data.graph import Graph
+from gat.data.registry import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIRROR = REPO.parent / "shared" / "datasets" / "planetoid"
@@ -86,8 +86,8 @@ def citeseer(planetoid_folder: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def synthetic_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The binary of a GAT trained for 1 epoch on the default synthetic graph (runs/ and models/ in a temp dir)."""
-    from gat.config import TrainConfig
-    from gat.training import train
+    from gat.train.config import TrainConfig
+    from gat.train.trainer import train
 
     root = tmp_path_factory.mktemp("synthetic_run")
     folders = {name: str(root / name) for name in ("data_dir", "runs_dir", "models_dir")}

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,11 +12,10 @@ import torch
 from benchmarks import benchmark, report
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights
 from benchmarks.timing import Timing
-from gat import download, load_dataset
-from gat.model import GAT
-from tests.test_layers import random_graph
-
-REPO = Path(__file__).resolve().parents[1]
+from gat import load_dataset
+from gat.data import download
+from gat.nn.model import GAT
+from tests.helpers import REPO, random_graph
 
 
 def models_with_shared_weights(reference: type, dropout: float = 0.6) -> tuple[GAT, torch.nn.Module]:

@@ -5,7 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 NOTEBOOK = REPO / "notebooks" / "The Annotated GAT.ipynb"
 MAX_BYTES = 1_500_000  # outputs are kept so the notebook reads well on a code host, but small
 

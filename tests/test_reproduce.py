@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gat import reproduce
-from gat.model import Inspection
-from gat.neighbourhoods import build_neighbourhoods
-from tests.test_layers import random_graph
+from gat.nn.kernels.neighbourhoods import build_neighbourhoods
+from gat.nn.model import Inspection
+from tests.helpers import random_graph
 
 
 def arguments(tmp_path, *extra: str) -> list[str]:

@@ -18,9 +18,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from gat.data.graph import Graph
 from gat.errors import GATError
-from gat.graph import Graph
-from gat.model import Inspection
+from gat.nn.model import Inspection
 from visualization.graphs import undirected_edges
 from visualization.loading import checked_index
 from visualization.style import EDGE_GREY, INK, bare, class_colours, class_handles, new_figure, styled

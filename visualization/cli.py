@@ -13,9 +13,9 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from gat.datasets import DATASETS, load_dataset
+from gat.data.graph import Graph
+from gat.data.registry import dataset_names, load_dataset
 from gat.errors import GATError, OneLineErrorParser
-from gat.graph import Graph
 from visualization import reports
 from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
 from visualization.degrees import top_degree_nodes
@@ -50,7 +50,7 @@ def head_choice(text: str) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     # fmt: off
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dataset", choices=DATASETS, default=None,
+    common.add_argument("--dataset", type=str.lower, choices=dataset_names(), default=None,
                         help="the graph (default: the model's dataset, else cora); must match --model's")
     common.add_argument("--data-dir", default="data", help="dataset cache (default data)")
     common.add_argument("--data-mirror", default=None,

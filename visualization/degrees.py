@@ -7,7 +7,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from gat.graph import Graph
+from gat.data.graph import Graph
 from visualization.graphs import to_igraph, undirected_edges
 from visualization.style import PALETTE, new_figure, styled
 

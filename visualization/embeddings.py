@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from gat.graph import Graph
-from gat.model import Inspection
+from gat.data.graph import Graph
+from gat.nn.model import Inspection
 from visualization.loading import checked_index
 from visualization.style import add_class_legend, bare, new_figure, node_colours, styled
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from gat.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
 from gat.io import atomic_write, save_json
-from gat.model import Inspection
+from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
+from gat.nn.model import Inspection
 from visualization.loading import checked_index
 from visualization.style import PALETTE, new_figure, styled
 

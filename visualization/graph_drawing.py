@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from gat.data.graph import Graph
 from gat.errors import GATError
-from gat.graph import Graph
 from visualization.degrees import degree_counts
 from visualization.graphs import to_igraph, to_networkx, undirected_edges
 from visualization.style import EDGE_GREY, add_class_legend, bare, new_figure, node_colours, styled

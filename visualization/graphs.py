@@ -1,4 +1,4 @@
-"""The project's :class:`~gat.graph.Graph` as the graph libraries want it: undirected edge pairs, igraph, networkx."""
+"""The project's :class:`~gat.data.graph.Graph` as the graph libraries want it: undirected edge pairs, igraph, networkx."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import igraph
 import networkx as nx
 import numpy as np
 
-from gat.graph import Graph
+from gat.data.graph import Graph
 
 
 def undirected_edges(graph: Graph) -> np.ndarray:

@@ -6,11 +6,13 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gat.config import TrainConfig
+from gat.data.graph import Graph
 from gat.errors import GATError
-from gat.graph import Graph
-from gat.model import GAT, Inspection
-from gat.training import inspect_model, load_graph, load_model
+from gat.nn.model import GAT, Inspection
+from gat.train.config import TrainConfig
+from gat.train.loop import inspect_model
+from gat.train.steps import load_graph
+from gat.train.trainer import load_model
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from gat.graph import Graph
+from gat.data.graph import Graph
 from gat.io import save_json
 from visualization.attention import draw_attention
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes

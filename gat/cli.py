@@ -1,0 +1,279 @@
+"""The training command: flags -> TrainConfig -> gat.train.trainer.train (``training_script.py``, ``python -m gat``).
+
+    python training_script.py                       # the paper's GAT on Cora
+    python training_script.py --dataset citeseer --seeds 10
+    python training_script.py --dataset pubmed --layer gatv2   # PubMed's preset (8 output heads, lr 0.01, ...)
+    python training_script.py --resume models/checkpoints/<run-id>.pt
+
+Flags of the well-known pytorch-GAT workflow (--should_test, --enable_tensorboard, --num_of_epochs, ...) are
+accepted as aliases. Run with --help for every flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from dataclasses import fields, replace
+
+# Huge pages for torch's large CPU tensors (read once, at torch's first allocation: before any import of torch);
+# gat/allocator.py explains why.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from gat.data.registry import dataset_names, get_dataset
+from gat.errors import GATError, OneLineErrorParser
+from gat.nn.model import LAYERS
+from gat.train.config import TrainConfig
+from gat.train.presets import describe_presets, preset_config, score_label, score_name
+
+DEFAULTS = TrainConfig()
+
+
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default in --help, unless it is None/False (nothing to say) or the help states it already;
+    keep the epilog's table of presets as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def heads_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,1, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        description="Train a Graph Attention Network (defaults: the GAT paper's Cora setup).",
+        epilog="dataset presets (the papers' settings; a flag given explicitly wins):\n" + describe_presets(),
+        formatter_class=DefaultsFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset", type=str.lower, choices=dataset_names(), default=DEFAULTS.dataset, help="graph to train on"
+    )
+    data.add_argument("--data-dir", default=DEFAULTS.data_dir, help="dataset cache (raw files, processed .npz)")
+    data.add_argument(
+        "--data-mirror",
+        default=None,
+        help="folder or URL holding the Planetoid raw files (default: $GAT_DATA_MIRROR, else GitHub)",
+    )
+
+    model = parser.add_argument_group("model")
+    # default=None for every flag a preset may set: None means "not given", so the dataset's preset applies.
+    model.add_argument(
+        "--layer", choices=tuple(LAYERS), default=DEFAULTS.layer, help="gat, or gatv2 (dynamic attention)"
+    )
+    model.add_argument("--num-layers", type=int, help=f"attention layers (default {DEFAULTS.num_layers}, or preset)")
+    model.add_argument("--hidden", type=int, help=f"features per head in hidden layers (default {DEFAULTS.hidden})")
+    model.add_argument(
+        "--heads",
+        type=heads_list,
+        help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head, or preset)",
+    )
+    model.add_argument("--dropout", type=float, help=f"on layer inputs and attention (default {DEFAULTS.dropout})")
+    model.add_argument(
+        "--skip-connection",
+        action=argparse.BooleanOptionalAction,
+        help="add each layer's input to its output (default: off, or preset)",
+    )
+
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument(
+        "--epochs",
+        "--num_of_epochs",
+        type=int,
+        default=None,
+        help=f"at most (default {DEFAULTS.epochs}; when resuming, the run's own)",
+    )
+    optimisation.add_argument(
+        "--patience",
+        "--patience_period",
+        type=int,
+        default=DEFAULTS.patience,
+        help="stop after this many epochs without val loss or val accuracy improving",
+    )
+    optimisation.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS.lr}, or preset)")
+    optimisation.add_argument(
+        "--weight-decay", type=float, help=f"L2 penalty (default {DEFAULTS.weight_decay}, or preset)"
+    )
+    optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed on CPU = same numbers")
+    optimisation.add_argument(
+        "--seeds", type=int, default=1, help="train this many runs (seeds seed, seed+1, ...) and print mean ± std"
+    )
+    optimisation.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device, help="auto = cuda if available"
+    )
+    optimisation.add_argument(
+        "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
+    )
+    optimisation.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.cuda_graphs,
+        help="on a GPU, replay each full-batch step from a CUDA graph (--no-cuda-graphs: launch every kernel)",
+    )
+
+    minibatch = parser.add_argument_group("mini-batch and multi-process training (see README: Scaling out)")
+    minibatch.add_argument(
+        "--fanouts",
+        type=heads_list,
+        default=DEFAULTS.fanouts,
+        help="train on sampled neighbourhoods: in-neighbours kept per node, one count per layer, the first layer's "
+        "first, e.g. 10,10 (default: full-batch)",
+    )
+    minibatch.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="seed nodes per step (per process)"
+    )
+    minibatch.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes started by torchrun: torchrun --nproc_per_node=2 training_script.py "
+        "--distributed --fanouts 10,10 ...",
+    )
+
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="TensorBoard logs and metrics.json")
+    outputs.add_argument("--models-dir", default=DEFAULTS.models_dir, help="checkpoints/ and binaries/ go here")
+    outputs.add_argument("--checkpoint-freq", type=int, default=DEFAULTS.checkpoint_freq, help="in epochs")
+    outputs.add_argument(
+        "--console-log-freq",
+        type=int,
+        default=DEFAULTS.console_log_freq,
+        help="log line every N epochs when no progress bar is shown",
+    )
+    outputs.add_argument(
+        "--entropy-log-freq",
+        type=int,
+        default=DEFAULTS.entropy_log_freq,
+        help="attention-entropy histograms to TensorBoard every N epochs",
+    )
+    outputs.add_argument(
+        "--resume",
+        metavar="PATH",
+        default=None,
+        help="continue the run saved in this checkpoint (its config is reused; --epochs may grow)",
+    )
+    outputs.add_argument(
+        "--test",
+        "--should_test",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.test,
+        help="evaluate the best model on the test split at the end",
+    )
+    outputs.add_argument(
+        "--tensorboard",
+        "--enable_tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.tensorboard,
+        help="write TensorBoard event files",
+    )
+    outputs.add_argument(
+        "--should_visualize",
+        action="store_true",
+        help="first draw the dataset's degree pictures and summary into --figures-dir",
+    )
+    outputs.add_argument("--figures-dir", default="figures", help="where --should_visualize writes")
+    outputs.add_argument(
+        "--visualize-after",
+        action="store_true",
+        help="then draw attention, entropy and t-SNE into runs/<run-id>/figures (and TensorBoard)",
+    )
+    outputs.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Flags -> TrainConfig: the dataset's preset, then the flags given explicitly (not None) on top; invalid
+    values raise GATError with a one-line reason."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    preset_heads = get_dataset(args.dataset).preset.get("heads", DEFAULTS.heads)
+    if "heads" not in values and values.get("num_layers", len(preset_heads)) != len(preset_heads):
+        values["heads"] = (8,) * (values["num_layers"] - 1) + (1,)  # a new depth: 8 heads per hidden layer
+    return preset_config(args.dataset, **values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except GATError as error:
+        parser.error(str(error))
+    if args.seeds < 1:
+        parser.error(f"seeds must be >= 1, got {args.seeds}")
+
+    from gat.train.allocator import keep_freed_memory  # after parsing: fast --help
+    from gat.train.loop import TrainingInterrupted
+    from gat.train.steps import load_graph
+    from gat.train.trainer import train
+
+    keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
+
+    try:
+        if args.should_visualize:
+            from visualization.reports import write_dataset_report
+
+            report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
+        if args.seeds == 1:
+            results = [train(config, resume=args.resume, override=("epochs",) if args.epochs is not None else ())]
+        else:
+            results = run_seeds(config, args.seeds)
+        if args.visualize_after:
+            from visualization.reports import visualize_run
+
+            for result in results:
+                report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
+                       config.quiet)  # fmt: skip
+    except TrainingInterrupted as interruption:
+        print(interruption, file=sys.stderr)
+        return interruption.exit_code
+    except GATError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def report(paths: list, quiet: bool) -> None:
+    """Print the files the visualization wrote."""
+    if not quiet:
+        print("\n".join(f"wrote {path}" for path in paths))
+
+
+def run_seeds(config: TrainConfig, num_seeds: int) -> list:
+    """Train with ``num_seeds`` consecutive seeds, print each result and the mean ± std; returns the results."""
+    from gat.train.trainer import train
+
+    results = []
+    score, label = score_name(config.dataset), score_label(config.dataset)
+    for offset in range(num_seeds):
+        result = train(replace(config, seed=config.seed + offset, quiet=True))
+        results.append(result)
+        print(
+            f"seed {config.seed + offset}: best epoch {result.best_epoch}, "
+            f"val {label} {result.metrics[f'val_{score}']:.4f}, "
+            f"test {label} {result.metrics.get(f'test_{score}', float('nan')):.4f}, "
+            f"{result.epochs} epochs, {result.training_seconds:.1f} s",
+            flush=True,
+        )
+    for key in (f"val_{score}", f"test_{score}"):
+        values = [r.metrics[key] for r in results if key in r.metrics]
+        if values:
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            print(
+                f"{config.dataset} {key.replace('_', ' ')} over {len(values)} seeds: "
+                f"{statistics.mean(values):.4f} ± {spread:.4f} (min {min(values):.4f}, max {max(values):.4f})"
+            )
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Training configuration: plain data, filled from command-line flags or written in code."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from gat.data.registry import get_dataset
+from gat.errors import GATError
+from gat.nn.model import LAYERS
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the GAT paper's Cora setup.
+
+    The paper trains with Adam (lr 0.005, L2 5e-4), dropout 0.6 on every layer's input and on the attention,
+    8 heads x 8 features in the hidden layer, one output head, and early stopping with patience 100.
+    """
+
+    # data
+    dataset: str = "cora"
+    data_dir: str = "data"
+    data_mirror: str | None = None
+    # model
+    num_layers: int = 2
+    hidden: int = 8
+    heads: tuple[int, ...] = (8, 1)
+    dropout: float = 0.6
+    skip_connection: bool = False
+    layer: str = "gat"
+    # optimisation
+    epochs: int = 10000
+    patience: int = 100
+    lr: float = 0.005
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (gat.train.steps.CapturedStep)
+    # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
+    # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
+    fanouts: tuple[int, ...] = ()
+    batch_size: int = 1024
+    distributed: bool = False
+    # outputs
+    runs_dir: str = "runs"
+    models_dir: str = "models"
+    checkpoint_freq: int = 50
+    console_log_freq: int = 10
+    entropy_log_freq: int = 50
+    tensorboard: bool = True
+    test: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.dataset = get_dataset(self.dataset).name  # any case; an unknown name is refused with a suggestion
+        self.heads = tuple(int(h) for h in self.heads)
+        self.fanouts = tuple(int(f) for f in self.fanouts)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`GATError` naming the first invalid value and what is allowed."""
+        checks = [
+            (self.layer in LAYERS, f"unknown layer {self.layer!r}: choose one of {', '.join(LAYERS)}"),
+            (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
+            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.num_layers >= 1, f"num-layers must be >= 1, got {self.num_layers}"),
+            (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
+            (all(h >= 1 for h in self.heads), f"every head count must be >= 1, got {list(self.heads)}"),
+            (
+                len(self.heads) == self.num_layers,
+                f"heads needs one count per layer: got {len(self.heads)} ({','.join(map(str, self.heads))}) "
+                f"for {self.num_layers} layers",
+            ),
+            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (all(f >= 1 for f in self.fanouts), f"every fan-out must be >= 1, got {list(self.fanouts)}"),
+            (
+                not self.fanouts or len(self.fanouts) == self.num_layers,
+                f"fanouts needs one count per layer: got {len(self.fanouts)} ({','.join(map(str, self.fanouts))}) "
+                f"for {self.num_layers} layers",
+            ),
+            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
+            (
+                self.fanouts or not self.distributed,
+                "distributed training is mini-batch training: give --fanouts too (e.g. --fanouts 10,10)",
+            ),
+            (self.checkpoint_freq >= 1, f"checkpoint-freq must be >= 1, got {self.checkpoint_freq}"),
+            (self.console_log_freq >= 1, f"console-log-freq must be >= 1, got {self.console_log_freq}"),
+            (self.entropy_log_freq >= 1, f"entropy-log-freq must be >= 1, got {self.entropy_log_freq}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GATError(message)
+
+    def to_dict(self) -> dict:
+        """Plain JSON/``torch.load(weights_only=True)``-safe data."""
+        data = asdict(self)
+        data["heads"] = list(self.heads)
+        data["fanouts"] = list(self.fanouts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Rebuild a config saved by :meth:`to_dict`, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})

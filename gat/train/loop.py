@@ -1,0 +1,346 @@
+"""The epoch loop every trainer shares: a `Run` (state, early stopping, checkpoints, files) and `run_epochs`
+(log, checkpoint, stop early or on a signal, then keep the best model).
+
+The trainers build on it: `gat.train.fullbatch` (one graph, one step per epoch), `gat.train.minibatch` (sampled
+neighbourhoods, one or many processes) and `gat.train.inductive` (many graphs: PPI). `gat.train.trainer.train`
+picks one from the config."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gat.data.graph import Graph
+from gat.errors import GATError
+from gat.nn.model import GAT, Inspection
+from gat.train import checkpoints
+from gat.train.config import TrainConfig
+from gat.train.presets import score_name
+from gat.train.progress import Progress
+from gat.train.steps import (
+    build_model,
+    build_optimizer,
+)
+from gat.train.tracking import RunLog
+
+
+@dataclass
+class EarlyStopping:
+    """The GAT paper's rule: stop once neither validation loss nor accuracy improved for ``patience`` epochs.
+
+    The model kept as "best" is the last one at which both improved (or tied), as in the paper's code.
+    """
+
+    patience: int
+    best_val_loss: float = math.inf
+    best_val_accuracy: float = 0.0
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+
+    def update(self, epoch: int, val_loss: float, val_accuracy: float) -> bool:
+        """Record an epoch's validation scores; returns whether this epoch's model is the new best."""
+        accuracy_improved = val_accuracy >= self.best_val_accuracy
+        loss_improved = val_loss <= self.best_val_loss
+        is_best = accuracy_improved and loss_improved
+        if is_best:
+            self.best_epoch = epoch
+        if accuracy_improved or loss_improved:
+            self.best_val_accuracy = max(val_accuracy, self.best_val_accuracy)
+            self.best_val_loss = min(val_loss, self.best_val_loss)
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return is_best
+
+    @property
+    def should_stop(self) -> bool:
+        return self.epochs_without_improvement >= self.patience
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: identifiers, final metrics (of the restored best model) and file paths."""
+
+    run_id: str
+    best_epoch: int
+    epochs: int
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    training_seconds: float
+    run_dir: Path
+    checkpoint_path: Path
+    binary_path: Path
+    model: GAT = field(repr=False)
+
+
+class TrainingInterrupted(GATError):
+    """Raised after SIGINT/SIGTERM once the state is checkpointed; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def new_run_id(dataset: str) -> str:
+    """``<dataset>_<date>-<time>_<random>``: sortable, and two runs started in the same second still differ."""
+    return f"{dataset}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
+
+
+class Run:
+    """One training run: its state (what a checkpoint saves and restores), one epoch, and the files it writes.
+
+    The base every trainer builds on. A subclass says how an epoch learns and how the model is scored:
+
+    - ``train_step(epoch)`` takes the epoch's gradient step(s) and returns the training loss and score;
+    - ``evaluate(splits)`` returns ``{split}_loss`` and ``{split}_<score>`` for each split.
+
+    Everything else is shared: seeding, the model and optimiser from the config, the paper's early stopping and
+    the kept best weights, resuming from a checkpoint, checkpoints, the binary and ``metrics.json``. Pass the run
+    to `run_epochs` to train it. `gat.train.fullbatch.FullBatchRun` is the simplest subclass.
+    """
+
+    def __init__(
+        self, config: TrainConfig, graph: Graph, device: torch.device, saved: dict | None, source: str
+    ) -> None:
+        self.config, self.graph = config, graph
+        _seed_everything(config.seed)
+        self.model = build_model(config, graph.num_features, graph.num_classes).to(device)
+        self.optimizer = build_optimizer(config, self.model)
+        self.stopper = EarlyStopping(config.patience)
+        self.history: list[dict[str, float]] = []
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.run_id, self.last_epoch, self.seconds_before = new_run_id(config.dataset), 0, 0.0
+        if saved is not None:
+            checkpoints.load_state(self.model, saved["model"], source)
+            checkpoints.load_state(self.optimizer, saved["optimizer"], source)
+            self.stopper, self.history = EarlyStopping(**saved["early_stopping"]), saved["history"]
+            self.best_state, self.run_id, self.last_epoch = saved["best_model"], saved["run_id"], saved["epoch"]
+            self.seconds_before = saved["training_seconds"]
+            checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
+        self.started, self.stopped = time.perf_counter(), None
+
+    # Only one process of a multi-process run writes files (see gat.train.minibatch); a run of its own always does.
+    writes_files = True
+    # Entropy histograms need the whole graph's attention at once (mini-batch runs never hold it).
+    logs_attention_entropy = True
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.config.models_dir) / "checkpoints" / f"{self.run_id}.pt"
+
+    @property
+    def binary_path(self) -> Path:
+        return Path(self.config.models_dir) / "binaries" / f"{self.run_id}.pt"
+
+    @property
+    def seconds(self) -> float:
+        """Time in the training loop so far, including the sessions before a resume."""
+        return self.seconds_before + (self.stopped or time.perf_counter()) - self.started
+
+    def stop_clock(self) -> None:
+        self.stopped = time.perf_counter()
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One step plus validation; updates early stopping and the best model. The record has a nan/inf
+        ``train_loss`` (and the weights are untouched) if the loss was not finite."""
+        started = time.perf_counter()
+        train_loss, train_score = self.train_step(epoch)
+        if not math.isfinite(train_loss):
+            return {"epoch": epoch, "train_loss": train_loss}
+        score = score_name(self.config.dataset)  # accuracy, or micro-F1 for multi-label PPI
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            f"train_{score}": train_score,
+            **self.evaluate(("val",)),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+        }
+        record["seconds"] = time.perf_counter() - started
+        self.history.append(record)
+        self.last_epoch = epoch
+        if self.stopper.update(epoch, record["val_loss"], record[f"val_{score}"]):
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        return record
+
+    def train_step(self, epoch: int) -> tuple[float, float]:
+        """The epoch's gradient step(s); returns the training loss and score (a nan loss: no step was taken)."""
+        raise NotImplementedError
+
+    def evaluate(self, splits: tuple[str, ...]) -> dict[str, float]:
+        """``{split}_loss`` and ``{split}_<score>`` of the current model for each of ``splits``."""
+        raise NotImplementedError
+
+    def agreed_stop(self, stop_signal: int | None) -> int | None:
+        """The stop request (a signal number) this run acts on: a single process acts on its own."""
+        return stop_signal
+
+    def save_checkpoint(self) -> None:
+        if not self.writes_files:
+            return
+        checkpoints.save(
+            "checkpoint",
+            {
+                "run_id": self.run_id,
+                "config": self.config.to_dict(),
+                "epoch": self.last_epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "best_model": self.best_state,
+                "early_stopping": asdict(self.stopper),
+                "rng": checkpoints.rng_state(),
+                "history": self.history,
+                "training_seconds": self.seconds,
+            },
+            self.checkpoint_path,
+        )
+
+    def finish(self) -> dict[str, float]:
+        """Restore the best model, evaluate it, save it as the run's binary; returns its metrics."""
+        self.model.load_state_dict(self.best_state)
+        splits = ("train", "val", "test") if self.config.test else ("train", "val")
+        metrics = self.evaluate(splits)
+        if not self.writes_files:
+            return metrics
+        checkpoints.save(
+            "binary",
+            {
+                "run_id": self.run_id,
+                "config": self.config.to_dict(),
+                "model": self.best_state,
+                "dataset": self.graph.name,
+                "num_features": self.graph.num_features,
+                "num_classes": self.graph.num_classes,
+                "best_epoch": self.stopper.best_epoch,
+                "metrics": metrics,
+                "environment": checkpoints.environment(),
+            },
+            self.binary_path,
+        )
+        return metrics
+
+    def summary(self, status: str, metrics: dict[str, float] | None = None) -> dict:
+        """The contents of metrics.json."""
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "config": self.config.to_dict(),
+            "best_epoch": self.stopper.best_epoch,
+            "epochs": len(self.history),
+            "training_seconds": self.seconds,
+            "final": metrics or {},
+            "history": self.history,
+            "checkpoint": str(self.checkpoint_path),
+            "environment": checkpoints.environment(),
+        }
+
+
+def run_epochs(run: Run, device: torch.device) -> TrainResult:
+    """The epoch loop of every trainer: log, checkpoint, stop early or on a signal, then save the best model."""
+    config, graph = run.config, run.graph
+    log_dir = Path(config.runs_dir) / run.run_id
+    log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
+    progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
+    try:
+        with _signals_requesting_stop() as stop:
+            for epoch in range(run.last_epoch + 1, config.epochs + 1):
+                record = run.train_epoch(epoch)
+                if not math.isfinite(record["train_loss"]):
+                    log.metrics(run.summary("failed: non-finite loss"))
+                    last_good = run.checkpoint_path if run.checkpoint_path.exists() else "none written yet"
+                    raise GATError(
+                        f"training loss became {record['train_loss']} at epoch {epoch}; stopped without saving this "
+                        f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
+                    )
+                log.epoch(record)
+                if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
+                    log.attention_entropy(epoch, lambda: inspect_model(run.model, graph), graph.num_nodes)
+                progress.epoch(record, run.stopper.best_epoch)
+                stop_signal = run.agreed_stop(stop.signal)
+                if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
+                    run.save_checkpoint()
+                if stop_signal is not None:
+                    log.metrics(run.summary(f"interrupted by {signal.Signals(stop_signal).name}"))
+                    raise TrainingInterrupted(
+                        f"interrupted at epoch {epoch}; checkpoint saved to {run.checkpoint_path}. Resume with: "
+                        f"python training_script.py --resume {run.checkpoint_path}",
+                        exit_code=128 + stop_signal,
+                    )
+                if run.stopper.should_stop:
+                    break
+        run.stop_clock()
+        run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
+        metrics = run.finish()
+        log.final(config.to_dict(), metrics, run.last_epoch)
+        log.metrics(run.summary("completed", metrics))
+    finally:
+        progress.close()
+        log.close()
+    result = TrainResult(
+        run_id=run.run_id,
+        best_epoch=run.stopper.best_epoch,
+        epochs=len(run.history),
+        metrics=metrics,
+        history=run.history,
+        training_seconds=run.seconds,
+        run_dir=log.run_dir,
+        checkpoint_path=run.checkpoint_path,
+        binary_path=run.binary_path,
+        model=run.model,
+    )
+    progress.summary(result)
+    return result
+
+
+@torch.no_grad()
+def inspect_model(model: GAT, graph: Graph) -> Inspection:
+    """Every layer's output and attention in eval mode (no dropout): what the trained model actually computes."""
+    return model.eval().inspect(graph.x, graph.edge_index)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _StopRequest:
+    signal: int | None = None
+
+
+@contextmanager
+def _signals_requesting_stop() -> Iterator[_StopRequest]:
+    """Turn the first SIGINT/SIGTERM into a request to stop after the current epoch (so the checkpoint is of a
+    consistent state); a second SIGINT interrupts at once. Outside the main thread signals are left alone."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if request.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request.signal = signum
+        print(
+            f"\n{signal.Signals(signum).name} received: finishing this epoch and saving a checkpoint...",
+            file=sys.stderr,
+        )
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

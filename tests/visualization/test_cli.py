@@ -1,0 +1,115 @@
+"""``python -m visualization`` and the training script's visualization hooks, as a user runs them."""
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from gat import cli as training_script
+from tests.helpers import REPO
+from visualization import cli, reports
+
+SIZE = (400, 300)
+
+
+def run_visualization(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "visualization", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=300, env={**os.environ, "MPLBACKEND": ""})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["dataset", "--dataset", "synthetic", "--format", "png", "svg"],
+         ["synthetic_degrees.png", "synthetic_degrees.svg", "synthetic_summary.json"]),
+        (["graph", "--dataset", "synthetic", "--layout", "fruchterman-reingold"],
+         ["synthetic_graph_igraph_fruchterman-reingold.png"]),
+        (["attention", "--node", "5", "--layer", "-1", "--head", "0"], ["attention_node5_layer1_head0.png"]),
+        (["entropy"], ["entropy.png", "entropy_statistics.csv", "entropy_statistics.json"]),
+        (["embeddings", "--max-nodes", "60", "--layer", "-1"], ["tsne_layer1.png"]),
+    ],
+)  # fmt: skip
+def test_each_command_writes_images_of_the_requested_size(command, expected, synthetic_binary, tmp_path):
+    model = (
+        ["--model", str(synthetic_binary), "--data-dir", str(tmp_path)]
+        if command[0] not in ("dataset", "graph")
+        else []
+    )
+    result = run_visualization(*command, *model, "--out", str(tmp_path), "--size", "x".join(map(str, SIZE)))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    written = [Path(line) for line in result.stdout.splitlines() if line.startswith(str(tmp_path))]
+    assert [path.name for path in written] == expected
+    for path in written:
+        assert path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert matplotlib.image.imread(path).shape[:2] == SIZE[::-1]
+        if path.suffix == ".svg":
+            assert "<svg" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["attention", "--layer", "2"], "error: layer 2 does not exist: the model has layers 0..1"),
+        (["attention", "--layer", "1", "--head", "1"], "error: head 1 does not exist: layer 1 has only head 0"),
+        (["embeddings", "--layer", "-3"], "error: layer -3 does not exist: the model has layers 0..1"),
+        (["entropy", "--dataset", "cora"], "trained on synthetic, not cora: pass --dataset synthetic"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_1(arguments, message, synthetic_binary, tmp_path, capsys):
+    code = cli.main([*arguments, "--model", str(synthetic_binary), "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 1 and message in error and error.count("\n") == 1
+
+
+def test_missing_or_corrupt_model_is_one_line(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a model")
+    for model in (tmp_path / "missing.pt", corrupt):
+        assert cli.main(["entropy", "--model", str(model)]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {model}: ") and error.count("\n") == 1
+    assert cli.main(["entropy", "--models-dir", str(tmp_path)]) == 1  # no --model and nothing trained yet
+    assert "no trained model in" in capsys.readouterr().err
+
+
+def test_bad_flag_value_is_exit_code_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["dataset", "--size", "big"])
+    assert exit_info.value.code == 2 and "expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # t-SNE of 2000 nodes and 3 x 2 attention grids are slow and tested elsewhere: this test is about the wiring
+    monkeypatch.setattr(reports, "embedding_figure", functools.partial(reports.embedding_figure, max_nodes=60))
+    monkeypatch.setattr(reports, "TOP_K", 1)
+    folders = {
+        flag: str(tmp_path / name)
+        for flag, name in [
+            ("--data-dir", "data"),
+            ("--runs-dir", "runs"),
+            ("--models-dir", "models"),
+            ("--figures-dir", "fig"),
+        ]
+    }
+    arguments = ["--dataset", "synthetic", "--epochs", "2", "--quiet", "--should_visualize", "--visualize-after"]
+    assert training_script.main([*arguments, *[item for pair in folders.items() for item in pair]]) == 0  # fmt: skip
+
+    assert (tmp_path / "fig" / "synthetic_degrees.png").is_file() and (
+        tmp_path / "fig" / "synthetic_summary.json"
+    ).is_file()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    figures = {path.name for path in (run_dir / "figures").iterdir()}
+    assert {"entropy.png", "tsne_layer0-1.png", "entropy_statistics.csv"} <= figures
+    assert sum(name.startswith("attention_node") for name in figures) == 2  # the top node, in every layer
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
+    assert {"figures/entropy", "figures/tsne_layer0-1"} <= set(events.Tags()["images"])
+    projector = (run_dir / "projector_config.pbtxt").read_text()
+    assert "logits" in projector and "layer0_output" in projector and "metadata.tsv" in projector
