@@ -12,8 +12,8 @@ from gat.nn.kernels.projection import project
 
 
 def linear_projection(in_features: int, out_features: int, sparse_input: bool) -> nn.Linear:
-    """A bias-free ``nn.Linear`` for :func:`gat.nn.kernels.projection.project` (``x @ W^T``), its weight ``W`` (``[out, in]``)
-    stored in the memory layout that suits the input it will see.
+    """A bias-free ``nn.Linear`` for :func:`gat.nn.kernels.projection.project` (``x @ W^T``), its weight ``W``
+    (``[out, in]``) stored in the memory layout that suits the input it will see.
 
     ``sparse_input`` (a first layer, whose input may be sparse CSR features): ``W`` in memory as its transpose
     ("input-major"). torch's sparse CSR product needs ``W^T`` row-major and would copy it (1433 x 64 on Cora) every
@@ -94,8 +94,8 @@ class _AttentionLayer(nn.Module):
         for cached_edge_index, cached_key, neighbourhoods in self._cache:
             if cached_edge_index is edge_index and cached_key == key:
                 return neighbourhoods
-        # Built with inference mode off: evaluation runs in it (gat.train.steps.evaluate), and a training step on the same
-        # graph saves these index tensors for its backward (GATv2's edge gathers do).
+        # Built with inference mode off: evaluation runs in it (gat.train.steps.evaluate), and a training step on the
+        # same graph saves these index tensors for its backward (GATv2's edge gathers do).
         with torch.inference_mode(False):
             neighbourhoods = build_neighbourhoods(edge_index, num_nodes, self.add_self_loops, num_targets)
         self._cache = [(edge_index, key, neighbourhoods), *self._cache[:1]]
@@ -196,7 +196,8 @@ class GATLayer(_AttentionLayer):
         num_targets: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Apply the layer; with ``num_targets``, only to the first ``num_targets`` nodes (every edge must point
-        into one of them; only they get self-loops): what a sampled batch's layer computes (:mod:`gat.sampling.sampler`).
+        into one of them; only they get self-loops): what a sampled batch's layer computes
+        (:mod:`gat.sampling.sampler`).
 
         Returns:
             The new node features (``[num_targets or N, ...]``); with ``return_attention=True`` the tuple

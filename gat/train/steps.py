@@ -230,8 +230,8 @@ def capture(run: Callable[[], Any], model: nn.Module, device: torch.device) -> t
 
 
 # Evaluation runs in inference mode, which skips no_grad's version counters and view tracking (a Cora epoch ~2 %
-# faster). The layers build their cached neighbourhoods with it off (gat.nn.layers), so a later training step on the same
-# graph can save them for its backward; the aggregation plans and segment-sum layouts an evaluation builds are
+# faster). The layers build their cached neighbourhoods with it off (gat.nn.layers), so a later training step on the
+# same graph can save them for its backward; the aggregation plans and segment-sum layouts an evaluation builds are
 # inference tensors, which training may still read: only hand-written autograd functions use them, and never save them.
 @torch.inference_mode()
 def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:

@@ -1,11 +1,11 @@
 r"""GAT and GATv2 layers in plain PyTorch: read these first.
 
 :class:`ReferenceGATLayer` and :class:`ReferenceGATv2Layer` compute exactly what the fast
-:class:`gat.layers.GATLayer` and :class:`gat.layers.GATv2Layer` compute, with the same parameters (names, shapes,
+:class:`gat.nn.layers.GATLayer` and :class:`gat.nn.layers.GATv2Layer` compute, with the same parameters (names, shapes,
 state-dict keys), the same edge conventions and the same returned attention, but written as the papers write them:
 gather per edge, score, softmax over each neighbourhood, sum per node, with autograd doing every backward. They are
 slow and memory-hungry (``[E, heads, features]`` tensors per edge) and exist to be read and to check the fast
-layers against (``tests/test_reference.py``: equal to 1e-10 in float64, forward and gradients).
+layers against (``tests/nn/test_reference.py``: equal to 1e-10 in float64, forward and gradients).
 
 Conventions shared with the fast layers:
 
@@ -60,7 +60,7 @@ def neighbourhood_softmax(scores: torch.Tensor, target: torch.Tensor, num_target
 
 class _ReferenceLayer(nn.Module):
     """The arguments, the end of the forward (heads concatenated or averaged, bias) and :meth:`from_layer` that both
-    reference layers share. The arguments are those of :class:`gat.layers.GATLayer`; ``sparse_input`` is accepted
+    reference layers share. The arguments are those of :class:`gat.nn.layers.GATLayer`; ``sparse_input`` is accepted
     and ignored (it only sets how the fast layer lays out its weight in memory)."""
 
     def __init__(
@@ -144,7 +144,7 @@ class ReferenceGATLayer(_ReferenceLayer):
         \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k \mathbf{h}_j
 
     (or :math:`\frac{1}{K}\sum_k` instead of :math:`\Vert_k` with ``concat=False``), plus ``bias``; dropout acts
-    on :math:`\alpha` in training. Parameters, as :class:`gat.layers.GATLayer`:
+    on :math:`\alpha` in training. Parameters, as :class:`gat.nn.layers.GATLayer`:
 
     * ``linear.weight`` ``[K * F', F]``: the :math:`\mathbf{W}^k` stacked (``nn.Linear``, no bias);
     * ``att_target``, ``att_source`` ``[1, K, F']``: the halves of :math:`\mathbf{a}^k` that multiply
@@ -208,7 +208,7 @@ class ReferenceGATv2Layer(_ReferenceLayer):
         \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k_s \mathbf{h}_j
 
     (or the mean over heads with ``concat=False``), plus ``bias``; dropout acts on :math:`\alpha` in training.
-    Parameters, as :class:`gat.layers.GATv2Layer` (``torch_geometric``'s ``GATv2Conv(share_weights=False)``):
+    Parameters, as :class:`gat.nn.layers.GATv2Layer` (``torch_geometric``'s ``GATv2Conv(share_weights=False)``):
 
     * ``linear.weight`` ``[K * F', F]``: :math:`\mathbf{W}_s`, applied to the source, whose output is aggregated;
     * ``linear_target.weight`` ``[K * F', F]``: :math:`\mathbf{W}_t`, applied to the target;

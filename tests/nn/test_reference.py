@@ -1,13 +1,13 @@
-"""The readable reference layers (gat.reference) against the fast ones (gat.layers), in float64: the same output,
+"""The readable reference layers (gat.nn.reference) against the fast ones (gat.nn.layers), in float64: the same output,
 attention and gradients to 1e-10, for single layers and for a whole model."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.layers import GATLayer, GATv2Layer
-from gat.model import GAT
-from gat.reference import ReferenceGATLayer, ReferenceGATv2Layer, neighbourhood_softmax
+from gat.nn.layers import GATLayer, GATv2Layer
+from gat.nn.model import GAT
+from gat.nn.reference import ReferenceGATLayer, ReferenceGATv2Layer, neighbourhood_softmax
 
 REFERENCES = {GATLayer: ReferenceGATLayer, GATv2Layer: ReferenceGATv2Layer}
 each_layer = pytest.mark.parametrize("layer_class", list(REFERENCES), ids=lambda cls: cls.__name__)
