@@ -300,7 +300,7 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
         binary_path=run.binary_path,
         model=run.model,
     )
-    progress.summary(result)
+    progress.summary(metrics, result.best_epoch, result.epochs, result.training_seconds)
     return result
 
 
