@@ -1,15 +1,24 @@
-"""How `benchmark.py` shows its results: Markdown tables (ready to paste into the README) and the machine."""
+"""How `benchmark.py` shows its results: Markdown tables (ready to paste into the docs) and the machine.
+
+As a command it prints the tables of stored results: ``python benchmarks/report.py benchmarks/results/*.json``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` imports from the repo
+
+from benchmarks.timing import Timing  # noqa: E402
 
 NAMES = {
     "ours": "ours (edge list, sparse x)",
@@ -144,6 +153,20 @@ def machine_info(device: torch.device, repo: Path, pyg: str | None, memory_limit
     }
 
 
+def machine_kind(device: torch.device) -> str:
+    """The kind of machine results were measured on, for file names: ``cpu-2core``, ``cuda-h100``."""
+    if device.type == "cuda":
+        words = torch.cuda.get_device_name(device).lower().replace("nvidia", "").split()
+        return f"cuda-{words[0] if words else 'gpu'}"
+    return f"cpu-{os.cpu_count()}core"
+
+
+def result_path(results_dir: Path, device: torch.device, sections: list[str], all_sections: tuple[str, ...]) -> Path:
+    """``<machine kind>[-<sections>].json``: what was measured, on what kind of machine."""
+    measured = "" if tuple(sections) == all_sections else "-" + "-".join(sections)
+    return results_dir / f"{machine_kind(device)}{measured}.json"
+
+
 def machine_table(info: dict) -> str:
     return markdown(["machine", ""], [[key, value] for key, value in info.items()])
 
@@ -157,3 +180,45 @@ def jsonable(value: object) -> object:
     if isinstance(value, list | tuple):
         return [jsonable(item) for item in value]
     return value
+
+
+def from_json(value: object) -> object:
+    """Undo :func:`jsonable` for the tables: timing dicts become :class:`Timing` again, scaling sizes ints."""
+    if isinstance(value, dict):
+        if set(value) == {field.name for field in dataclasses.fields(Timing)}:
+            return Timing(**value)
+        return {int(key) if key.isdigit() else key: from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json(item) for item in value]
+    return value
+
+
+def stored_tables(results: dict) -> str:
+    """The tables of a stored benchmark.py or scale_out.py result, as the run printed them."""
+    results = from_json(results)
+    tables = [machine_table(results["machine"])]
+    if "cora" in results:
+        tables.append(cora_table(results["cora"], [impl for impl in NAMES if impl in results["cora"]["train"]]))
+    if "scaling" in results:
+        impls = sorted({impl for size in results["scaling"].values() for impl in size["train"]}, key=list(NAMES).index)
+        tables.append(scaling_table(results["scaling"], impls))
+    if "flatness" in results:
+        tables.append(flatness_table(results["flatness"]))
+    if "fullrun" in results:
+        tables.append(fullrun_table(results["fullrun"]))
+    if "arguments" in results:  # scale_out.py
+        from benchmarks.scale_out import table
+
+        tables.append(table(results["results"]))
+    return "\n\n".join(tables)
+
+
+def main(paths: list[str]) -> None:
+    if not paths:
+        sys.exit("usage: python benchmarks/report.py RESULT.json ...")
+    for path in paths:
+        print(f"## {path}\n\n{stored_tables(json.loads(Path(path).read_text()))}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 """Scale-out benchmark: full-batch vs neighbour-sampled mini-batch training, on 1 and 2 processes.
 
-    python benchmarks/scale_out.py                  # 1e5, 1e6, 1e7 edges -> results/<date>-scale-out.json
+    python benchmarks/scale_out.py                  # 1e5, 1e6, 1e7 edges -> results/cpu-<N>core-scale-out.json
     python benchmarks/scale_out.py --edges 1e5,1e6 --modes mini-1,mini-2
 
 For each synthetic graph (benchmark.py's: 10 directed edges per node, 7 classes, 128 sparse features; a
@@ -221,7 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--train-fraction", type=float, default=0.05, help="fraction of the nodes that are training seeds")
     add("--threads", type=int, default=1, help="torch threads of a 1-process mode (mini-2: cores / 2 per rank)")
     add("--epochs", type=int, default=2, help="epochs (full-batch: steps) per measurement; the fastest is kept")
-    json_path = REPO / "benchmarks" / "results" / f"{time.strftime('%Y-%m-%d')}-scale-out.json"
+    json_path = REPO / "benchmarks" / "results" / f"{report.machine_kind(torch.device('cpu'))}-scale-out.json"
     add("--json", type=Path, default=json_path, help="where to write the results")
     add("--worker", help=argparse.SUPPRESS)  # internal: one measuring process
     args = parser.parse_args(argv)
