@@ -1,0 +1,133 @@
+"""Redraw every picture in docs/images and print every figure the docs quote about them, from the current code.
+
+    python docs/regenerate.py                      # pictures -> docs/images, numbers -> stdout as Markdown
+    python docs/regenerate.py --out /tmp/pictures  # somewhere else
+    python docs/regenerate.py --no-graph           # without the whole-graph drawing (the slowest picture)
+
+It trains the fixed-seed default Cora model (``TrainConfig()``: the paper's settings, seed 0, no TensorBoard) into a
+temporary folder, draws the pictures with the visualization package's own functions under stable file names, and
+prints the dataset table, Cora's summary, the run's result and the attention-entropy table. On CPU the same code
+gives the same numbers and pictures on every run. Cora's raw files come from ``data/`` or ``$GAT_DATA_MIRROR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `visualization` import from the repo
+
+from gat.data.graph import Graph  # noqa: E402
+from gat.data.registry import load_dataset  # noqa: E402
+from gat.errors import GATError  # noqa: E402
+from gat.train.config import TrainConfig  # noqa: E402
+from gat.train.trainer import train  # noqa: E402
+from visualization.attention import draw_attention  # noqa: E402
+from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes  # noqa: E402
+from visualization.embeddings import default_layers, embedding_figure  # noqa: E402
+from visualization.entropy import entropy_figure, entropy_statistics, format_statistics  # noqa: E402
+from visualization.graph_drawing import draw_graph  # noqa: E402
+from visualization.loading import load_trained  # noqa: E402
+from visualization.reports import attention_name, embeddings_name, save_figures  # noqa: E402
+
+SMALL_NEIGHBOURHOOD = 1367  # a Cora node with 10 neighbours: every edge of its picture can be read
+TABLE_DATASETS = ("cora", "citeseer")  # the datasets whose raw files a mirror usually holds
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="folder for the pictures")
+    parser.add_argument("--data-dir", default=str(REPO / "data"), help="dataset cache (default: the repo's data/)")
+    parser.add_argument("--data-mirror", default=os.environ.get("GAT_DATA_MIRROR"), help="default $GAT_DATA_MIRROR")
+    parser.add_argument("--datasets", default=",".join(TABLE_DATASETS), help="rows of the dataset table")
+    parser.add_argument("--no-graph", action="store_true", help="skip the whole-graph drawing (~15 s on Cora)")
+    return parser.parse_args(argv)
+
+
+def dataset_table(names: list[str], data_dir: str, mirror: str | None) -> str:
+    rows = [
+        "| dataset | nodes | features | classes | directed edges | train / val / test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        try:
+            graph = load_dataset(name, data_dir, mirror=mirror)
+        except GATError as error:
+            rows.append(f"| `{name}` | not available here: {error} | | | | |")
+            continue
+        split = " / ".join(str(int(mask.sum())) for mask in (graph.train_mask, graph.val_mask, graph.test_mask))
+        cells = [f"`{name}`", graph.num_nodes, graph.num_features, graph.num_classes, graph.num_edges, split]
+        rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+def summary_table(graph: Graph) -> str:
+    summary = dataset_summary(graph)
+    lines = ["| Cora | |", "|---|---|"]
+    for key, value in summary.items():
+        lines.append(f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    return "\n".join(lines)
+
+
+def train_default(folder: Path, data_dir: str, mirror: str | None):
+    config = TrainConfig(
+        data_dir=data_dir,
+        data_mirror=mirror,
+        runs_dir=str(folder / "runs"),
+        models_dir=str(folder / "models"),
+        tensorboard=False,
+        quiet=True,
+    )
+    return train(config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    print("## Datasets\n\n" + dataset_table(args.datasets.split(","), args.data_dir, args.data_mirror) + "\n")
+    graph = load_dataset("cora", args.data_dir, mirror=args.data_mirror)
+    print(summary_table(graph) + "\n")
+    figures = {"cora_degrees": degree_figure(graph)}
+    if not args.no_graph:
+        figures["cora_graph_igraph_kamada-kawai"] = draw_graph(graph, layout="kamada-kawai", backend="igraph", seed=0)
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        result = train_default(Path(folder), args.data_dir, args.data_mirror)
+        print(
+            "## The default run (`python training_script.py`)\n\n"
+            "| epochs | best epoch | val acc | test acc |\n|---|---|---|---|\n"
+            f"| {result.epochs} | {result.best_epoch} | {result.metrics['val_accuracy']:.3f} | "
+            f"{result.metrics['test_accuracy']:.3f} |\n"
+        )
+        trained = load_trained(result.binary_path, data_dir=args.data_dir, mirror=args.data_mirror)
+        print(f"trained and loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    inspection = trained.inspection
+    hub = top_degree_nodes(graph, 1)[0]
+    figures[attention_name(hub, 0, None)] = draw_attention(inspection, graph, hub, layer=0)
+    figures[attention_name(SMALL_NEIGHBOURHOOD, 0, None)] = draw_attention(
+        inspection, graph, SMALL_NEIGHBOURHOOD, layer=0, layout="kamada-kawai"
+    )
+    figures["entropy"] = entropy_figure(inspection, title="attention entropy per node vs uniform attention: cora")
+    layers = default_layers(inspection)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed=0)
+    print("## Attention entropy (nats)\n\n```\n" + format_statistics(entropy_statistics(inspection)) + "\n```\n")
+
+    paths = save_figures(figures, args.out)
+    print(
+        "## Pictures\n\n"
+        + "\n".join(f"- `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in paths)
+    )
+
+
+if __name__ == "__main__":
+    main()
