@@ -13,6 +13,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from gat.neighbourhoods import csr_pointers, csr_product, gather_flat, sort_by
+from gat.ops import in_layout
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -58,6 +59,7 @@ class _DenseProject(torch.autograd.Function):
         grad_weight = None
         if ctx.needs_input_grad[1]:  # every leading dimension of x is a row of the product
             grad_weight = grad_out.reshape(-1, grad_out.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+            grad_weight = in_layout(grad_weight, weight.shape, weight.stride())
         return grad_x, grad_weight
 
 
@@ -162,7 +164,7 @@ class _SparseProject(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
-        ctx.x, ctx.transpose = x, transpose
+        ctx.x, ctx.transpose, ctx.weight_layout = x, transpose, (weight.shape, weight.stride())
         return _sparse_product(x, weight)
 
     @staticmethod
@@ -176,4 +178,4 @@ class _SparseProject(torch.autograd.Function):
         )  # [num_blocks * in_features, out]
         if transpose.num_blocks > 1:  # the blocks' partial products add up to the product
             grad_weight_transposed = grad_weight_transposed.view(transpose.num_blocks, num_features, -1).sum(0)
-        return grad_weight_transposed.t(), None, None
+        return in_layout(grad_weight_transposed.t(), *ctx.weight_layout), None, None
