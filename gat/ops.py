@@ -358,7 +358,7 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
     num_words = (count + 3) // 4
     if device.type == "cpu":
         # numpy compares and converts the integers in two calls where torch needs four, and inside a training
-        # step each call costs far more than its arithmetic (benchmarks/NOTES.md, session 12).
+        # step each call costs far more than its arithmetic.
         uniform = _cpu_random_words(num_words).view(np.int16)[:count]
         mask = (uniform >= threshold).astype(np.float64 if dtype == torch.float64 else np.float32)
         mask *= mask.dtype.type(scale)
@@ -372,12 +372,11 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
 def random_words(count: int, device: torch.device) -> torch.Tensor:
     """``count`` uniformly random 64-bit words (``int64``), drawn from torch's default generator.
 
-    On CPU, torch's generator (a Mersenne twister, one thread) makes ~200 M words/s; numpy's SFC64 makes them
-    ~2.5x faster. So on CPU three words drawn from torch's generator become SFC64's state, and SFC64 makes the
-    rest: the words are still a function of torch's RNG state alone, so ``torch.manual_seed`` and a
-    checkpoint's saved RNG state reproduce them exactly. (Setting the state directly is ~5x cheaper than
-    seeding a new generator, which a step with four dropouts would pay four times.) Other devices draw with
-    torch on the device.
+    On CPU, torch's generator is a Mersenne twister on one thread; numpy's SFC64 makes words faster. So on CPU three
+    words drawn from torch's generator become SFC64's state, and SFC64 makes the rest: the words are still a function of
+    torch's RNG state alone, so ``torch.manual_seed`` and a checkpoint's saved RNG state reproduce them exactly.
+    (Setting the state directly is cheaper than seeding a new generator, which a step with four dropouts would pay four
+    times.) Other devices draw with torch on the device.
     """
     if torch.device(device).type != "cpu":
         return torch.empty(count, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)

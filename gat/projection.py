@@ -42,9 +42,8 @@ class _DenseProject(torch.autograd.Function):
     """``x @ W^T`` whose weight gradient is computed as ``grad_out^T @ x``.
 
     For ``W`` stored input-major (:func:`gat.layers.linear_projection`), autograd computes ``x^T @ grad_out`` instead,
-    which MKL runs 3-4x slower when the output is narrow (7 classes, 2 score halves): ``[64, N] @ [N, 7]`` took
-    228 µs on Cora's 2708 nodes and 251 ms on a million, ``(grad_out^T @ x)^T`` 59 µs and 70 ms; for wider outputs
-    the two orders cost the same.
+    which MKL runs slower when the output is narrow (7 classes, 2 score halves); for wider outputs the two orders
+    cost the same.
     """
 
     @staticmethod
@@ -63,9 +62,8 @@ class _DenseProject(torch.autograd.Function):
         return grad_x, grad_weight
 
 
-# Rows of the output gradient read per block on CPU: in a core's L2 (512 KiB here) or near it. On the 1e7-edge
-# benchmark graph (rows of 256 bytes) blocks of 256 KiB took 117-125 ms, of 1 MiB 168-176 ms, of 4 MiB 237-267 ms,
-# one block 580-620 ms; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
+# Rows of the output gradient read per block on CPU: about a core's L2 cache, so each row is fetched from memory
+# once per block; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
 GRADIENT_BLOCK_BYTES = 2**20
 
 
@@ -155,11 +153,9 @@ class _SparseProject(torch.autograd.Function):
     transpose instead of letting torch transpose (and sort) ``x`` again on every step.
 
     ``x^T @ grad_out`` visits, feature by feature, every node that has the feature, and reads that node's row of
-    ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x`` (15 times on the
-    1e7-edge benchmark graph). Cut into blocks of nodes whose gradient rows fit in a core's L2 cache, the same
-    sum is the sum of the blocks' partial products, and the rows are fetched once: on that graph (a million
-    nodes, 128 features, 64 outputs) 580-620 ms became 168-176 ms. Graphs of up to ``block_rows`` nodes have one
-    block, the plain transpose.
+    ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x``. Cut into blocks of
+    nodes whose gradient rows fit in a core's L2 cache, the same sum is the sum of the blocks' partial products,
+    and the rows are fetched once. Graphs of up to ``block_rows`` nodes have one block, the plain transpose.
     """
 
     @staticmethod
