@@ -20,9 +20,8 @@ def linear_projection(in_features: int, out_features: int, sparse_input: bool) -
     step, and the gradient ``x^T @ grad`` comes out row-major ``[in, out]`` and would be copied back into ``W``'s
     layout; stored as ``W^T``, neither copy is made.
 
-    Otherwise (a dense input): ``nn.Linear``'s own row-major layout. MKL runs a dense product with few outputs
-    about twice as fast from it (Cora's class layer, ``[1484, 64] @ W^T`` with ``W`` ``[7, 64]``: 94 µs, against
-    177 µs input-major), and fused Adam updates a contiguous weight without first copying it.
+    Otherwise (a dense input): ``nn.Linear``'s own row-major layout, from which MKL runs a dense product with few
+    outputs faster, and which fused Adam updates without first copying it.
 
     Shape, state-dict keys and checkpoints are those of a plain ``nn.Linear`` either way: only the strides differ,
     and ``load_state_dict``, ``.to()`` and the optimiser's state keep them.
@@ -133,7 +132,7 @@ class GATLayer(_AttentionLayer):
 
     Read :class:`gat.nn.reference.ReferenceGATLayer` first: the same layer in plain PyTorch, equation by equation,
     with the same parameters and results. This class is the fast path: fused kernels with hand-written backwards
-    (:mod:`gat.ops`), tested against the reference to 1e-10.
+    (:mod:`gat.nn.kernels.ops`), tested against the reference to 1e-10.
 
     For every target node :math:`i` with neighbourhood :math:`\mathcal{N}(i)` (its in-neighbours, plus
     :math:`i` itself when ``add_self_loops``), and every head :math:`k`:
@@ -197,7 +196,7 @@ class GATLayer(_AttentionLayer):
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Apply the layer; with ``num_targets``, only to the first ``num_targets`` nodes (every edge must point
         into one of them; only they get self-loops): what a sampled batch's layer computes
-        (:mod:`gat.sampling.sampler`).
+        (:mod:`gat.sampling.sampler.sampler`).
 
         Returns:
             The new node features (``[num_targets or N, ...]``); with ``return_attention=True`` the tuple

@@ -2,24 +2,21 @@
 
 glibc's ``malloc`` hands every large block (by default from 128 KiB, adaptively up to 32 MiB) straight back to
 the kernel when it is freed, and maps fresh pages for the next one; touching those pages for the first time
-costs a page fault per 4 KiB. A training step frees and re-allocates the same large tensors over and over:
-on a synthetic graph with a million edges, a training step takes 31 % less time with mapping turned off, as
-every block then comes from malloc's heap and is reused. (PyTorch's CPU performance guide suggests the same
-cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The price is a somewhat higher peak,
-since the heap fragments and never shrinks: +7 % at a million edges (benchmarks/NOTES.md has the command).
-"Never" has to mean never: with trimming above a 2 GiB free top chunk, a 1e7-edge step gave gigabytes back at
-most steps and faulted them in again in the next (~4700 page faults a step); without it a step faults ~0 pages
-and took 5.0-5.4 s instead of 6.4-6.6 s (medians of 12 steps, 2 alternating process pairs), at the same peak.
+costs a page fault per 4 KiB. A training step frees and re-allocates the same large tensors over and over;
+with mapping turned off every block comes from malloc's heap and is reused. (PyTorch's CPU performance guide
+suggests the same cure by swapping in jemalloc or tcmalloc; this needs no extra library.) The price is a
+somewhat higher peak, since the heap fragments and never shrinks. "Never" has to mean never: with any finite
+trim threshold a big graph's step gives gigabytes back and faults them in again in the next step.
+docs/design.md gives the measured gains and the command that measures them.
 
 It changes the whole process, so only entry points call it (``training_script.py``, ``python -m gat.reproduce``
 and the benchmarks), never the library on import.
 
 The same entry points (the scripts; ``python -m`` imports torch before it could) also set
 ``THP_MEM_ALLOC_ENABLE=1`` before torch is imported: torch then asks the kernel for 2 MiB transparent huge pages
-for tensors of 2 MiB or more (the kernel here grants them on request, ``madvise`` mode). A big graph's step
-reads node rows at random over hundreds of MiB, and with 4 KiB pages almost every such read also misses the
-TLB: on a 1e7-edge graph a training step took 5.5-5.7 s instead of 6.0-7.5 s (3 alternating processes each),
-and a random 8.8e7-element gather 0.82-0.89 s instead of 1.19-1.22 s. Small graphs do not change.
+for tensors of 2 MiB or more (granted on request where the kernel's THP mode is ``madvise``). A big graph's
+step reads node rows at random over hundreds of MiB, and with 4 KiB pages almost every such read also misses
+the TLB. Small graphs do not change.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class FullBatchRun(Run):
     def validation(self) -> Callable[[], dict[str, float]]:
         """Every epoch's validation, built at its first use, after any resume: on the validation nodes' receptive
         field, which gives the whole graph's numbers for less work (on Cora the 500 validation nodes read 7130
-        and 1948 of the 10556 edges, and an evaluation took ~25 % less time). A captured CUDA graph's replay
+        and 1948 of the 10556 edges). A captured CUDA graph's replay
         costs one launch whatever the graph's size, so a GPU replays the whole graph's evaluation instead."""
         if isinstance(self.evaluation, CapturedEvaluation):
             return functools.partial(self.evaluation, ("val",))

@@ -52,8 +52,8 @@ def build_model(config: TrainConfig, num_features: int, num_classes: int) -> GAT
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:
-    """The paper's Adam with L2 weight decay. ``fused`` runs the update of all parameters in one kernel: on CPU
-    that is ~2.5x faster than the default multi-tensor update, a measurable part of a small graph's step."""
+    """The paper's Adam with L2 weight decay. ``fused`` runs the update of all parameters in one kernel instead
+    of several per parameter, a measurable part of a small graph's step."""
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
@@ -158,9 +158,9 @@ def full_graph_evaluation(
 class CapturedStep:
     """:func:`train_step` on a CUDA GPU, with the forward and backward pass replayed from a CUDA graph.
 
-    On a small graph a GPU step is bound by the host launching kernels: on Cora, ~180 launches take ~8 ms of an
-    H100 step in which the GPU computes for 0.6 ms. A CUDA graph records the kernels once and replays them all
-    with one launch (about 1 ms a step; see :func:`capture` for what that asks of the inputs). The optimizer
+    On a small graph a GPU step is bound by the host launching kernels, not by the GPU computing. A CUDA graph
+    records the kernels once and replays them all with one launch (see :func:`capture` for what that asks of
+    the inputs). The optimizer
     step runs outside the graph, after the loss is read, so a non-finite loss still never reaches the weights,
     and nothing may set the gradients to None: the graph writes them in place. Every replay draws new dropout
     masks: the same ones as eager steps from the same random state (tested).
@@ -229,10 +229,10 @@ def capture(run: Callable[[], Any], model: nn.Module, device: torch.device) -> t
     return graph, outputs, kept_alive
 
 
-# Evaluation runs in inference mode, which skips no_grad's version counters and view tracking (a Cora epoch ~2 %
-# faster). The layers build their cached neighbourhoods with it off (gat.nn.layers), so a later training step on the
-# same graph can save them for its backward; the aggregation plans and segment-sum layouts an evaluation builds are
-# inference tensors, which training may still read: only hand-written autograd functions use them, and never save them.
+# Evaluation runs in inference mode, which skips no_grad's version counters and view tracking. The layers build their
+# cached neighbourhoods with it off (gat.nn.layers), so a later training step on the same graph can save them for its
+# backward; the aggregation plans and segment-sum layouts an evaluation builds are inference tensors, which training may
+# still read: only hand-written autograd functions use them, and never save them.
 @torch.inference_mode()
 def evaluate(model: GAT, graph: Graph, splits: tuple[str, ...] = ("val",)) -> dict[str, float]:
     """Loss and accuracy of the model in eval mode (no dropout) on each split: ``{"val_loss": ..., ...}``."""

@@ -117,3 +117,12 @@ def test_distributed_without_torchrun_is_one_clear_line(tmp_path, monkeypatch):
 def test_invalid_minibatch_settings_are_refused(bad, message):
     with pytest.raises(GATError, match=message):
         TrainConfig(**bad)
+
+
+def test_ddp_gets_every_gradient_in_its_parameters_memory_layout(tmp_path):
+    # DDP copies each gradient into a bucket laid out like its parameter and warns ("Grad strides do not match
+    # bucket view strides") on every rank when a backward returns another layout, e.g. [5, 10, 1] for a [1, 1, 5]
+    # attention vector, whose strides of size-1 dimensions contiguous() does not fix.
+    completed = torchrun(tmp_path, "--fanouts=4,4", "--batch-size=8", "--epochs=1", "--skip-connection")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "stride" not in completed.stderr.lower(), completed.stderr[-3000:]

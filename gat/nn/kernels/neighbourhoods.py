@@ -64,7 +64,7 @@ class Neighbourhoods:
         return self._sum("source", edge_values)
 
     def _sum(self, by: str, edge_values: torch.Tensor) -> torch.Tensor:
-        # A product with a 0/1 CSR matrix [T or N, E]: on CPU 4-8x faster than segment_reduce or index_add_, and
+        # A product with a 0/1 CSR matrix [T or N, E]: on CPU faster than segment_reduce or index_add_, and
         # each row's entries are added in a fixed order, so results are bit-reproducible. The layout is built once:
         # every step sums the same edges.
         if by not in self._sum_layouts:
@@ -191,7 +191,7 @@ class AggregationPlan:
         """
         num_features = left.shape[1]
         if 1 < num_features < 8:
-            # torch's CPU sampled_addmm takes a scalar path ~10x slower for 2-7 features (Cora's 7 classes);
+            # torch's CPU sampled_addmm takes a slow scalar path for 2-7 features (Cora's 7 classes);
             # zero columns leave every dot product unchanged.
             left, right = F.pad(left, (0, 8 - num_features)), F.pad(right, (0, 8 - num_features))
         zeros = torch.zeros(self.columns.numel(), dtype=left.dtype, device=left.device)
@@ -209,8 +209,7 @@ class AggregationPlan:
         """``A^T @ values`` (``values``: ``[T*H, F]``), from the ``[E, H]`` edge weights: ``[N*H, F]``.
 
         A^T's values are gathered from edge order, not from A's CSR order: an edge's H weights share a cache line
-        there, while A spreads them over H rows. On a 1e7-edge graph with 8 heads the gather took 311-346 ms
-        instead of 589-626.
+        there, while A spreads them over H rows.
         """
         transposed_values = gather_flat(weights.reshape(-1), self.transposed_order)
         return csr_product(self.transposed_row_pointers, self.transposed_columns, transposed_values, values)
@@ -253,9 +252,7 @@ def csr_product(
     Row ``i`` of the product sums ``dense``'s rows at row ``i``'s columns, each scaled by its value. On CPU that
     is exactly ``embedding_bag`` (one bag per row, the columns as indices, the values as per-sample weights),
     whose FBGEMM kernel prefetches the rows it is about to read and beats torch's MKL CSR product where the rows
-    are wide or the reads random: Cora's input projection (``[1664, 1433]``, 30k entries, 64 columns) took 164 µs
-    instead of 230, the 1e6-edge graph's aggregation 22.6 ms instead of 33.6, its input projection 3.2 ms
-    instead of 6.6. Each row is summed in order by one thread, so results are bit-reproducible. Taking CSR
+    are wide or the reads random. Each row is summed in order by one thread, so results are bit-reproducible. Taking CSR
     arrays rather than a sparse tensor saves building one per call. Not differentiable: its callers are
     hand-written forwards and backwards, or run without gradients. (Other devices, and rows of width 0, which
     FBGEMM rejects, use torch's own product.)
@@ -281,8 +278,8 @@ def select_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``values.index_select(0, index)``, the rows of ``values`` (``[N, ...]``) at ``index`` (``[E]``).
 
     index_select rather than fancy indexing: its backward (index_add_) is deterministic on CPU. On CUDA, rows of
-    16 bytes or more go through :func:`gather_elements` instead: for 1.1e7 rows of 4 to 16 floats, torch's row
-    gather took 6.7 ms on an H100 (torch 2.11) whatever the row size, the element-wise gather 0.5-1.8 ms.
+    16 bytes or more go through :func:`gather_elements` instead: torch's CUDA row gather costs the same whatever
+    the row size, well above an element-wise gather of the same bytes.
     """
     row_size = math.prod(values.shape[1:])
     if values.device.type == "cuda" and row_size * values.element_size() >= 16:
@@ -300,10 +297,10 @@ def gather_elements(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def gather_flat(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``out[k] = values[index[k]]`` for 1-D ``values`` and ``index``: ``values.index_select(0, index)``.
 
-    torch runs a 1-D index_select on one CPU thread, and the gathers of edge values into a CSR order are big: on
-    the 1e7-edge benchmark graph, A^T's 8.8e7 values took 485-527 ms; split over two threads (:func:`_in_chunks`),
-    265-294 ms. Not differentiable: its callers are hand-written forwards and backwards. (The chunks run in
-    other threads, where autograd's thread-local no-grad mode does not reach, hence the detach.)
+    torch runs a 1-D index_select on one CPU thread, and the gathers of edge values into a CSR order are big, so
+    they are split over torch's threads (:func:`_in_chunks`). Not differentiable: its callers are hand-written
+    forwards and backwards. (The chunks run in other threads, where autograd's thread-local no-grad mode does not
+    reach, hence the detach.)
     """
     values = values.detach()
     if values.device.type != "cpu":
@@ -358,8 +355,8 @@ def _in_chunks(count: int, work: Callable[[int, int], object]) -> None:
         future.result()
 
 
-# Below this many elements one thread is faster: handing a chunk to a thread and waiting for it costs ~0.1 ms (a
-# random permutation of 2**18 floats: 0.31 ms on one thread, 0.38 on two; of 2**19: 1.25 and 0.71 ms).
+# Below this many elements one thread is faster: handing a chunk to a thread and waiting for it costs more than the
+# second thread saves.
 _PARALLEL_FROM = 2**19
 
 

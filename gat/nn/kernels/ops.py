@@ -120,26 +120,25 @@ def gat_attention(
 class _GATAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p):  # as gat_attention
-        num_nodes, num_heads, num_features = projected.shape
-        flat = projected.reshape(num_nodes, num_heads * num_features)
-        score_weight = _block_diagonal(torch.cat([att_source, att_target]))
-        node_scores = (flat @ score_weight.t()).view(num_nodes, 2, num_heads)
-        attention, activated = _edge_attention(node_scores, neighbourhoods, negative_slope)
+        num_heads = projected.shape[1]
+        halves = torch.cat([att_source, att_target])
+        attention, activated = _edge_attention(_node_scores(projected, halves), neighbourhoods, negative_slope)
         mask = _keep_mask(attention, dropout_p)
         weights = attention if mask is None else attention * mask
         plan = neighbourhoods.plan(num_heads)
         aggregated = _aggregate(weights, projected, plan)
-        ctx.save_for_backward(projected, score_weight, attention, activated, mask)
+        ctx.save_for_backward(projected, halves, attention, activated, mask)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
+        ctx.vector_layout = att_source.shape, att_source.stride(), att_target.stride()
         ctx.set_materialize_grads(False)  # the attention is returned for inspection and rarely differentiated
         return aggregated, attention
 
     @staticmethod
     @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_aggregated: torch.Tensor | None, grad_attention: torch.Tensor | None) -> tuple:
-        projected, score_weight, attention, activated, mask = ctx.saved_tensors
+        projected, halves, attention, activated, mask = ctx.saved_tensors
         neighbourhoods: Neighbourhoods = ctx.neighbourhoods
-        num_nodes, num_heads, num_features = projected.shape
+        num_heads = projected.shape[1]
         grad_values = None
         if grad_aggregated is not None:
             # The dropped attention is recomputed (one multiply) rather than kept from the forward pass, and freed
@@ -156,21 +155,49 @@ class _GATAttention(torch.autograd.Function):
             grad_attention = grad_dropped if grad_attention is None else grad_dropped + grad_attention
         if grad_attention is None:
             return None, None, None, None, None, None
-        grad_scores = _edge_attention_backward(
-            attention, activated, grad_attention, neighbourhoods, ctx.negative_slope
-        ).view(num_nodes, 2 * num_heads)
-        flat = projected.reshape(num_nodes, num_heads * num_features)
-        # The gradient of projected has two parts: through the aggregated values and through the scores. addmm adds
-        # the second to the first as it computes it.
-        if grad_values is None:
-            grad_projected = grad_scores @ score_weight
-        else:
-            grad_projected = torch.addmm(grad_values.view(num_nodes, -1), grad_scores, score_weight)
-        # grad_scores^T @ flat, not flat^T @ grad_scores: MKL is 3-4x faster with the narrow side first (see
-        # gat.nn.kernels.projection._DenseProject). Only the diagonal blocks are weights; made contiguous once, so that both
-        # halves are stored as gradients as they are.
-        grad_halves = _diagonal_blocks(grad_scores.t() @ flat, num_heads).contiguous()
-        return grad_projected.view_as(projected), grad_halves[:1], grad_halves[1:], None, None, None
+        grad_scores = _edge_attention_backward(attention, activated, grad_attention, neighbourhoods, ctx.negative_slope)
+        grad_projected, grad_halves = _node_scores_backward(grad_scores, projected, halves, grad_values)
+        shape, source_strides, target_strides = ctx.vector_layout
+        grad_source = in_layout(grad_halves[:1], shape, source_strides)
+        grad_target = in_layout(grad_halves[1:], shape, target_strides)
+        return grad_projected.view_as(projected), grad_source, grad_target, None, None, None
+
+
+def _node_scores(projected: torch.Tensor, halves: torch.Tensor) -> torch.Tensor:
+    """Every node's source and target score per head, ``[N, 2, H]``, from ``projected`` ``[N, H, F]`` and the
+    attention vectors ``halves`` ``[2, H, F]``: one matrix product with their block-diagonal ``[2 * H, H * F]``
+    matrix, where per-head dot products would take a multiply and a reduction each way."""
+    num_nodes, num_heads, num_features = projected.shape
+    flat = projected.reshape(num_nodes, num_heads * num_features)
+    return (flat @ _block_diagonal(halves).t()).view(num_nodes, 2, num_heads)
+
+
+def _node_scores_backward(
+    grad_scores: torch.Tensor, projected: torch.Tensor, halves: torch.Tensor, grad_values: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`_node_scores` for ``projected`` (``[N, H * F]``, plus ``grad_values`` when given, the
+    gradient that reached ``projected`` through the aggregation) and for ``halves`` (``[2, H, F]``)."""
+    num_nodes, num_heads, num_features = projected.shape
+    grad_scores = grad_scores.view(num_nodes, 2 * num_heads)
+    score_weight = _block_diagonal(halves)
+    if grad_values is None:
+        grad_projected = grad_scores @ score_weight
+    else:  # addmm adds the gradient through the scores to the one through the values as it computes it
+        grad_projected = torch.addmm(grad_values.view(num_nodes, -1), grad_scores, score_weight)
+    # grad_scores^T @ flat, not flat^T @ grad_scores: MKL is faster with the narrow side first (see
+    # gat.nn.kernels.projection._DenseProject). Only the diagonal blocks are weights.
+    flat = projected.reshape(num_nodes, num_heads * num_features)
+    return grad_projected, _diagonal_blocks(grad_scores.t() @ flat, num_heads)
+
+
+def in_layout(grad: torch.Tensor, shape: torch.Size, strides: tuple[int, ...]) -> torch.Tensor:
+    """``grad`` in the memory layout (``strides``) of the parameter of that ``shape`` it is the gradient of.
+
+    DistributedDataParallel copies every gradient into a bucket laid out like its parameter and warns when the
+    strides differ, even those of size-1 dimensions (which ``contiguous()`` leaves as they are)."""
+    if grad.stride() == tuple(strides):
+        return grad
+    return torch.empty_strided(shape, strides, dtype=grad.dtype, device=grad.device).copy_(grad)
 
 
 def _block_diagonal(halves: torch.Tensor) -> torch.Tensor:
@@ -331,7 +358,7 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
     num_words = (count + 3) // 4
     if device.type == "cpu":
         # numpy compares and converts the integers in two calls where torch needs four, and inside a training
-        # step each call costs far more than its arithmetic (benchmarks/NOTES.md, session 12).
+        # step each call costs far more than its arithmetic.
         uniform = _cpu_random_words(num_words).view(np.int16)[:count]
         mask = (uniform >= threshold).astype(np.float64 if dtype == torch.float64 else np.float32)
         mask *= mask.dtype.type(scale)
@@ -345,12 +372,11 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
 def random_words(count: int, device: torch.device) -> torch.Tensor:
     """``count`` uniformly random 64-bit words (``int64``), drawn from torch's default generator.
 
-    On CPU, torch's generator (a Mersenne twister, one thread) makes ~200 M words/s; numpy's SFC64 makes them
-    ~2.5x faster. So on CPU three words drawn from torch's generator become SFC64's state, and SFC64 makes the
-    rest: the words are still a function of torch's RNG state alone, so ``torch.manual_seed`` and a
-    checkpoint's saved RNG state reproduce them exactly. (Setting the state directly is ~5x cheaper than
-    seeding a new generator, which a step with four dropouts would pay four times.) Other devices draw with
-    torch on the device.
+    On CPU, torch's generator is a Mersenne twister on one thread; numpy's SFC64 makes words faster. So on CPU three
+    words drawn from torch's generator become SFC64's state, and SFC64 makes the rest: the words are still a function of
+    torch's RNG state alone, so ``torch.manual_seed`` and a checkpoint's saved RNG state reproduce them exactly.
+    (Setting the state directly is cheaper than seeding a new generator, which a step with four dropouts would pay four
+    times.) Other devices draw with torch on the device.
     """
     if torch.device(device).type != "cpu":
         return torch.empty(count, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)

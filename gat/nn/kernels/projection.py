@@ -13,6 +13,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from gat.nn.kernels.neighbourhoods import csr_pointers, csr_product, gather_flat, sort_by
+from gat.nn.kernels.ops import in_layout
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -40,10 +41,9 @@ def _sparse_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class _DenseProject(torch.autograd.Function):
     """``x @ W^T`` whose weight gradient is computed as ``grad_out^T @ x``.
 
-    For ``W`` stored input-major (:func:`gat.nn.layers.linear_projection`), autograd computes ``x^T @ grad_out`` instead,
-    which MKL runs 3-4x slower when the output is narrow (7 classes, 2 score halves): ``[64, N] @ [N, 7]`` took
-    228 µs on Cora's 2708 nodes and 251 ms on a million, ``(grad_out^T @ x)^T`` 59 µs and 70 ms; for wider outputs
-    the two orders cost the same.
+    For ``W`` stored input-major (:func:`gat.nn.layers.linear_projection`), autograd computes ``x^T @ grad_out``
+    instead, which MKL runs slower when the output is narrow (7 classes, 2 score halves); for wider outputs the two
+    orders cost the same.
     """
 
     @staticmethod
@@ -58,12 +58,12 @@ class _DenseProject(torch.autograd.Function):
         grad_weight = None
         if ctx.needs_input_grad[1]:  # every leading dimension of x is a row of the product
             grad_weight = grad_out.reshape(-1, grad_out.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+            grad_weight = in_layout(grad_weight, weight.shape, weight.stride())
         return grad_x, grad_weight
 
 
-# Rows of the output gradient read per block on CPU: in a core's L2 (512 KiB here) or near it. On the 1e7-edge
-# benchmark graph (rows of 256 bytes) blocks of 256 KiB took 117-125 ms, of 1 MiB 168-176 ms, of 4 MiB 237-267 ms,
-# one block 580-620 ms; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
+# Rows of the output gradient read per block on CPU: about a core's L2 cache, so each row is fetched from memory
+# once per block; 1 MiB keeps graphs of up to 4096 nodes (Cora's 2708) in one block, the plain transpose.
 GRADIENT_BLOCK_BYTES = 2**20
 
 
@@ -153,16 +153,14 @@ class _SparseProject(torch.autograd.Function):
     transpose instead of letting torch transpose (and sort) ``x`` again on every step.
 
     ``x^T @ grad_out`` visits, feature by feature, every node that has the feature, and reads that node's row of
-    ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x`` (15 times on the
-    1e7-edge benchmark graph). Cut into blocks of nodes whose gradient rows fit in a core's L2 cache, the same
-    sum is the sum of the blocks' partial products, and the rows are fetched once: on that graph (a million
-    nodes, 128 features, 64 outputs) 580-620 ms became 168-176 ms. Graphs of up to ``block_rows`` nodes have one
-    block, the plain transpose.
+    ``grad_out``: on a big graph each row is fetched from memory once per nonzero of ``x``. Cut into blocks of
+    nodes whose gradient rows fit in a core's L2 cache, the same sum is the sum of the blocks' partial products,
+    and the rows are fetched once. Graphs of up to ``block_rows`` nodes have one block, the plain transpose.
     """
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, x: torch.Tensor, transpose: _Transpose) -> torch.Tensor:
-        ctx.x, ctx.transpose = x, transpose
+        ctx.x, ctx.transpose, ctx.weight_layout = x, transpose, (weight.shape, weight.stride())
         return _sparse_product(x, weight)
 
     @staticmethod
@@ -176,4 +174,4 @@ class _SparseProject(torch.autograd.Function):
         )  # [num_blocks * in_features, out]
         if transpose.num_blocks > 1:  # the blocks' partial products add up to the product
             grad_weight_transposed = grad_weight_transposed.view(transpose.num_blocks, num_features, -1).sum(0)
-        return grad_weight_transposed.t(), None, None
+        return in_layout(grad_weight_transposed.t(), *ctx.weight_layout), None, None
