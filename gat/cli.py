@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="PATH",
         default=None,
-        help="continue the run saved in this checkpoint (its config is reused; --epochs may grow)",
+        help="continue the run saved in this checkpoint (its config is reused; --epochs, the folders, --device, "
+        "--tensorboard, --test and the log/checkpoint frequencies may change; any other flag given must match it)",
     )
     outputs.add_argument(
         "--test",

@@ -123,9 +123,12 @@ def _problem(value: Any, expected: Any, where: str) -> str | None:
         return _array_problem(value, expected, label)
     types = expected if isinstance(expected, tuple) else (expected,)
     if not any(_is_instance(value, kind) for kind in types):
-        names = " or ".join("number" if kind is float else kind.__name__ for kind in types)
-        return f"{label} must be a {names}, got {_kind(value)}"
+        return f"{label} must be {' or '.join(_NAMES.get(kind, kind.__name__) for kind in types)}, got {_kind(value)}"
     return None
+
+
+_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
+          list: "a list", type(None): "null"}  # fmt: skip
 
 
 def _is_instance(value: Any, kind: type) -> bool:
@@ -138,8 +141,7 @@ def _is_instance(value: Any, kind: type) -> bool:
 
 def _number_problem(value: Any, expected: Number, label: str) -> str | None:
     if not _is_instance(value, expected.kind):
-        name = "an integer" if expected.kind is int else "a number"
-        return f"{label} must be {name}, got {_kind(value)}"
+        return f"{label} must be {_NAMES[expected.kind]}, got {_kind(value)}"
     low = -math.inf if expected.low is None else expected.low
     high = math.inf if expected.high is None else expected.high
     if not low <= value <= high:

@@ -428,15 +428,11 @@ def test_a_full_disk_through_training_script(world, full_disk):
 
 
 @pytest.mark.slow
-def test_bad_numbers_and_diverged_models_through_python_m_visualization(world):
+def test_a_diverged_model_through_python_m_visualization(world):
     nan_binary = world.edited(world.binary, _nan_weights)
-    for argv, code, message in [
-        (world.draw("attention", None, "--top-k", "0"), 2, "must be >= 1, got 0"),
-        (world.draw("embeddings", nan_binary), 1, "the model's weights are not finite"),
-    ]:
-        result = run_command("-m", "visualization", *argv, cwd=world.root)
-        assert result.returncode == code and "Traceback" not in result.stderr
-        assert result.stderr.count("\n") == 1 and message in result.stderr
+    result = run_command("-m", "visualization", *world.draw("embeddings", nan_binary), cwd=world.root)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "the model's weights are not finite" in result.stderr
 
 
 @pytest.mark.slow
