@@ -371,6 +371,7 @@ def test_a_wrong_cache_is_rebuilt_not_used(corrupt, planetoid_folder, tmp_path):
     np.savez_compressed(cache, **corrupt(arrays))
     graph = load_planetoid("cora", tmp_path, mirror=planetoid_folder)
     assert graph.train_mask.dtype == torch.bool and graph.y.dtype == torch.int64
+    assert bool(torch.isfinite(graph.x.values()).all())
     assert [int(mask.sum()) for mask in (graph.train_mask, graph.val_mask, graph.test_mask)] == [140, 500, 1000]
     with np.load(cache) as rebuilt:
         assert rebuilt["masks"].dtype == bool and rebuilt["y"].dtype == np.int64
