@@ -12,6 +12,7 @@ accepted as aliases. Run with --help for every flag.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -22,9 +23,9 @@ from dataclasses import fields, replace
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from gat.data.registry import dataset_names, get_dataset
-from gat.errors import GATError, OneLineErrorParser
+from gat.errors import GATError, OneLineErrorParser, describe_os_error
 from gat.nn.model import LAYERS
-from gat.train.config import TrainConfig
+from gat.train.config import MAX_SEED, TrainConfig
 from gat.train.presets import describe_presets, preset_config, score_label, score_name
 
 DEFAULTS = TrainConfig()
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="PATH",
         default=None,
-        help="continue the run saved in this checkpoint (its config is reused; --epochs may grow)",
+        help="continue the run saved in this checkpoint (its config is reused; --epochs, the folders, --device, "
+        "--tensorboard, --test and the log/checkpoint frequencies may change; any other flag given must match it)",
     )
     outputs.add_argument(
         "--test",
@@ -198,6 +200,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return preset_config(args.dataset, **values)
 
 
+def explicit_fields(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[str, ...]:
+    """The `TrainConfig` fields the command line set explicitly (not left at their defaults)."""
+    quiet = copy.deepcopy(parser)
+    for action in quiet._actions:  # parse again with no defaults: only what was typed remains
+        action.default = argparse.SUPPRESS
+    given = vars(quiet.parse_args(argv))
+    return tuple(f.name for f in fields(TrainConfig) if f.name in given)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -207,7 +218,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.seeds < 1:
         parser.error(f"seeds must be >= 1, got {args.seeds}")
+    if config.seed + args.seeds - 1 > MAX_SEED:
+        parser.error(f"seeds must be <= {MAX_SEED - config.seed + 1} so that the last seed is <= {MAX_SEED}")
+    if args.resume is not None and args.seeds > 1:
+        parser.error("--resume continues one run: it cannot be combined with --seeds")
+    try:
+        return run_command(args, config, explicit_fields(parser, argv))
+    except OSError as error:  # anything the project's writer did not see first: still one line
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+    except (MemoryError, torch_out_of_memory()) as error:
+        print(f"error: out of memory ({str(error).splitlines()[0][:200]}): lower --hidden, --heads, --batch-size or "
+              "--num-layers", file=sys.stderr)  # fmt: skip
+        return 1
 
+
+def torch_out_of_memory() -> type[BaseException]:
+    """torch's out-of-memory error (a RuntimeError subclass raised by the CUDA allocator)."""
+    import torch
+
+    return torch.OutOfMemoryError
+
+
+def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> int:
+    """Train (and draw) as the parsed flags say; returns the exit code."""
     from gat.train.allocator import keep_freed_memory  # after parsing: fast --help
     from gat.train.loop import TrainingInterrupted
     from gat.train.steps import load_graph
@@ -217,11 +251,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.should_visualize:
+            from gat.io import ensure_writable
             from visualization.reports import write_dataset_report
+
+            ensure_writable(args.figures_dir)  # before the dataset is loaded and drawn
 
             report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
         if args.seeds == 1:
-            results = [train(config, resume=args.resume, override=("epochs",) if args.epochs is not None else ())]
+            results = [train(config, resume=args.resume, override=explicit)]
         else:
             results = run_seeds(config, args.seeds)
         if args.visualize_after:

@@ -6,10 +6,28 @@ the message as a single line, never a traceback.
 """
 
 import argparse
+from collections.abc import Callable
 
 
 class GATError(Exception):
     """A problem the user can fix; `str(error)` is a complete one-line explanation."""
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]`` (``high`` None: no upper bound), else a message that
+    states the range, so a bad number is refused at parse time rather than misused later."""
+    allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer {allowed}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -17,3 +35,10 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def describe_os_error(error: OSError) -> str:
+    """An ``OSError`` in one line: ``<path>: <cause>`` (the entry points' last resort for a fault nothing else
+    caught: a traceback is never the answer to a full disk or a missing folder)."""
+    cause = error.strerror or str(error) or type(error).__name__
+    return f"{error.filename}: {cause}" if error.filename is not None else cause

@@ -23,20 +23,36 @@ import torch
 from tqdm import tqdm
 
 from gat.data.registry import dataset_names, get_dataset
-from gat.errors import GATError, OneLineErrorParser
-from gat.io import atomic_write, save_json
+from gat.errors import GATError, OneLineErrorParser, describe_os_error
+from gat.io import ensure_writable, save_json, save_text
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
 from gat.nn.model import LAYERS, Inspection
 from gat.train import checkpoints
 from gat.train.allocator import keep_freed_memory
-from gat.train.config import TrainConfig
+from gat.train.config import MAX_SEED, TrainConfig
 from gat.train.loop import inspect_model
 from gat.train.presets import preset_config, score_name
 from gat.train.steps import load_graph
 from gat.train.trainer import ENVIRONMENT_FIELDS, train
+from gat.validate import ListOf, Number, Optional, check
 
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
 LOCATION_FIELDS = (*ENVIRONMENT_FIELDS, "tensorboard")
+# A saved result, as `run` writes it (gat.validate): everything the table reads.
+RESULT_SCHEMA = {
+    "dataset": str,
+    "layer": str,
+    "seed": Number(int, 0),
+    "test_score": Number(float, 0, 1),
+    "val_score": Number(float, 0, 1),
+    "score": str,
+    "epochs": Number(int, 0),
+    "best_epoch": Number(int, 0),
+    "seconds": Number(float, 0),
+    "run_id": str,
+    "config": dict,
+    "entropy": Optional(ListOf({"layer": Number(int, 0), "entropy": float, "uniform": float, "kl": float})),
+}
 
 
 def build_parser() -> OneLineErrorParser:
@@ -62,8 +78,8 @@ def parse_args(argv: list[str] | None) -> tuple:
         unknown = [value for value in chosen if value not in allowed]
         if unknown:
             parser.error(f"unknown {name} {', '.join(unknown)}: choose from {', '.join(allowed)}")
-    if args.seeds < 1:
-        parser.error(f"seeds must be >= 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEED:
+        parser.error(f"seeds must be >= 1 and <= {MAX_SEED}, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"epochs must be >= 1, got {args.epochs}")
     return args, datasets, layers
@@ -93,11 +109,15 @@ def result_path(output: str | Path, config: TrainConfig) -> Path:
 
 
 def finished(path: Path, config: TrainConfig) -> dict | None:
-    """The saved result of this run if it exists and was made with the same settings, else None (run it)."""
+    """The saved result of this run if it exists and was made with the same settings, else None (run it).
+
+    A file that is JSON but not a result (a field missing or of the wrong type) is refused with one line: it is
+    not silently redone over, nor half-used in the table."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
         return None
+    check(record, RESULT_SCHEMA, f"{path} (delete it to redo this run)")
     return record if _what_it_computes(record.get("config", {})) == _what_it_computes(config.to_dict()) else None
 
 
@@ -155,6 +175,19 @@ def run(config: TrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args, datasets, layers = parse_args(argv)
+    try:
+        return reproduce(args, datasets, layers, argv)
+    except GATError as error:  # a bad saved result, an unwritable --output
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a fault the project's writer did not see first: still one line
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+
+
+def reproduce(args, datasets: list[str], layers: list[str], argv: list[str] | None) -> int:
+    """Run what is missing of the table, then write and print it; returns the exit code."""
+    ensure_writable(args.output)  # fail fast, before the first run
     keep_freed_memory()  # an entry point, like training_script.py: same speed per run
     jobs = [
         run_config(args, dataset, layer, seed) for dataset in datasets for layer in layers for seed in range(args.seeds)
@@ -183,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(error, "exit_code", 1)
     bar.close()
     text = results_markdown([record for record in records.values() if record is not None], missing, args, argv)
-    with atomic_write(Path(args.output) / "results.md") as file:
-        file.write(text.encode())
+    save_text(text, Path(args.output) / "results.md")
     print(text)
     print(f"wrote {Path(args.output) / 'results.md'}")
     return 0

@@ -15,11 +15,13 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.data.registry import dataset_names, load_dataset
-from gat.errors import GATError, OneLineErrorParser
+from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
+from gat.io import ensure_writable
+from gat.train.config import MAX_SEED
 from visualization import reports
 from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
 from visualization.degrees import top_degree_nodes
-from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
+from visualization.embeddings import MAX_NODES, MIN_NODES, default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
 from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
 from visualization.loading import TrainedModel, checked_index, latest_binary, load_trained
@@ -75,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", parents=[common], help="the whole graph")
     graph.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
     graph.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
-    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     attention = commands.add_parser("attention", parents=[common, with_model],
                                     help="a node's neighbourhood, edges as wide as their attention")
     which = attention.add_mutually_exclusive_group()
-    which.add_argument("--node", type=int, nargs="+", help="node ids (default: the --top-k highest-degree nodes)")
-    which.add_argument("--top-k", type=int, default=1, help="draw the k nodes with the most neighbours (default 1)")
+    which.add_argument("--node", type=bounded_int(0), nargs="+",
+                       help="node ids (default: the --top-k highest-degree nodes)")
+    which.add_argument("--top-k", type=bounded_int(1), default=1,
+                       help="draw the k nodes with the most neighbours (default 1)")
     attention.add_argument("--layer", type=int, default=0, help="default 0; negative counts from the last")
     attention.add_argument("--head", type=head_choice, default=None, help="a head, or 'all' for a grid (default)")
     attention.add_argument("--layout", choices=NEIGHBOURHOOD_LAYOUTS, default="circular", help="default circular")
@@ -91,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="t-SNE of layer outputs, coloured by class")
     embeddings.add_argument("--layer", type=int, nargs="+", default=None,
                             help="layers to map; -1 is the logits (default: the last hidden layer and the logits)")
-    embeddings.add_argument("--seed", type=int, default=0)
-    embeddings.add_argument("--max-nodes", type=int, default=MAX_NODES,
+    embeddings.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+    embeddings.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAX_NODES,
                             help="t-SNE a random sample beyond this many nodes (default %(default)s)")
     # fmt: on
     return parser
@@ -107,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except GATError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a fault the project's writer did not see first: still one line
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     for path in paths:
         print(path)
     if args.show:
@@ -120,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
+    if args.out is not None:
+        ensure_writable(args.out)  # fail fast: before the dataset and the model are loaded
     if args.command in ("dataset", "graph"):
+        out = ensure_writable(args.out or Path("figures"))
         graph = load_dataset(args.dataset or "cora", args.data_dir, mirror=args.data_mirror)
-        out = args.out or Path("figures")
         figures, files = (_dataset if args.command == "dataset" else _graph)(args, graph, out)
     else:
         trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
                                args.data_mirror)  # fmt: skip
-        out = args.out or trained.run_dir / "figures"
+        out = ensure_writable(args.out or trained.run_dir / "figures")
         figures, files = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings}[args.command](
             args, trained, out
         )
@@ -159,9 +168,11 @@ def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tu
 
 
 def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    count = len(trained.inspection.attention)
+    layers = [checked_index(layer, count, "layer", "the model") for layer in args.layer or range(count)]
     rows = entropy_statistics(trained.inspection)
     print(format_statistics(rows))
-    figure = entropy_figure(trained.inspection, args.layer, reports.entropy_title(trained))
+    figure = entropy_figure(trained.inspection, layers, reports.entropy_title(trained))
     return {"entropy": figure}, save_statistics(rows, out, "entropy_statistics")
 
 

@@ -15,6 +15,7 @@ from visualization.style import add_class_legend, bare, new_figure, node_colours
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
 MAX_NODES = 5000  # t-SNE is O(N log N) but slow in practice: larger graphs are drawn from a random sample
+MIN_NODES = 10  # fewer points make no map (t-SNE's perplexity must stay below a third of them)
 
 
 def default_layers(inspection: Inspection) -> list[int]:
@@ -34,7 +35,8 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
     from threadpoolctl import threadpool_limits
 
     if features.shape[1] > PCA_DIMENSIONS:
-        features = PCA(PCA_DIMENSIONS, random_state=seed).fit_transform(features)
+        # PCA keeps at most as many components as there are points
+        features = PCA(min(PCA_DIMENSIONS, features.shape[0]), random_state=seed).fit_transform(features)
     # perplexity must stay below the number of points; small graphs (tests, toy data) get a smaller one
     perplexity = min(perplexity, (features.shape[0] - 1) / 3)
     # Half the cores at most: OpenMP threads that find their cores busy spin-wait, and t-SNE then slows down

@@ -13,6 +13,7 @@ from gat.train.config import TrainConfig
 from gat.train.loop import inspect_model
 from gat.train.steps import load_graph
 from gat.train.trainer import load_model
+from gat.validate import first_non_finite
 
 
 @dataclass
@@ -49,7 +50,13 @@ def load_trained(
     ``dataset``, when given, must be the model's: a model drawn over another graph's nodes would be nonsense.
     """
     model, contents = load_model(model_path)
-    config = TrainConfig.from_dict(contents["config"])
+    diverged = first_non_finite(model.state_dict())
+    if diverged is not None:
+        raise GATError(
+            f"{model_path}: the model's weights are not finite (nan or inf in {diverged}): the run diverged; "
+            "retrain it (e.g. with a lower --lr) to draw what it learned"
+        )
+    config = TrainConfig.from_dict(contents["config"], str(model_path))
     trained_on = contents.get("dataset", config.dataset)
     if dataset is not None and dataset.lower() != trained_on:
         raise GATError(
@@ -64,6 +71,11 @@ def load_trained(
         )
     run_dir = Path(config.runs_dir) / contents["run_id"]
     inspection = inspect_model(model, graph)
+    outputs = {f"layer {index} output": hidden for index, hidden in enumerate(inspection.hidden)}
+    outputs |= {f"layer {index} attention": attention for index, attention in enumerate(inspection.attention)}
+    overflowed = first_non_finite(outputs)
+    if overflowed is not None:
+        raise GATError(f"{model_path}: the model's {overflowed} on {trained_on} is not finite (its weights overflow)")
     return TrainedModel(model, graph, inspection, contents["run_id"], run_dir, contents.get("best_epoch", 0))
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gat.errors import GATError
-from gat.io import atomic_write
+from gat.io import atomic_write, ensure_writable
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data/"
 MIRROR_ENV = "GAT_DATA_MIRROR"
@@ -88,8 +88,16 @@ def sha256_of(path: Path) -> str:
 
 def resolve_mirror(mirror: str | os.PathLike | None) -> str | None:
     """The mirror to use: the argument if given, else ``$GAT_DATA_MIRROR``, else None."""
-    chosen = mirror if mirror else os.environ.get(MIRROR_ENV)
-    return os.fspath(chosen) if chosen else None
+    chosen = os.fspath(mirror) if mirror else os.environ.get(MIRROR_ENV)
+    if chosen and "://" in chosen:  # a URL: refuse a malformed one here, in one line, not deep in urllib
+        try:
+            parts = urllib.parse.urlsplit(chosen)
+            parts.port  # noqa: B018 (reading it validates the port)
+        except ValueError as error:
+            raise GATError(f"data mirror {chosen!r} is not a valid URL ({error})") from None
+        if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
+            raise GATError(f"data mirror {chosen!r}: give a folder, a file:// URL or an http(s)://host/... URL")
+    return chosen or None
 
 
 def _open(source: str, filename: str) -> BinaryIO:
@@ -115,20 +123,26 @@ def _open(source: str, filename: str) -> BinaryIO:
         raise FetchError(error.strerror or str(error)) from error
 
 
+def _read(stream: BinaryIO) -> bytes:
+    try:
+        return stream.read(CHUNK_BYTES)
+    except (OSError, http.client.HTTPException) as error:  # a connection dropped mid-copy
+        raise FetchError(f"copy failed ({error!r})") from error
+
+
 def _fetch(source: str, filename: str, expected: str | None, raw_dir: Path) -> str:
     """Copy one file from ``source`` into ``raw_dir``, verified and atomically; return its SHA-256."""
     digest = hashlib.sha256()
-    try:
-        with _open(source, filename) as stream, atomic_write(raw_dir / filename) as file:
-            while chunk := stream.read(CHUNK_BYTES):  # hash while streaming: the bytes are read only once
-                digest.update(chunk)
-                file.write(chunk)
-            if expected is not None and digest.hexdigest() != expected:  # raising here discards the copy
-                raise FetchError(
-                    f"SHA-256 mismatch for {filename} (got {digest.hexdigest()[:16]}..., expected {expected[:16]}...)"
-                )
-    except (OSError, http.client.HTTPException) as error:  # a connection dropped or a disk filled mid-copy
-        raise FetchError(f"copy failed ({error!r})") from error
+    # A failed read is this source's fault (try the next one); a failed write is the disk's, and atomic_write
+    # reports it as a one-line GATError naming the file.
+    with _open(source, filename) as stream, atomic_write(raw_dir / filename) as file:
+        while chunk := _read(stream):  # hash while streaming: the bytes are read only once
+            digest.update(chunk)
+            file.write(chunk)
+        if expected is not None and digest.hexdigest() != expected:  # raising here discards the copy
+            raise FetchError(
+                f"SHA-256 mismatch for {filename} (got {digest.hexdigest()[:16]}..., expected {expected[:16]}...)"
+            )
     if expected is None:
         warnings.warn(
             f"{filename} has no pinned SHA-256 checksum, so it was accepted unverified (its SHA-256 is "
@@ -153,7 +167,6 @@ def ensure_files(
     file that could not be obtained.
     """
     raw_dir = Path(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
     chosen_mirror = resolve_mirror(mirror)
     sources = [(f"mirror {chosen_mirror}", chosen_mirror)] if chosen_mirror else []
     if public_url:
@@ -174,6 +187,7 @@ def ensure_files(
             label = f"{filename} (present but corrupt: SHA-256 mismatch)"
         else:
             label = filename
+        ensure_writable(raw_dir)  # only now: a read-only folder that holds every file is fine
         for name, source in sources:
             if source in unreachable:
                 continue

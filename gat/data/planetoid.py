@@ -29,6 +29,7 @@ from gat.data.safe_pickle import safe_load
 from gat.data.synthetic import sparse_features, undirected_edge_index
 from gat.errors import GATError
 from gat.io import atomic_write
+from gat.validate import Array, is_valid
 
 PLANETOID = ("cora", "citeseer", "pubmed")
 CACHE_VERSION = 1  # bump when parse_planetoid or the cache layout changes: old caches are then rebuilt
@@ -104,6 +105,20 @@ def _graph_from_arrays(arrays: dict[str, np.ndarray], name: str, normalize_featu
     )
 
 
+# What a cache must hold besides its fingerprint (gat.validate): float labels or 0/1 integer masks would index
+# the wrong nodes without an error. The sizes are checked against each other by _consistent.
+CACHE_SCHEMA = {
+    "x_indptr": Array(("int64",), ndim=1),
+    "x_indices": Array(("int64",), ndim=1),
+    "x_data": Array(("float32",), ndim=1, finite=True),
+    "x_shape": Array(("int64",), ndim=1),
+    "y": Array(("int64",), ndim=1),
+    "num_classes": Array(("int64",), ndim=0),
+    "edge_index": Array(("int64",), ndim=2),
+    "masks": Array(("bool",), ndim=2),
+}
+
+
 def _fingerprint(raw_hashes: dict[str, str]) -> str:
     """What the cache was built from: the format version and every raw file's SHA-256."""
     return f"v{CACHE_VERSION};" + ";".join(f"{file}={digest}" for file, digest in sorted(raw_hashes.items()))
@@ -125,16 +140,16 @@ def _read_cache(path: Path, fingerprint: str, name: str, normalize_features: boo
     """The cached graph, or None if the cache is missing, stale or unusable (it is then rebuilt)."""
     try:
         with np.load(path, allow_pickle=False) as cache:
-            if str(cache["fingerprint"]) != fingerprint:
+            arrays = {key: cache[key] for key in cache.files}
+            if str(arrays.get("fingerprint")) != fingerprint or not is_valid(arrays, CACHE_SCHEMA):
                 return None
-            graph = _graph_from_arrays({key: cache[key] for key in cache.files}, name, normalize_features)
+            graph = _graph_from_arrays(arrays, name, normalize_features)
     except Exception:  # truncated, not a zip, missing keys, inconsistent CSR...: never trust it, rebuild
         return None
     return graph if _consistent(graph) else None
 
 
 def _write_cache(path: Path, arrays: dict[str, Any], fingerprint: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as file:  # a crash mid-write never leaves a half cache to be read next time
         np.savez_compressed(file, fingerprint=np.array(fingerprint), **arrays)
 
@@ -158,7 +173,13 @@ def load_planetoid(
     cache = folder / "processed" / f"{name}.npz"
     graph = _read_cache(cache, fingerprint, name, normalize_features)
     if graph is None:
-        arrays = parse_planetoid(name, folder / "raw")
+        try:
+            arrays = parse_planetoid(name, folder / "raw")
+        except (ValueError, IndexError, TypeError, AttributeError) as error:  # files of the wrong shape (unpinned)
+            raise GATError(
+                f"{folder / 'raw'}: the {name} raw files are not Planetoid data ({type(error).__name__}: {error}); "
+                "delete them to fetch them again"
+            ) from None
         _write_cache(cache, arrays, fingerprint)
         graph = _graph_from_arrays(arrays, name, normalize_features)
     return graph

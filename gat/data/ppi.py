@@ -171,8 +171,9 @@ def _links(archive: zipfile.ZipFile, member: str, path: Path, num_nodes: int) ->
         links = graph["links"] if "links" in graph else graph["edges"]  # networkx >= 3.4 may write "edges"
         sources = np.fromiter((position[link["source"]] for link in links), dtype=np.int64, count=len(links))
         targets = np.fromiter((position[link["target"]] for link in links), dtype=np.int64, count=len(links))
-    except (ValueError, KeyError, TypeError) as error:
-        raise GATError(f"{path}: {member} is not networkx node-link JSON ({type(error).__name__}: {error})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: absurdly deep nesting
+        reason = "nested too deeply" if isinstance(error, RecursionError) else f"{type(error).__name__}: {error}"
+        raise GATError(f"{path}: {member} is not networkx node-link JSON ({reason})") from None
     if len(position) != num_nodes:
         raise GATError(f"{path}: {member} has {len(position)} distinct nodes but the arrays have {num_nodes} rows")
     return sources, targets
@@ -183,6 +184,8 @@ def _read_split(archive: zipfile.ZipFile, members: dict[str, str], split: str, p
     labels = _array(archive, members[f"{split}_labels.npy"], path, ndim=2)
     graph_id = _array(archive, members[f"{split}_graph_id.npy"], path, ndim=1)
     num_nodes = features.shape[0]
+    if num_nodes == 0:
+        raise GATError(f"{path}: the {split} split has no nodes (no graphs); the archive is not the PPI data")
     if labels.shape[0] != num_nodes or graph_id.shape[0] != num_nodes:
         raise GATError(
             f"{path}: {split} arrays disagree on the number of nodes: features {features.shape}, labels "

@@ -17,12 +17,45 @@ import torch
 
 from gat.errors import GATError
 from gat.io import save_torch
+from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 
 FORMAT = "gat"
 FORMAT_VERSION = 1
-REQUIRED_KEYS = {
-    "checkpoint": ("config", "model", "optimizer", "epoch", "early_stopping", "rng", "history", "run_id"),
-    "binary": ("config", "model", "dataset", "metrics", "run_id"),
+# What each kind must hold before anything uses it (gat.validate); the config's fields are checked by
+# TrainConfig.from_dict, the weights' shapes by load_state.
+WEIGHTS = DictOf(Array(("float32", "float64", "float16", "bfloat16")))  # a model's state dict
+SCHEMAS = {
+    "binary": {
+        "run_id": str,
+        "config": dict,
+        "model": WEIGHTS,
+        "dataset": str,
+        "metrics": DictOf((float, type(None))),
+        "best_epoch": Optional(Number(int, 0)),
+    },
+    "checkpoint": {
+        "run_id": str,
+        "config": dict,
+        "model": WEIGHTS,
+        "optimizer": {"state": dict, "param_groups": ListOf(dict)},
+        "best_model": WEIGHTS,
+        "epoch": Number(int, 0),
+        "early_stopping": {
+            "patience": Number(int, 1),
+            "best_val_loss": float,
+            "best_val_accuracy": float,
+            "best_epoch": Number(int, 0),
+            "epochs_without_improvement": Number(int, 0),
+        },
+        "rng": {
+            "torch": Array(("uint8",), ndim=1),
+            "numpy": Array(("int64",), ndim=1),
+            "numpy_position": Number(int, 0),
+            "numpy_gauss": ListOf(float),
+        },
+        "history": ListOf(dict),
+        "training_seconds": Number(float, 0),
+    },
 }
 
 
@@ -55,9 +88,7 @@ def load(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     accepted = ("checkpoint",) if kind == "checkpoint" else ("binary", "checkpoint")
     if data.get("kind") not in accepted:
         raise GATError(f"{path}: is a {data.get('kind')}, not a {kind}")
-    missing = [key for key in REQUIRED_KEYS[data["kind"]] if key not in data]
-    if missing:
-        raise GATError(f"{path}: incomplete {kind}, missing {', '.join(missing)}")
+    check(data, SCHEMAS[data["kind"]], f"{path}: malformed {data['kind']}")
     return data
 
 

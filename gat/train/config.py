@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError
 from gat.nn.model import LAYERS
+from gat.validate import ListOf, check
+
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
 
 
 @dataclass
@@ -62,9 +67,13 @@ class TrainConfig:
         checks = [
             (self.layer in LAYERS, f"unknown layer {self.layer!r}: choose one of {', '.join(LAYERS)}"),
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}], got {self.seed}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0 (and finite), got {self.lr}"),
+            (
+                math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+                f"weight decay must be >= 0 (and finite), got {self.weight_decay}",
+            ),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.num_layers >= 1, f"num-layers must be >= 1, got {self.num_layers}"),
             (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
@@ -102,7 +111,20 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        """Rebuild a config saved by :meth:`to_dict`, ignoring keys this version does not know."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+    def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:
+        """Rebuild a config saved by :meth:`to_dict`, ignoring keys this version does not know. A value of the
+        wrong type or out of range raises `GATError` naming ``source`` (the file it came from)."""
+        schema = {f.name: _expected_type(f.default) for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in schema}
+        check(values, {key: schema[key] for key in values}, f"{source}: config")
+        try:
+            return cls(**values)
+        except GATError as error:
+            raise GATError(f"{source}: config: {error}") from None
+
+
+def _expected_type(default: Any) -> Any:
+    """What a saved field must be, from its default: tuples are saved as lists of ints, None means text."""
+    if default is None:
+        return (str, type(None))
+    return ListOf(int) if isinstance(default, tuple) else type(default)

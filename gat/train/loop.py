@@ -33,6 +33,7 @@ from gat.train.progress import Progress
 from gat.train.steps import (
     build_model,
     build_optimizer,
+    check_memory,
 )
 from gat.train.tracking import RunLog
 
@@ -117,6 +118,7 @@ class Run:
     ) -> None:
         self.config, self.graph = config, graph
         _seed_everything(config.seed)
+        check_memory(config, graph, device)
         self.model = build_model(config, graph.num_features, graph.num_classes).to(device)
         self.optimizer = build_optimizer(config, self.model)
         self.stopper = EarlyStopping(config.patience)
@@ -254,37 +256,12 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
     try:
-        with _signals_requesting_stop() as stop:
-            for epoch in range(run.last_epoch + 1, config.epochs + 1):
-                record = run.train_epoch(epoch)
-                if not math.isfinite(record["train_loss"]):
-                    log.metrics(run.summary("failed: non-finite loss"))
-                    last_good = run.checkpoint_path if run.checkpoint_path.exists() else "none written yet"
-                    raise GATError(
-                        f"training loss became {record['train_loss']} at epoch {epoch}; stopped without saving this "
-                        f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
-                    )
-                log.epoch(record)
-                if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
-                    log.attention_entropy(epoch, lambda: inspect_model(run.model, graph), graph.num_nodes)
-                progress.epoch(record, run.stopper.best_epoch)
-                stop_signal = run.agreed_stop(stop.signal)
-                if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
-                    run.save_checkpoint()
-                if stop_signal is not None:
-                    log.metrics(run.summary(f"interrupted by {signal.Signals(stop_signal).name}"))
-                    raise TrainingInterrupted(
-                        f"interrupted at epoch {epoch}; checkpoint saved to {run.checkpoint_path}. Resume with: "
-                        f"python training_script.py --resume {run.checkpoint_path}",
-                        exit_code=128 + stop_signal,
-                    )
-                if run.stopper.should_stop:
-                    break
-        run.stop_clock()
-        run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
-        metrics = run.finish()
-        log.final(config.to_dict(), metrics, run.last_epoch)
-        log.metrics(run.summary("completed", metrics))
+        metrics = _train_and_finish(run, log, progress)
+    except TrainingInterrupted:
+        raise
+    except GATError as error:  # a full disk, a vanished folder...: say why in metrics.json too, if it can be written
+        _record_failure(log, run, error)
+        raise
     finally:
         progress.close()
         log.close()
@@ -302,6 +279,49 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     )
     progress.summary(metrics, result.best_epoch, result.epochs, result.training_seconds)
     return result
+
+
+def _record_failure(log: RunLog, run: Run, error: GATError) -> None:
+    try:
+        log.metrics(run.summary(f"failed: {error}"))
+    except GATError:
+        pass  # the folder itself is what failed: the error on the console is all there can be
+
+
+def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, float]:
+    """The epochs, the final checkpoint, the binary and metrics.json; returns the best model's metrics."""
+    config, graph = run.config, run.graph
+    with _signals_requesting_stop() as stop:
+        for epoch in range(run.last_epoch + 1, config.epochs + 1):
+            record = run.train_epoch(epoch)
+            if not math.isfinite(record["train_loss"]):  # run_epochs records the failure in metrics.json
+                last_good = run.checkpoint_path if run.checkpoint_path.exists() else "none written yet"
+                raise GATError(
+                    f"training loss became {record['train_loss']} at epoch {epoch}; stopped without saving this "
+                    f"state (last good checkpoint: {last_good}). Lower --lr or check the input features"
+                )
+            log.epoch(record)
+            if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
+                log.attention_entropy(epoch, lambda: inspect_model(run.model, graph), graph.num_nodes)
+            progress.epoch(record, run.stopper.best_epoch)
+            stop_signal = run.agreed_stop(stop.signal)
+            if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
+                run.save_checkpoint()
+            if stop_signal is not None:
+                log.metrics(run.summary(f"interrupted by {signal.Signals(stop_signal).name}"))
+                raise TrainingInterrupted(
+                    f"interrupted at epoch {epoch}; checkpoint saved to {run.checkpoint_path}. Resume with: "
+                    f"python training_script.py --resume {run.checkpoint_path}",
+                    exit_code=128 + stop_signal,
+                )
+            if run.stopper.should_stop:
+                break
+    run.stop_clock()
+    run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
+    metrics = run.finish()
+    log.final(config.to_dict(), metrics, run.last_epoch)
+    log.metrics(run.summary("completed", metrics))
+    return metrics
 
 
 @torch.no_grad()

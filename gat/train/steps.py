@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,44 @@ def build_model(config: TrainConfig, num_features: int, num_classes: int) -> GAT
         skip_connection=config.skip_connection,
         layer=config.layer,
     )
+
+
+def check_memory(config: TrainConfig, graph: Graph, device: torch.device) -> None:
+    """Refuse, with the estimate, a model that cannot fit in ``device``'s free memory (before allocating it).
+
+    The estimate is a lower bound: the parameters four times (weights, gradients, Adam's two moments) and one
+    forward pass over ``graph`` (every layer's projected features and attention coefficients), in float32.
+    """
+    with torch.device("meta"):  # the real model's parameter count without allocating it
+        model = build_model(config, graph.num_features, graph.num_classes)
+    model_bytes = 4 * 4 * sum(parameter.numel() for parameter in model.parameters())
+    step_bytes = 4 * sum(
+        (graph.num_nodes * layer.out_features + graph.edge_index.shape[1] + graph.num_nodes) * layer.num_heads
+        for layer in attention_layers(model)
+    )
+    available = available_memory(device)
+    if model_bytes + step_bytes > available:
+        raise GATError(
+            f"this model needs at least {_gib(model_bytes + step_bytes)} (model, gradients and Adam state "
+            f"{_gib(model_bytes)}, one pass over {graph.name} {_gib(step_bytes)}) but {device} has "
+            f"{_gib(available)} free: lower --hidden, --heads or --num-layers"
+        )
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device``: the GPU's free memory, or the kernel's MemAvailable estimate."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):  # not Linux: all physical memory
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gib(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.1f} GiB"
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:

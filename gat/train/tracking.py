@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gat.io import save_json
+from gat.io import ensure_writable, save_json
 from gat.nn.analysis import attention_entropy
 from gat.nn.model import Inspection
 
@@ -43,7 +43,7 @@ class RunLog:
         self.write = write
         self.writer = None
         if write:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ensure_writable(self.run_dir)
         if tensorboard and write:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
 

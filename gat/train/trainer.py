@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from gat.data.registry import get_dataset
+from gat.errors import GATError
+from gat.io import ensure_writable
 from gat.nn.model import GAT
 from gat.train import checkpoints
 from gat.train.config import TrainConfig
@@ -27,14 +30,20 @@ ENVIRONMENT_FIELDS = (
     "distributed",
     "cuda_graphs",
 )
+# What a resumed run may change besides the environment: how long it trains and what it reports. Any other
+# setting given explicitly must equal the checkpoint's (the run continues as it started).
+MAY_CHANGE_ON_RESUME = (*ENVIRONMENT_FIELDS, "epochs", "checkpoint_freq", "entropy_log_freq", "tensorboard", "test")
 
 
 def train(config: TrainConfig, resume: str | os.PathLike | None = None, override: tuple[str, ...] = ()) -> TrainResult:
     """Train a GAT as ``config`` says, or continue the run saved in checkpoint ``resume``.
 
     A resumed run keeps its stored configuration so it continues exactly, except the environment fields
-    (device, folders, verbosity) and the fields named in ``override`` (e.g. ``("epochs",)`` to train longer),
-    which come from ``config``.
+    (device, folders, verbosity) and the fields named in ``override`` (the ones the user gave explicitly),
+    which come from ``config``. An ``override`` field outside `MAY_CHANGE_ON_RESUME` (e.g. ``--dataset`` or
+    ``--lr``) whose value differs from the checkpoint's is refused with both values.
+
+    The output folders are checked for writing before anything else happens.
 
     Writes ``runs/<run-id>/`` (TensorBoard, metrics.json), ``models/checkpoints/<run-id>.pt`` every
     ``checkpoint_freq`` epochs and at the end, and ``models/binaries/<run-id>.pt`` with the best model.
@@ -45,8 +54,17 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
     """
     saved = checkpoints.load(resume, "checkpoint") if resume is not None else None
     if saved is not None:
+        stored = TrainConfig.from_dict(saved["config"], str(resume)).to_dict()
         current = config.to_dict()
-        config = TrainConfig.from_dict({**saved["config"], **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
+        contradicted = [key for key in override if key not in MAY_CHANGE_ON_RESUME and current[key] != stored[key]]
+        if contradicted:
+            raise GATError(
+                f"{resume} continues a run with "
+                + ", ".join(f"{_flag(key)} {_value(stored[key])} (not {_value(current[key])})" for key in contradicted)
+                + ": drop those flags to resume it, or start a new run without --resume"
+            )
+        config = TrainConfig.from_dict({**stored, **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
+    check_outputs(config)
     device = resolve_device(config.device)
     if get_dataset(config.dataset).task == "inductive":  # many graphs: gat/train/inductive.py
         return train_inductive(config, device, saved, str(resume))
@@ -55,13 +73,31 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
     return train_full_batch(config, device, saved, str(resume))
 
 
+def check_outputs(config: TrainConfig) -> None:
+    """Fail fast: every folder the run will write into must be writable now, not at the first checkpoint."""
+    models = Path(config.models_dir)
+    for folder in (models / "checkpoints", models / "binaries", Path(config.runs_dir)):
+        ensure_writable(folder)
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _value(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
 def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:
     """Rebuild the trained model stored in a binary (or checkpoint) file; returns ``(model, file contents)``."""
     data = checkpoints.load(path, "binary")
-    config = TrainConfig.from_dict(data["config"])
+    config = TrainConfig.from_dict(data["config"], str(path))
     state = data["model"] if data["kind"] == "binary" else data["best_model"]
-    num_features = state["layers.0.linear.weight"].shape[1]
-    num_classes = state[f"layers.{config.num_layers - 1}.linear.weight"].shape[0] // config.heads[-1]
+    first, last = "layers.0.linear.weight", f"layers.{config.num_layers - 1}.linear.weight"
+    if any(key not in state or state[key].dim() != 2 for key in (first, last)):
+        raise GATError(f"{path}: the weights do not fit its config ({config.num_layers} layers): no 2-d {first}/{last}")
+    num_features = state[first].shape[1]
+    num_classes = state[last].shape[0] // config.heads[-1]
     model = build_model(config, num_features, num_classes)
     checkpoints.load_state(model, state, path)
     return model.eval(), data
