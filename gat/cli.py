@@ -151,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--entropy-log-freq",
         type=int,
         default=DEFAULTS.entropy_log_freq,
-        help="attention-entropy histograms to TensorBoard every N epochs",
+        help="attention-entropy histograms and mean KL from uniform attention to TensorBoard every N epochs "
+        "(and once before training)",
+    )
+    outputs.add_argument(
+        "--run-name",
+        default=DEFAULTS.run_name,
+        help="name the run: runs/<dataset>_<run-name>_<date>-<time>_<random> (letters, digits, . _ = + -)",
     )
     outputs.add_argument(
         "--resume",

@@ -19,6 +19,7 @@ from visualization.degrees import dataset_summary, degree_figure, top_degree_nod
 from visualization.embeddings import default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
 from visualization.loading import TrainedModel, load_trained
+from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.style import save_figure
 
 TOP_K = 3  # attention neighbourhoods drawn after training: the three best-connected nodes
@@ -94,15 +95,23 @@ def visualize_run(
 
 
 def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> None:
-    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings labelled by class, so
-    TensorBoard's projector shows them in 3-D (PCA, t-SNE, UMAP) interactively."""
+    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings for TensorBoard's
+    projector (3-D PCA, t-SNE, UMAP), each node with the columns of
+    :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
+    misclassified."""
     from torch.utils.tensorboard import SummaryWriter  # slow to import: only when asked for
 
-    labels = [f"class {label}" for label in trained.graph.y.tolist()]
+    graph = trained.graph
+    header, rows = projector_metadata(graph, trained.inspection.logits)
+    sprites = None
+    if graph.y.dim() == 1:
+        labels = graph.y.cpu().numpy()
+        sprites = class_sprites(labels, labels == predictions(trained.inspection.logits), graph.num_classes)
     with SummaryWriter(log_dir=str(trained.run_dir)) as writer:
         for name, figure in figures.items():
             writer.add_figure(f"figures/{name}", figure, trained.best_epoch, close=False)
         for layer in default_layers(trained.inspection):
             output = trained.inspection.hidden[layer]
             tag = "logits" if layer == len(trained.inspection.hidden) - 1 else f"layer{layer}_output"
-            writer.add_embedding(output, metadata=labels, tag=tag, global_step=trained.best_epoch)
+            writer.add_embedding(output, metadata=rows, metadata_header=header, label_img=sprites, tag=tag,
+                                 global_step=trained.best_epoch)  # fmt: skip

@@ -215,12 +215,13 @@ def test_tensorboard_events_equal_metrics_json(tmp_path):
         assert [step for step, _ in logged] == [step for step, _ in expected], tag
         for (_, got), (_, want) in zip(logged, expected, strict=True):
             assert got == pytest.approx(want, rel=1e-6), tag  # TensorBoard stores float32
-    assert events.Scalars("accuracy/test")[0].value == pytest.approx(metrics["final"]["test_accuracy"], rel=1e-6)
-    histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("attention_entropy/")]
+    summary = EventAccumulator(str(result.run_dir / "summary"), size_guidance={"scalars": 0}).Reload()
+    assert summary.Scalars("summary/accuracy_test")[0].value == pytest.approx(metrics["final"]["test_accuracy"])
+    histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("uniformity/")]
     assert sorted(histograms) == sorted(
-        [f"attention_entropy/layer0_head{h}" for h in range(8)] + ["attention_entropy/layer1_head0"]
+        [f"uniformity/entropy_layer0_head{h}" for h in range(8)] + ["uniformity/entropy_layer1_head0"]
     )
-    assert [event.step for event in events.Histograms("attention_entropy/layer1_head0")] == [10, 20]
+    assert [event.step for event in events.Histograms("uniformity/entropy_layer1_head0")] == [0, 10, 20]
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, device):
