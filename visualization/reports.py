@@ -16,8 +16,9 @@ from gat.data.graph import Graph
 from gat.io import save_json
 from visualization.attention import draw_attention
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
-from visualization.embeddings import default_layers, embedding_figure
+from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
+from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.style import save_figure
@@ -53,12 +54,23 @@ def write_dataset_summary(graph: Graph, out_dir: str | os.PathLike) -> Path:
     return save_json(dataset_summary(graph), Path(out_dir) / f"{graph.name}_summary.json")
 
 
-def write_dataset_report(graph: Graph, out_dir: str | os.PathLike) -> list[Path]:
-    """The dataset's pictures and summary, as ``python -m visualization dataset`` writes them."""
-    return [*save_figures(dataset_figures(graph), out_dir), write_dataset_summary(graph, out_dir)]
+def write_dataset_report(graph: Graph, out_dir: str | os.PathLike, drawing: bool = True) -> list[Path]:
+    """The dataset's pictures and summary, as ``python -m visualization dataset`` writes them, and with
+    ``drawing`` the whole-graph drawing of ``python -m visualization graph`` (its defaults)."""
+    figures = dataset_figures(graph)
+    if drawing:
+        figures[graph_name(graph.name, "igraph", "kamada-kawai")] = draw_graph(graph)
+    return [*save_figures(figures, out_dir), write_dataset_summary(graph, out_dir)]
 
 
-def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> dict[str, Figure]:
+def graph_name(dataset: str, backend: str, layout: str) -> str:
+    """File name of a whole-graph drawing."""
+    return f"{dataset}_graph_{backend}_{layout}"
+
+
+def model_figures(
+    trained: TrainedModel, top_k: int = TOP_K, seed: int = 0, max_nodes: int | None = MAX_NODES
+) -> dict[str, Figure]:
     """Attention neighbourhoods of the ``top_k`` highest-degree nodes (every layer, all heads), the entropy
     histograms, and the t-SNE maps of the last hidden layer and the logits."""
     inspection, graph = trained.inspection, trained.graph
@@ -69,7 +81,7 @@ def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> d
     }
     figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes)
     return figures
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from gat.data.registry import get_dataset
+from gat.errors import GATError
 from gat.nn.model import GAT
 from gat.train import checkpoints
 from gat.train.config import TrainConfig
@@ -47,12 +48,29 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
     if saved is not None:
         current = config.to_dict()
         config = TrainConfig.from_dict({**saved["config"], **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
+        refuse_finished(saved, config, resume)
     device = resolve_device(config.device)
     if get_dataset(config.dataset).task == "inductive":  # many graphs: gat/train/inductive.py
         return train_inductive(config, device, saved, str(resume))
     if config.fanouts:  # sampled mini-batches, on one process or several: gat/train/minibatch.py
         return train_minibatch(config, device, saved, str(resume))
     return train_full_batch(config, device, saved, str(resume))
+
+
+def refuse_finished(saved: dict, config: TrainConfig, source: str | os.PathLike) -> None:
+    """Raise GATError when the checkpoint's run has nothing left to train: it stopped early (another epoch would
+    stop it again at once), or it ran all of ``config.epochs`` (more needs a larger ``--epochs``)."""
+    epoch, waited = saved["epoch"], saved["early_stopping"]["epochs_without_improvement"]
+    if waited >= config.patience:
+        raise GATError(
+            f"{source}: run {saved['run_id']} already finished: it stopped early at epoch {epoch}, after {waited} "
+            "epochs without improvement; its best model is in models/binaries (train a new run to go further)"
+        )
+    if epoch >= config.epochs:
+        raise GATError(
+            f"{source}: run {saved['run_id']} already finished its {epoch} epochs: pass --epochs greater than "
+            f"{epoch} to train it further"
+        )
 
 
 def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:

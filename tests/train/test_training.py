@@ -285,7 +285,25 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, part):
 
     rewrite_checkpoint(result.checkpoint_path, damage)
     with pytest.raises(GATError, match="does not match this model"):
-        train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path)
+        train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path, override=("epochs",))
+
+
+def test_resuming_a_finished_run_is_refused_unless_epochs_grow(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=3))
+    for epochs in (3, 2):
+        with pytest.raises(GATError, match="already finished its 3 epochs: pass --epochs greater than 3") as error:
+            train(synthetic_config(tmp_path, epochs=epochs), resume=result.checkpoint_path, override=("epochs",))
+        assert "\n" not in str(error.value)
+    with pytest.raises(GATError, match="already finished its 3 epochs"):
+        train(synthetic_config(tmp_path, epochs=50), resume=result.checkpoint_path)  # the run's own epochs: 3
+    assert train(synthetic_config(tmp_path, epochs=5), resume=result.checkpoint_path, override=("epochs",)).epochs == 5
+
+
+def test_resuming_an_early_stopped_run_is_refused(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=200, patience=2))
+    assert result.epochs < 200  # it stopped early
+    with pytest.raises(GATError, match=f"already finished: it stopped early at epoch {result.epochs}"):
+        train(synthetic_config(tmp_path, epochs=400), resume=result.checkpoint_path, override=("epochs",))
 
 
 def test_invalid_config_values_are_refused():
