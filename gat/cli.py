@@ -6,7 +6,7 @@
     python training_script.py --resume models/checkpoints/<run-id>.pt
 
 Flags of the well-known pytorch-GAT workflow (--should_test, --enable_tensorboard, --num_of_epochs, ...) are
-accepted as aliases. Run with --help for every flag.
+accepted as aliases, spelled with underscores or dashes. Run with --help for every flag.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument(
         "--epochs",
         "--num_of_epochs",
+        "--num-of-epochs",
         type=int,
         default=None,
         help=f"at most (default {DEFAULTS.epochs}; when resuming, the run's own)",
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument(
         "--patience",
         "--patience_period",
+        "--patience-period",
         type=int,
         default=DEFAULTS.patience,
         help="stop after this many epochs without val loss or val accuracy improving",
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device, help="auto = cuda if available"
     )
     optimisation.add_argument(
-        "--force_cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
+        "--force_cpu", "--force-cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
     )
     optimisation.add_argument(
         "--cuda-graphs",
@@ -152,7 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--entropy-log-freq",
         type=int,
         default=DEFAULTS.entropy_log_freq,
-        help="attention-entropy histograms to TensorBoard every N epochs",
+        help="attention-entropy histograms and mean KL from uniform attention to TensorBoard every N epochs "
+        "(and once before training)",
+    )
+    outputs.add_argument(
+        "--run-name",
+        default=DEFAULTS.run_name,
+        help="name the run: runs/<dataset>_<run-name>_<date>-<time>_<random> (letters, digits, . _ = + -)",
     )
     outputs.add_argument(
         "--resume",
@@ -164,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument(
         "--test",
         "--should_test",
+        "--should-test",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.test,
         help="evaluate the best model on the test split at the end",
@@ -171,14 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument(
         "--tensorboard",
         "--enable_tensorboard",
+        "--enable-tensorboard",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.tensorboard,
         help="write TensorBoard event files",
     )
     outputs.add_argument(
         "--should_visualize",
+        "--should-visualize",
         action="store_true",
-        help="first draw the dataset's degree pictures and summary into --figures-dir",
+        help="first draw the dataset's degree pictures, whole-graph drawing and summary into --figures-dir",
     )
     outputs.add_argument("--figures-dir", default="figures", help="where --should_visualize writes")
     outputs.add_argument(

@@ -225,3 +225,30 @@ def test_seeds_prints_mean_and_std(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()[:2]] == ["seed 0", "seed 1"]
     assert "test accuracy over 2 seeds:" in result.stdout and "±" in result.stdout
+
+
+def test_pytorch_gat_flags_take_both_spellings_and_run_name_names_the_run(tmp_path):
+    from gat.cli import build_parser
+
+    underscores = ["--num_of_epochs", "7", "--patience_period", "3", "--should_test", "--enable_tensorboard",
+                   "--should_visualize", "--force_cpu"]  # fmt: skip
+    dashes = [flag.replace("_", "-") if flag.startswith("--") else flag for flag in underscores]
+    assert vars(build_parser().parse_args(underscores)) == vars(build_parser().parse_args(dashes))
+    parsed = build_parser().parse_args(dashes)
+    assert (parsed.epochs, parsed.patience, parsed.test, parsed.tensorboard, parsed.should_visualize) == (
+        7, 3, True, True, True
+    )  # fmt: skip
+    assert parsed.device == "cpu"
+    result = run_cli("--dataset", "synthetic", "--epochs", "1", "--run-name", "baseline", "--quiet", *folders(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert only_metrics(tmp_path)["run_id"].startswith("synthetic_baseline_")
+    refused = run_cli("--run-name", "a/b")
+    assert refused.returncode == 2 and "run-name may use letters" in refused.stderr
+
+
+def test_resuming_a_finished_run_is_one_line(tmp_path):
+    assert run_cli("--dataset", "synthetic", "--epochs", "2", "--quiet", *folders(tmp_path)).returncode == 0
+    (checkpoint,) = (tmp_path / "models" / "checkpoints").glob("*.pt")
+    result = run_cli("--resume", str(checkpoint), "--quiet", *folders(tmp_path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "already finished its 2 epochs: pass --epochs greater than 2" in result.stderr

@@ -1,7 +1,10 @@
 """Attention neighbourhoods: whom a node listens to, drawn from a trained model's attention coefficients.
 
 The node sits in the centre, its neighbours around it; each edge into the node (its self-loop included, drawn as
-a loop) has a width and an opacity proportional to the attention the layer gives it. One panel per head.
+a loop marked "self") is as wide as the attention the layer gives it, on one absolute scale shared by every
+attention figure (:data:`POINTS_PER_UNIT` points per unit of attention), so heads, nodes and models compare: a
+head that spreads its attention evenly over many neighbours draws many thin lines, a sharp head a few thick ones.
+One panel per head.
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ from visualization.loading import checked_index
 from visualization.style import EDGE_GREY, INK, bare, class_colours, class_handles, new_figure, styled
 
 NEIGHBOURHOOD_LAYOUTS = ("circular", "kamada-kawai")
-MAX_WIDTH = 8.0  # points: no coefficient gets a wider line
-LABEL_ALL_UP_TO = 30  # neighbours; beyond, only the most attended ones get their id written
+POINTS_PER_UNIT = 10.0  # line width of an edge with attention 1; every edge is POINTS_PER_UNIT * attention wide...
+MIN_WIDTH = 0.4  # ...but at least this many points, so no edge vanishes
+FULL_OPACITY_AT = 0.5  # attention from which an edge is drawn fully opaque; below, fainter (the same in every figure)
+LEGEND_ATTENTION = (1.0, 0.5, 0.2, 0.05)
+LABEL_ALL_UP_TO = 30  # neighbours; beyond, only the TOP_LABELLED most attended ones get their id written
+TOP_LABELLED = 5
 LOOP_RADIUS = 0.12  # of the layout's radius of 1
 HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]  # keeps labels readable over lines
 
@@ -90,8 +97,9 @@ def draw_attention(
     layout: str = "circular",
 ) -> Figure:
     """The attention ``node`` gives each neighbour (and itself) in ``layer``: one panel per head in ``heads``
-    (default: all heads of the layer), edge width and opacity proportional to the coefficient, nodes coloured by
-    class. Titles give node, degree, layer, head, and each head's largest and smallest coefficient."""
+    (default: all heads of the layer), edge width proportional to the coefficient on the absolute scale of
+    :func:`edge_width` (legend), nodes coloured by class. Titles give node, degree, layer, head, and each head's
+    largest and smallest coefficient."""
     if layout not in NEIGHBOURHOOD_LAYOUTS:
         raise GATError(f"unknown layout {layout!r}: choose one of {', '.join(NEIGHBOURHOOD_LAYOUTS)}")
     neighbourhood = neighbourhood_attention(inspection, node, layer)
@@ -104,34 +112,38 @@ def draw_attention(
     panel = 6.5 if len(heads) == 1 else 4.0
     figure = new_figure(panel * columns, panel * rows + 0.8)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    strongest = neighbourhood.attention[:, heads].max()
-    width_per_unit = line_width_scale(strongest, neighbourhood.degree)  # one scale for all panels: heads compare
     for ax, head in zip(axes, heads, strict=False):  # axes beyond the heads: hidden below
-        _draw_head(ax, graph, neighbourhood, positions, head, width_per_unit, strongest, layout)
+        _draw_head(ax, graph, neighbourhood, positions, head, layout)
     for ax in axes[len(heads) :]:
         ax.set_visible(False)
 
     degree = neighbourhood.degree
+    notes = [f"edge width = {POINTS_PER_UNIT:g} pt × attention α (at least {MIN_WIDTH:g} pt), one scale in every "
+             "attention figure", "loop 'self' = the node's attention to itself"]  # fmt: skip
+    if degree > LABEL_ALL_UP_TO:
+        notes[1] += f"  ·  ids: the {TOP_LABELLED} most attended neighbours per head"
     figure.suptitle(f"attention into node {neighbourhood.node}  ·  degree {degree}  ·  layer {neighbourhood.layer}")
     widths = [
-        Line2D([], [], color=INK, alpha=value / strongest, linewidth=width_per_unit * value,
-               label=f"α = {value:.3g} ({name})")
-        for value, name in ((strongest, "largest"), (1 / (degree + 1), f"uniform, 1/{degree + 1}"))
+        Line2D([], [], color=INK, alpha=edge_opacity(np.array([value]))[0], linewidth=edge_width(np.array([value]))[0],
+               label=f"α = {value:.3g}" + (f" (uniform, 1/{degree + 1})" if index == len(LEGEND_ATTENTION) else ""))
+        for index, value in enumerate((*LEGEND_ATTENTION, 1 / (degree + 1)))
     ]  # fmt: skip
     present = graph.y[neighbourhood.sources].tolist()
     handles = class_handles(present, graph.num_classes) + widths
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4 * columns))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), max(4, 3 * columns)),
+                  title="\n".join(notes))  # fmt: skip
     return figure
 
 
-def line_width_scale(strongest: float, degree: int) -> float:
-    """Points of line width per unit of attention.
+def edge_width(attention: np.ndarray) -> np.ndarray:
+    """Line width in points of edges with these coefficients: :data:`POINTS_PER_UNIT` per unit of attention,
+    at least :data:`MIN_WIDTH`. Absolute, not relative to the figure's largest: figures compare."""
+    return np.maximum(POINTS_PER_UNIT * attention, MIN_WIDTH)
 
-    Uniform attention gets lines from 3 pt (a few neighbours) down to 0.5 pt (a hub: its lines must not merge
-    into a blot); a peaked head gets proportionally wider lines, capped so its largest is at most ``MAX_WIDTH``.
-    """
-    uniform_width = float(np.clip(24 / (degree + 1), 0.5, 3.0))
-    return min(MAX_WIDTH / strongest, uniform_width * (degree + 1))
+
+def edge_opacity(attention: np.ndarray) -> np.ndarray:
+    """Opacity of edges with these coefficients: from 0.3 (attention 0) to 1 (attention >= FULL_OPACITY_AT)."""
+    return 0.3 + 0.7 * np.minimum(attention / FULL_OPACITY_AT, 1.0)
 
 
 def _draw_head(
@@ -140,8 +152,6 @@ def _draw_head(
     neighbourhood: Neighbourhood,
     positions: np.ndarray,
     head: int,
-    width_per_unit: float,
-    strongest: float,
     layout: str,
 ) -> None:
     attention = neighbourhood.attention[:, head]
@@ -158,8 +168,8 @@ def _draw_head(
     loop = centre + LOOP_RADIUS * np.column_stack([np.cos(loop_angles), 1 + np.sin(loop_angles)])
     paths = [loop if source == neighbourhood.node else np.array([positions[k], centre])
              for k, source in enumerate(neighbourhood.sources)]  # fmt: skip
-    colours = [to_rgba(INK, alpha) for alpha in attention / strongest]
-    spokes = LineCollection(paths, linewidths=width_per_unit * attention, colors=colours, zorder=2)
+    colours = [to_rgba(INK, alpha) for alpha in edge_opacity(attention)]
+    spokes = LineCollection(paths, linewidths=edge_width(attention), colors=colours, zorder=2)
     spokes.set_label("attention")
     ax.add_collection(spokes)
 
@@ -171,6 +181,8 @@ def _draw_head(
     ax.scatter(*centre, s=260, c=palette[labels[neighbourhood.node]], edgecolors=INK, linewidths=1.8, zorder=4)
     ax.annotate(str(neighbourhood.node), centre, xytext=(0, -13), textcoords="offset points", ha="center",
                 va="top", fontsize=9, zorder=5, path_effects=HALO)  # fmt: skip
+    ax.annotate("self", centre + np.array([0, 2 * LOOP_RADIUS]), xytext=(0, 3), textcoords="offset points",
+                ha="center", va="bottom", fontsize=8, zorder=5, path_effects=HALO)  # fmt: skip
     _label_neighbours(ax, neighbourhood, positions, attention)
     ax.set_title(f"head {head}  ·  max {attention.max():.3g}  ·  min {attention.min():.3g}", fontsize=10)
     bare(ax)
@@ -184,10 +196,10 @@ def _links_among(graph: Graph, nodes: np.ndarray) -> np.ndarray:
 
 
 def _label_neighbours(ax: Axes, neighbourhood: Neighbourhood, positions: np.ndarray, attention: np.ndarray) -> None:
-    """Write the ids of all neighbours, or of the five most attended ones in a crowded neighbourhood."""
+    """Write the ids of all neighbours, or of the TOP_LABELLED most attended ones in a crowded neighbourhood."""
     others = np.flatnonzero(neighbourhood.sources != neighbourhood.node)
     if len(others) > LABEL_ALL_UP_TO:
-        others = others[np.argsort(-attention[others], kind="stable")[:5]]
+        others = others[np.argsort(-attention[others], kind="stable")[:TOP_LABELLED]]
     for k in others:
         outward = positions[k] / max(np.linalg.norm(positions[k]), 1e-12)  # away from the centre, off the spokes
         ax.annotate(str(neighbourhood.sources[k]), positions[k], xytext=10 * outward, textcoords="offset points",

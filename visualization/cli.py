@@ -1,4 +1,5 @@
-"""``python -m visualization {dataset,graph,attention,entropy,embeddings}``: draw, save, print the paths.
+"""``python -m visualization {dataset,graph,attention,entropy,embeddings,all}`` (or ``gat-viz``): draw, save,
+print the paths.
 
 Headless by default (matplotlib's Agg backend: no window, works over SSH and in CI); ``--show`` also opens the
 figures. Every problem the user can fix is one line on stderr and exit code 1 (2 for a bad flag).
@@ -49,36 +50,44 @@ def head_choice(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a head number or 'all', got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def common_options(with_model: bool) -> argparse.ArgumentParser:
+    """The options every command takes; the help of a command without a model does not mention one."""
     # fmt: off
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dataset", type=str.lower, choices=dataset_names(), default=None,
-                        help="the graph (default: the model's dataset, else cora); must match --model's")
+                        help="the graph (default: the model's dataset); must match --model's" if with_model
+                        else "the graph (default cora)")
     common.add_argument("--data-dir", default="data", help="dataset cache (default data)")
     common.add_argument("--data-mirror", default=None,
                         help="folder or URL with the Planetoid files (default: $GAT_DATA_MIRROR, else GitHub)")
     common.add_argument("--out", type=Path, default=None,
-                        help="folder for the files (default: runs/<run-id>/figures with a model, else figures)")
+                        help="folder for the files (default: runs/<run-id>/figures)" if with_model
+                        else "folder for the files (default figures)")
     common.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
                         help="one or both (default png)")
     common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
-    with_model = argparse.ArgumentParser(add_help=False)
-    with_model.add_argument("--model", type=Path, default=None,
+    if with_model:
+        common.add_argument("--model", type=Path, default=None,
                             help="a binary (models/binaries/*.pt) or checkpoint (default: the newest binary)")
-    with_model.add_argument("--models-dir", default="models",
+        common.add_argument("--models-dir", default="models",
                             help="where the default --model is looked for (default models)")
+    # fmt: on
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    # fmt: off
+    plain, with_model = common_options(False), common_options(True)
     parser = OneLineErrorParser(prog="python -m visualization", description="Draw a graph dataset or what a "
                                 "trained GAT learned; prints the paths of the files it writes.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("dataset", parents=[common],
-                        help="degree counts and distribution, and a JSON summary of the graph")
-    graph = commands.add_parser("graph", parents=[common], help="the whole graph")
-    graph.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
-    graph.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
-    graph.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
-    attention = commands.add_parser("attention", parents=[common, with_model],
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=OneLineErrorParser)
+    commands.add_parser("dataset", parents=[plain],
+                        help="degree distribution and ranks, and a JSON summary of the graph")
+    graph = commands.add_parser("graph", parents=[plain], help="the whole graph")
+    _graph_options(graph)
+    attention = commands.add_parser("attention", parents=[with_model],
                                     help="a node's neighbourhood, edges as wide as their attention")
     which = attention.add_mutually_exclusive_group()
     which.add_argument("--node", type=bounded_int(0), nargs="+",
@@ -88,18 +97,38 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--layer", type=int, default=0, help="default 0; negative counts from the last")
     attention.add_argument("--head", type=head_choice, default=None, help="a head, or 'all' for a grid (default)")
     attention.add_argument("--layout", choices=NEIGHBOURHOOD_LAYOUTS, default="circular", help="default circular")
-    entropy = commands.add_parser("entropy", parents=[common, with_model],
-                                  help="attention entropy histograms against uniform attention, and their table")
+    entropy = commands.add_parser("entropy", parents=[with_model],
+                                  help="attention entropy histograms against uniform attention, the distance from "
+                                  "uniform per node on a log axis, and their table")
     entropy.add_argument("--layer", type=int, nargs="+", default=None, help="default: every layer")
-    embeddings = commands.add_parser("embeddings", parents=[common, with_model],
-                                     help="t-SNE of layer outputs, coloured by class")
+    embeddings = commands.add_parser("embeddings", parents=[with_model],
+                                     help="t-SNE of layer outputs, coloured by class, training and misclassified "
+                                     "nodes marked")
     embeddings.add_argument("--layer", type=int, nargs="+", default=None,
                             help="layers to map; -1 is the logits (default: the last hidden layer and the logits)")
     embeddings.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     embeddings.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAX_NODES,
                             help="t-SNE a random sample beyond this many nodes (default %(default)s)")
+    everything = commands.add_parser("all", parents=[with_model],
+                                     help="every picture for a model: dataset, graph, attention of the --top-k "
+                                     "best-connected nodes in every layer, entropy, t-SNE")
+    _graph_options(everything)
+    everything.add_argument("--top-k", type=bounded_int(1), default=reports.TOP_K,
+                            help="attention pictures of this many best-connected nodes (default %(default)s)")
+    everything.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAX_NODES,
+                            help="t-SNE a random sample beyond this many nodes (default %(default)s)")
     # fmt: on
     return parser
+
+
+def _graph_options(command: argparse.ArgumentParser) -> None:
+    # fmt: off
+    command.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
+    command.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
+    command.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+    command.add_argument("--highlight", type=bounded_int(0), nargs="+", default=[], metavar="NODE",
+                         help="ring and name these nodes in the whole-graph drawing (the hub always is)")
+    # fmt: on
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,9 +166,8 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
         trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
                                args.data_mirror)  # fmt: skip
         out = ensure_writable(args.out or trained.run_dir / "figures")
-        figures, files = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings}[args.command](
-            args, trained, out
-        )
+        draw = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "all": _everything}
+        figures, files = draw[args.command](args, trained, out)
     paths = reports.save_figures(figures, out, args.format, args.size)
     return paths + files, list(figures.values())
 
@@ -151,8 +179,20 @@ def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[st
 
 
 def _graph(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
-    figure = draw_graph(graph, args.layout, args.backend, args.seed)
-    return {f"{graph.name}_graph_{args.backend}_{args.layout}": figure}, []
+    figure = draw_graph(graph, args.layout, args.backend, args.seed, args.highlight)
+    return {reports.graph_name(graph.name, args.backend, args.layout): figure}, []
+
+
+def _everything(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    """The dataset's pictures and summary, the whole graph, and :func:`reports.model_figures` with the table."""
+    graph = trained.graph
+    figures = reports.dataset_figures(graph)
+    figures[reports.graph_name(graph.name, args.backend, args.layout)] = draw_graph(
+        graph, args.layout, args.backend, args.seed, args.highlight
+    )
+    figures.update(reports.model_figures(trained, args.top_k, args.seed, args.max_nodes))
+    files = [reports.write_dataset_summary(graph, out)]
+    return figures, files + save_statistics(entropy_statistics(trained.inspection), out, "entropy_statistics")
 
 
 def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gat.data.graph import Graph
 from visualization.graphs import to_igraph, undirected_edges
-from visualization.style import PALETTE, new_figure, styled
+from visualization.style import INK, PALETTE, new_figure, styled
 
 
 def degree_counts(edge_index: torch.Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,47 +48,59 @@ def dataset_summary(graph: Graph) -> dict[str, float | int | str]:
     }
 
 
+def is_undirected(edge_index: torch.Tensor) -> bool:
+    """True when every edge ``j -> i`` has its reverse ``i -> j``: in-degree and out-degree are then the same."""
+    source, target = edge_index.cpu().numpy()
+    forward = set(zip(source.tolist(), target.tolist(), strict=True))
+    return all((t, s) in forward for s, t in forward)
+
+
 @styled
 def degree_figure(graph: Graph) -> Figure:
-    """Four panels: the in-degree and out-degree of every node (by node id), and the degree distribution on
-    linear and on log-log axes (a straight line on log-log is a power-law tail)."""
+    """Three panels: the degree distribution (one bar per integer degree, up to the 99th percentile), the same on
+    log-log axes (a straight line is a power-law tail), and every node's degree in decreasing order (the hubs on
+    the left, named). An undirected graph has one degree; a directed one shows in- and out-degree side by side."""
     in_degree, out_degree = degree_counts(graph.edge_index, graph.num_nodes)
-    figure = new_figure(11, 7.5)
-    (in_ax, out_ax), (linear_ax, loglog_ax) = figure.subplots(2, 2)
-    _per_node(in_ax, in_degree, "in-degree", PALETTE[0])
-    _per_node(out_ax, out_degree, "out-degree", PALETTE[1])
-
-    counts = np.bincount(in_degree)
-    degrees = np.arange(len(counts))
-    linear_ax.bar(degrees, counts, width=1.0, color=PALETTE[0], edgecolor="none")
-    for value, style, name in ((in_degree.mean(), "--", "mean"), (np.median(in_degree), ":", "median")):
-        linear_ax.axvline(value, color=PALETTE[3], linestyle=style, linewidth=1.3, label=f"{name} {value:.2f}")
-    # The tail (a few hubs) would squeeze the bulk into a sliver: show up to the 99th percentile, name the rest.
+    undirected = is_undirected(graph.edge_index)
+    series = [("degree", in_degree)] if undirected else [("in-degree", in_degree), ("out-degree", out_degree)]
+    figure = new_figure(13, 4.6)
+    linear_ax, loglog_ax, rank_ax = figure.subplots(1, 3)
     cutoff = max(int(np.percentile(in_degree, 99)), 1)
+    width = 0.8 / len(series)
+    for index, (name, degree) in enumerate(series):
+        counts = np.bincount(degree, minlength=cutoff + 1)
+        degrees = np.arange(len(counts))
+        shown = degrees <= cutoff
+        offset = (index - (len(series) - 1) / 2) * width
+        linear_ax.bar(degrees[shown] + offset, counts[shown], width=width, color=PALETTE[index], label=name)
+        present = (counts > 0) & (degrees > 0)  # log axes cannot show degree 0 or empty degrees
+        loglog_ax.loglog(degrees[present], counts[present], "o", color=PALETTE[index], markersize=4, alpha=0.8,
+                         label=name)  # fmt: skip
+        rank_ax.semilogy(np.arange(1, len(degree) + 1), np.sort(degree)[::-1], color=PALETTE[index], label=name)
+    for value, style, name in ((in_degree.mean(), "--", "mean"), (np.median(in_degree), ":", "median")):
+        linear_ax.axvline(value, color=INK, linestyle=style, linewidth=1.1, label=f"{name} {value:.2f}")
     hidden = int(np.count_nonzero(in_degree > cutoff))
-    linear_ax.set(title="degree distribution", xlabel="in-degree", ylabel="number of nodes", xlim=(-0.5, cutoff + 0.5))
+    linear_ax.set(title="degree distribution", xlabel=series[0][0] if undirected else "degree",
+                  ylabel="number of nodes", xlim=(-0.6, cutoff + 0.6))  # fmt: skip
+    linear_ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # degrees are integers: ticks on integers
     linear_ax.legend(title=f"{hidden} nodes with degree > {cutoff} not shown" if hidden else None)
-
-    present = (counts > 0) & (degrees > 0)  # log axes cannot show degree 0 or empty degrees
-    loglog_ax.loglog(degrees[present], counts[present], "o", color=PALETTE[0], markersize=4, alpha=0.8)
-    loglog_ax.set(title="degree distribution (log-log)", xlabel="in-degree", ylabel="number of nodes")
-    if counts[0]:
-        loglog_ax.text(0.97, 0.95, f"{counts[0]} isolated nodes not shown", transform=loglog_ax.transAxes,
+    loglog_ax.set(title="degree distribution (log-log)", xlabel="degree", ylabel="number of nodes")
+    isolated = int(np.count_nonzero(in_degree == 0))
+    if isolated:
+        loglog_ax.text(0.97, 0.95, f"{isolated} nodes of degree 0 not shown", transform=loglog_ax.transAxes,
                        ha="right", va="top", fontsize=9)  # fmt: skip
+    hub = int(np.argmax(in_degree))
+    rank_ax.annotate(f"hub: node {hub}, degree {in_degree[hub]}", (1, in_degree[hub]), xytext=(10, -6),
+                     textcoords="offset points", fontsize=9, va="top")  # fmt: skip
+    rank_ax.set(title="every node's degree, largest first", xlabel="rank", ylabel="degree", xscale="log")
+    if not undirected:
+        loglog_ax.legend()
+    kind = "undirected" if undirected else "directed"
     figure.suptitle(
-        f"{graph.name}: {graph.num_nodes:,} nodes, {graph.num_edges:,} directed edges, "
+        f"{graph.name}: {graph.num_nodes:,} nodes, {graph.num_edges:,} directed edges ({kind}), "
         f"mean degree {in_degree.mean():.2f}, max {in_degree.max(initial=0)}"
     )
     return figure
-
-
-def _per_node(ax: Axes, degree: np.ndarray, name: str, colour: str) -> None:
-    ax.vlines(np.arange(len(degree)), 0, degree, color=colour, linewidth=0.6)
-    top = int(np.argmax(degree))
-    ax.annotate(f"node {top}: {degree[top]}", (top, degree[top]), xytext=(6, -2), textcoords="offset points",
-                va="top", fontsize=9)  # fmt: skip
-    ax.set(title=f"{name} of each node", xlabel="node id", ylabel=name, xlim=(-0.5, len(degree) - 0.5))
-    ax.set_ylim(bottom=0)
 
 
 def top_degree_nodes(graph: Graph, k: int) -> list[int]:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from gat.data.graph import Graph
 from gat.nn.model import Inspection
 from visualization.loading import checked_index
-from visualization.style import add_class_legend, bare, new_figure, node_colours, styled
+from visualization.style import INK, bare, class_handles, new_figure, node_colours, styled
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
 MAX_NODES = 5000  # t-SNE is O(N log N) but slow in practice: larger graphs are drawn from a random sample
@@ -64,18 +64,25 @@ def embedding_figure(
     """One t-SNE map per layer in ``layers`` (default :func:`default_layers`), points coloured by class.
 
     Each title gives the silhouette score by class of the layer's output itself and of the 2-D map: from -1 to 1,
-    higher when same-class nodes lie closer to each other than to other classes.
+    higher when same-class nodes lie closer to each other than to other classes. Training nodes are ringed and
+    misclassified nodes (the model's prediction is not the label) crossed.
     """
     layers = default_layers(inspection) if layers is None else layers
     outputs = [layer_output(inspection, layer) for layer in layers]  # checks every index before any slow work
     nodes = sample_nodes(graph.num_nodes, max_nodes, seed)
     labels = graph.y.cpu().numpy()[nodes]
+    training = graph.train_mask.cpu().numpy()[nodes]
+    wrong = marked_misclassified(inspection, graph)[nodes]
     figure = new_figure(5.6 * len(layers), 5.9)
     axes = np.atleast_1d(figure.subplots(1, len(layers)))
     for ax, layer, output in zip(axes, layers, outputs, strict=True):
         features = output.detach().cpu().double().numpy()[nodes]
         points = tsne(features, seed)
         ax.scatter(*points.T, s=7, c=node_colours(labels, graph.num_classes), alpha=0.85, linewidths=0)
+        ax.scatter(*points[training].T, s=30, facecolors="none", edgecolors=INK, linewidths=0.7,
+                   label=f"training node ({np.count_nonzero(training)})")  # fmt: skip
+        ax.scatter(*points[wrong].T, s=16, marker="x", c=INK, linewidths=0.8,
+                   label=f"misclassified ({np.count_nonzero(wrong)})")  # fmt: skip
         index = layer % len(inspection.hidden)
         name = "logits" if index == len(inspection.hidden) - 1 else f"layer {index} output"
         ax.set_title(
@@ -83,10 +90,21 @@ def embedding_figure(
             f"({features.shape[1]}-d), {_silhouette(points, labels):.3f} (t-SNE)"
         )
         bare(ax)
-    add_class_legend(axes[-1], labels, graph.num_classes, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    markers = axes[-1].get_legend_handles_labels()[0]
+    axes[-1].legend(handles=class_handles(labels, graph.num_classes) + markers, loc="upper left",
+                    bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     sampled = f", a random {len(nodes):,} of {graph.num_nodes:,} nodes" if len(nodes) < graph.num_nodes else ""
-    figure.suptitle(f"t-SNE of node representations, coloured by class: {graph.name}{sampled} (seed {seed})")
+    figure.suptitle(f"t-SNE of node representations, coloured by class: {graph.name}{sampled} (seed {seed}); "
+                    "ring = training node, × = misclassified")  # fmt: skip
     return figure
+
+
+def marked_misclassified(inspection: Inspection, graph: Graph) -> np.ndarray:
+    """``[N]`` bool: the nodes whose predicted class (the largest logit) is not their label (none for multi-label
+    graphs, which have no single class to get wrong)."""
+    if graph.y.dim() > 1:
+        return np.zeros(graph.num_nodes, dtype=bool)
+    return (inspection.logits.argmax(dim=1) != graph.y).cpu().numpy()
 
 
 def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:

@@ -13,8 +13,10 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gat.io import atomic_write, save_json
@@ -75,9 +77,13 @@ def format_statistics(rows: list[dict[str, float | int]]) -> str:
 
 @styled
 def entropy_figure(inspection: Inspection, layers: list[int] | None = None, title: str = "") -> Figure:
-    """One panel per layer and head: the histogram over nodes of the entropy of the node's attention, over the
-    histogram of the entropy uniform attention over the same neighbourhoods would have (``log d``); the legend
-    gives the mean KL divergence from uniform. Same bins for both (see :func:`entropy_bins`)."""
+    """Left, one panel per layer and head: the histogram over nodes of the entropy of the node's attention, over
+    the histogram of the entropy uniform attention over the same neighbourhoods would have (``log d``); the legend
+    gives the mean KL divergence from uniform. Same bins for both (see :func:`entropy_bins`).
+
+    Right, one panel per layer: for each head, the share of nodes whose KL divergence from uniform (``log d - H``)
+    is at most x, on a log x axis. Entropies near ``log d`` make the left histograms look alike whatever the head
+    learned; on a log scale a head 100x farther from uniform than another sits two decades to its right."""
     count = len(inspection.attention)
     chosen = range(count) if layers is None else layers
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
@@ -85,8 +91,9 @@ def entropy_figure(inspection: Inspection, layers: list[int] | None = None, titl
               for head in range(inspection.attention[layer].shape[1])]  # fmt: skip
     columns = math.ceil(math.sqrt(len(panels)))
     rows = math.ceil(len(panels) / columns)
-    figure = new_figure(3.8 * columns, 2.9 * rows + 0.6)
-    axes = np.atleast_1d(figure.subplots(rows, columns, sharex=True)).ravel()
+    figure = new_figure(3.8 * columns + 5.2, max(2.9 * rows, 2.6 * len(layers)) + 0.6)
+    histograms, gaps = figure.subfigures(1, 2, width_ratios=[3.8 * columns, 5.2])
+    axes = np.atleast_1d(histograms.subplots(rows, columns, sharex=True)).ravel()
     bins = entropy_bins(int(neighbourhood_sizes(inspection.edge_index, inspection.logits.shape[0]).max()))
     for ax, (layer, head, entropy, uniform, kl) in zip(axes, panels, strict=False):
         ax.hist(uniform, bins=bins, color=PALETTE[6], alpha=0.45, label="uniform attention, log d")
@@ -101,8 +108,38 @@ def entropy_figure(inspection: Inspection, layers: list[int] | None = None, titl
         ax.set_xlabel("entropy of the node's attention (nats)")
     for ax in axes[::columns]:
         ax.set_ylabel("nodes")
+    histograms.suptitle("entropy per node (histogram) vs uniform attention", fontsize=11)
+    for ax, layer in zip(np.atleast_1d(gaps.subplots(len(layers), 1)), layers, strict=True):
+        _draw_kl_distribution(ax, inspection, layer)
+    gaps.suptitle("distance from uniform per node (log axis)", fontsize=11)
     figure.suptitle(title or "attention entropy per node vs uniform attention (nats)")
     return figure
+
+
+KL_FLOOR = 1e-9  # nats: smaller KL divergences (uniform up to rounding) are drawn at this value on the log axis
+
+
+def kl_distribution(inspection: Inspection, layer: int) -> np.ndarray:
+    """``[n, heads]`` the KL divergence from uniform (nats) of the nodes with a choice to make (a neighbour besides
+    the self-loop: a node alone with its self-loop attends uniformly by necessity), at least :data:`KL_FLOOR`."""
+    num_nodes = inspection.logits.shape[0]
+    choosing = neighbourhood_sizes(inspection.edge_index, num_nodes).cpu().numpy() > 1
+    return np.maximum(entropies(inspection, layer)[2][choosing], KL_FLOOR)
+
+
+def _draw_kl_distribution(ax: Axes, inspection: Inspection, layer: int) -> None:
+    """One line per head: the share of nodes whose KL from uniform is <= x (an empirical CDF), log x axis."""
+    kl = kl_distribution(inspection, layer)
+    share = np.arange(1, len(kl) + 1) / max(len(kl), 1)
+    heads = kl.shape[1]
+    colours = PALETTE if heads <= len(PALETTE) else [matplotlib.colormaps["viridis"](h / heads) for h in range(heads)]
+    for head in range(heads):
+        ax.step(np.sort(kl[:, head]), share, where="post", color=colours[head], linewidth=1.4,
+                label=f"head {head}: median {np.median(kl[:, head]):.2g}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set(title=f"layer {layer}", xlabel="KL from uniform, log d − H (nats)", ylabel="share of nodes ≤ x",
+           ylim=(0, 1.02))  # fmt: skip
+    ax.legend(loc="lower right", fontsize=7, ncols=2 if heads > 4 else 1)
 
 
 def entropy_bins(max_size: int, count: int = 40) -> np.ndarray:

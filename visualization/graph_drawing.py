@@ -9,12 +9,13 @@ and squeeze the main one into a dot (what a force layout does to a disconnected 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import igraph
 import networkx as nx
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
@@ -22,25 +23,36 @@ from gat.data.graph import Graph
 from gat.errors import GATError
 from visualization.degrees import degree_counts
 from visualization.graphs import to_igraph, to_networkx, undirected_edges
-from visualization.style import EDGE_GREY, add_class_legend, bare, new_figure, node_colours, styled
+from visualization.loading import checked_index
+from visualization.style import EDGE_GREY, INK, add_class_legend, bare, new_figure, node_colours, styled
 
 LAYOUTS = ("kamada-kawai", "fruchterman-reingold", "drl")
 BACKENDS = ("igraph", "networkx")
 LAYOUT_NAMES = {"kamada-kawai": "Kamada-Kawai", "fruchterman-reingold": "Fruchterman-Reingold", "drl": "DrL"}
 # Components this small look the same under any layout; DrL's fixed cost (~0.3 s a call) would add up over them.
 SMALL_COMPONENT = 10
+# Packing: the least space between two components, in units of the node spacing (a component of n nodes fills a
+# square of side sqrt(n)), and the share of its square a small component's drawing fills.
+MIN_GAP = 2.0
+SMALL_FILL = 0.7
+RING_LABEL = "highlighted"
+HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
 # networkx samples this many shortest-path sources for edge betweenness: exact costs ~30 s on Cora, this ~3 s.
 BETWEENNESS_SOURCES = 500
 
 
 @styled
-def draw_graph(graph: Graph, layout: str = "kamada-kawai", backend: str = "igraph", seed: int = 0) -> Figure:
-    """The whole graph: node area ~ degree, node colour = class (legend), edge width ~ edge betweenness.
+def draw_graph(
+    graph: Graph, layout: str = "kamada-kawai", backend: str = "igraph", seed: int = 0, highlight: Sequence[int] = ()
+) -> Figure:
+    """The whole graph: node area ~ degree, node colour = class (legend), edge width ~ edge betweenness; the
+    best-connected node (the hub) and the nodes in ``highlight`` are ringed and named.
 
     ``layout`` is one of :data:`LAYOUTS` (DrL with igraph only); ``backend`` (``"igraph"`` or ``"networkx"``)
     computes the layout and the betweenness. Both are drawn the same way, as one line collection and one scatter:
     igraph's own matplotlib drawer re-measures every vertex patch at each redraw (17 of 23 s on Cora), and one
-    renderer makes the two backends' pictures directly comparable. The same ``seed`` gives the same picture.
+    renderer makes the two backends' pictures directly comparable. The same ``seed`` gives the same picture. The
+    figure takes the packed layout's aspect ratio, so the drawing fills it.
     """
     if layout not in LAYOUTS:
         raise GATError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
@@ -48,19 +60,29 @@ def draw_graph(graph: Graph, layout: str = "kamada-kawai", backend: str = "igrap
         raise GATError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "networkx" and layout == "drl":
         raise GATError("networkx has no DrL layout: use --backend igraph, or another --layout with networkx")
+    highlight = [checked_index(node, graph.num_nodes, "node", "the graph") for node in highlight]
     edges = undirected_edges(graph)
     compute = _igraph_layout if backend == "igraph" else _networkx_layout
     positions, betweenness = compute(graph, edges, layout, seed)
 
-    figure = new_figure(11, 8.2)
+    span = np.ptp(positions, axis=0) if graph.num_nodes > 1 else np.ones(2)
+    width = 11.0
+    figure = new_figure(width, width * float(span[1] / max(span[0], 1e-12)) + 1.2)  # + title and legend
     ax = figure.add_subplot()
     ax.add_collection(LineCollection(positions[edges], linewidths=edge_widths(betweenness), colors=EDGE_GREY))
     degree = degree_counts(graph.edge_index, graph.num_nodes)[0]
-    # Diameter in points (scatter takes its square): the area, what the eye compares, grows linearly with degree.
-    diameter = 2.0 + 1.2 * np.sqrt(degree)
-    ax.scatter(*positions.T, s=diameter**2, c=node_colours(graph.y.cpu().numpy(), graph.num_classes),
+    ax.scatter(*positions.T, s=node_diameters(degree) ** 2, c=node_colours(graph.y.cpu().numpy(), graph.num_classes),
                edgecolors="white", linewidths=0.3, zorder=2)  # fmt: skip
+    hub = int(np.argmax(degree))
+    marked = {node: f"node {node}, degree {degree[node]}" for node in highlight}
+    marked[hub] = f"hub: node {hub}, degree {degree[hub]}"
+    for node, text in marked.items():
+        ax.scatter(*positions[node], s=(node_diameters(degree[node]) + 9) ** 2, facecolors="none", edgecolors=INK,
+                   linewidths=1.6, zorder=3, label=RING_LABEL)  # fmt: skip
+        ax.annotate(text, positions[node], xytext=(12, 12), textcoords="offset points", fontsize=9, zorder=4,
+                    path_effects=HALO, arrowprops={"arrowstyle": "-", "color": INK, "linewidth": 0.8})  # fmt: skip
     bare(ax)
+    ax.margins(0.01)
     add_class_legend(ax, range(graph.num_classes), graph.num_classes, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                      ncols=min(graph.num_classes, 8))  # fmt: skip
     figure.suptitle(
@@ -68,6 +90,12 @@ def draw_graph(graph: Graph, layout: str = "kamada-kawai", backend: str = "igrap
     )
     ax.set_title("node area ~ degree  ·  colour = class  ·  edge width ~ edge betweenness", pad=34, fontsize=10)
     return figure
+
+
+def node_diameters(degree: np.ndarray) -> np.ndarray:
+    """Marker diameter in points (scatter takes its square): the area, what the eye compares, grows linearly with
+    degree."""
+    return 2.0 + 1.2 * np.sqrt(degree)
 
 
 def edge_widths(betweenness: np.ndarray) -> np.ndarray:
@@ -114,28 +142,37 @@ def _networkx_layout(graph: Graph, edges: np.ndarray, layout: str, seed: int) ->
 
 
 def pack_components(
-    components: list[np.ndarray], lay_out: Callable[[np.ndarray], np.ndarray], num_nodes: int, gap: float = 0.2
+    components: list[np.ndarray],
+    lay_out: Callable[[np.ndarray], np.ndarray],
+    num_nodes: int,
+    gap: float = 0.2,
+    min_gap: float = MIN_GAP,
 ) -> np.ndarray:
     """``[N, 2]`` positions: each component laid out alone by ``lay_out(member ids) -> [n, 2]``, scaled into a
     square of side sqrt(n) (the same node density everywhere) and packed: the largest on the left, the others in
-    rows to its right, largest first."""
+    rows to its right, largest first, in a strip as tall as the largest (so the whole is about as wide as a page).
+
+    Components are kept apart by ``gap`` times their side and at least ``min_gap``, and the small ones fill
+    only :data:`SMALL_FILL` of their square: a two-node component then lies farther from its neighbours than its
+    own two nodes lie from each other, and a row of pairs does not read as one chain."""
     components = sorted(components, key=len, reverse=True)
     sides = [np.sqrt(len(members)) for members in components]
-    rest_area = sum(side**2 for side in sides[1:]) * (1 + gap) ** 2
-    strip_width = max(rest_area / sides[0], np.sqrt(rest_area), max(sides[1:], default=0.0) * (1 + gap))
-    left = sides[0] * (1 + gap)
+    cells = [side + max(gap * side, min_gap) for side in sides]
+    rest_area = sum(cell**2 for cell in cells[1:])
+    strip_width = max(rest_area / sides[0], max(cells[1:], default=0.0))
+    left = cells[0]
     x, top, row_height = left, sides[0], 0.0
     positions = np.zeros((num_nodes, 2))
-    for index, (members, side) in enumerate(zip(components, sides, strict=True)):
+    for index, (members, side, cell) in enumerate(zip(components, sides, cells, strict=True)):
         if index == 0:
-            corner = np.array([0.0, 0.0])
+            corner, fill = np.array([0.0, 0.0]), 1.0
         else:
-            cell = side * (1 + gap)
-            if x + cell > left + strip_width:  # row full: start the next one below
+            if x + cell > left + strip_width + 1e-9:  # row full: start the next one below
                 x, top, row_height = left, top - row_height, 0.0
-            corner = np.array([x, top - side])
+            corner, fill = np.array([x, top - side]), SMALL_FILL if len(members) < SMALL_COMPONENT else 1.0
             x, row_height = x + cell, max(row_height, cell)
-        positions[members] = corner + _fit(lay_out(members) if len(members) > 1 else np.zeros((1, 2)), side)
+        coords = lay_out(members) if len(members) > 1 else np.zeros((1, 2))
+        positions[members] = corner + (1 - fill) * side / 2 + _fit(coords, side * fill)
     return positions
 
 

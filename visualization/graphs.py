@@ -1,4 +1,4 @@
-"""The project's :class:`~gat.data.graph.Graph` as the graph libraries want it: undirected edge pairs, igraph, networkx."""
+"""The project's :class:`~gat.data.graph.Graph` as graph libraries want it: undirected edge pairs, igraph, networkx."""
 
 from __future__ import annotations
 

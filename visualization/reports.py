@@ -16,9 +16,11 @@ from gat.data.graph import Graph
 from gat.io import save_json
 from visualization.attention import draw_attention
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
-from visualization.embeddings import default_layers, embedding_figure
+from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
+from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
+from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.style import save_figure
 
 TOP_K = 3  # attention neighbourhoods drawn after training: the three best-connected nodes
@@ -52,12 +54,23 @@ def write_dataset_summary(graph: Graph, out_dir: str | os.PathLike) -> Path:
     return save_json(dataset_summary(graph), Path(out_dir) / f"{graph.name}_summary.json")
 
 
-def write_dataset_report(graph: Graph, out_dir: str | os.PathLike) -> list[Path]:
-    """The dataset's pictures and summary, as ``python -m visualization dataset`` writes them."""
-    return [*save_figures(dataset_figures(graph), out_dir), write_dataset_summary(graph, out_dir)]
+def write_dataset_report(graph: Graph, out_dir: str | os.PathLike, drawing: bool = True) -> list[Path]:
+    """The dataset's pictures and summary, as ``python -m visualization dataset`` writes them, and with
+    ``drawing`` the whole-graph drawing of ``python -m visualization graph`` (its defaults)."""
+    figures = dataset_figures(graph)
+    if drawing:
+        figures[graph_name(graph.name, "igraph", "kamada-kawai")] = draw_graph(graph)
+    return [*save_figures(figures, out_dir), write_dataset_summary(graph, out_dir)]
 
 
-def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> dict[str, Figure]:
+def graph_name(dataset: str, backend: str, layout: str) -> str:
+    """File name of a whole-graph drawing."""
+    return f"{dataset}_graph_{backend}_{layout}"
+
+
+def model_figures(
+    trained: TrainedModel, top_k: int = TOP_K, seed: int = 0, max_nodes: int | None = MAX_NODES
+) -> dict[str, Figure]:
     """Attention neighbourhoods of the ``top_k`` highest-degree nodes (every layer, all heads), the entropy
     histograms, and the t-SNE maps of the last hidden layer and the logits."""
     inspection, graph = trained.inspection, trained.graph
@@ -68,7 +81,7 @@ def model_figures(trained: TrainedModel, top_k: int = TOP_K, seed: int = 0) -> d
     }
     figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes)
     return figures
 
 
@@ -94,15 +107,23 @@ def visualize_run(
 
 
 def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> None:
-    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings labelled by class, so
-    TensorBoard's projector shows them in 3-D (PCA, t-SNE, UMAP) interactively."""
+    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings for TensorBoard's
+    projector (3-D PCA, t-SNE, UMAP), each node with the columns of
+    :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
+    misclassified."""
     from torch.utils.tensorboard import SummaryWriter  # slow to import: only when asked for
 
-    labels = [f"class {label}" for label in trained.graph.y.tolist()]
+    graph = trained.graph
+    header, rows = projector_metadata(graph, trained.inspection.logits)
+    sprites = None
+    if graph.y.dim() == 1:
+        labels = graph.y.cpu().numpy()
+        sprites = class_sprites(labels, labels == predictions(trained.inspection.logits), graph.num_classes)
     with SummaryWriter(log_dir=str(trained.run_dir)) as writer:
         for name, figure in figures.items():
             writer.add_figure(f"figures/{name}", figure, trained.best_epoch, close=False)
         for layer in default_layers(trained.inspection):
             output = trained.inspection.hidden[layer]
             tag = "logits" if layer == len(trained.inspection.hidden) - 1 else f"layer{layer}_output"
-            writer.add_embedding(output, metadata=labels, tag=tag, global_step=trained.best_epoch)
+            writer.add_embedding(output, metadata=rows, metadata_header=header, label_img=sprites, tag=tag,
+                                 global_step=trained.best_epoch)  # fmt: skip

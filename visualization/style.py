@@ -25,6 +25,11 @@ from gat.io import atomic_write
 
 # Okabe & Ito's colour-blind-safe qualitative palette (yellow last: it is the weakest on white).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999999", "#F0E442")
+# Class colours: seven of Okabe & Ito's and Tol's colour-blind-safe colours picked so that any two differ by at
+# least 56 in CIELAB (Okabe & Ito's own first seven put blue next to sky blue and orange next to vermillion, which
+# merge in a dense graph), then three more for graphs with up to ten classes.
+CLASS_PALETTE = ("#56B4E9", "#D55E00", "#009E73", "#CC79A7", "#332288", "#DDCC77", "#222222", "#E69F00", "#0072B2",
+                 "#999999")  # fmt: skip
 EDGE_GREY = "#9a9a9a"
 INK = "#222222"  # text and strong lines: softer than pure black
 DPI = 110
@@ -73,9 +78,9 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def class_colours(num_classes: int) -> list[str]:
-    """One colour per class, the same everywhere: the palette above, or tab20 beyond 8 classes."""
-    if num_classes <= len(PALETTE):
-        return list(PALETTE[:num_classes])
+    """One colour per class, the same everywhere: :data:`CLASS_PALETTE`, or tab20 beyond ten classes."""
+    if num_classes <= len(CLASS_PALETTE):
+        return list(CLASS_PALETTE[:num_classes])
     cmap = matplotlib.colormaps["tab20"]
     return [matplotlib.colors.to_hex(cmap(i % cmap.N)) for i in range(num_classes)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -47,11 +48,12 @@ class TrainConfig:
     batch_size: int = 1024
     distributed: bool = False
     # outputs
+    run_name: str = ""  # joins the run id: runs/<dataset>_<run_name>_<date>-<time>_<random>
     runs_dir: str = "runs"
     models_dir: str = "models"
     checkpoint_freq: int = 50
     console_log_freq: int = 10
-    entropy_log_freq: int = 50
+    entropy_log_freq: int = 10
     tensorboard: bool = True
     test: bool = True
     quiet: bool = False
@@ -98,6 +100,10 @@ class TrainConfig:
             (self.checkpoint_freq >= 1, f"checkpoint-freq must be >= 1, got {self.checkpoint_freq}"),
             (self.console_log_freq >= 1, f"console-log-freq must be >= 1, got {self.console_log_freq}"),
             (self.entropy_log_freq >= 1, f"entropy-log-freq must be >= 1, got {self.entropy_log_freq}"),
+            (
+                re.fullmatch(r"[A-Za-z0-9._=+-]*", self.run_name) is not None,
+                f"run-name may use letters, digits and . _ = + - only (it names folders), got {self.run_name!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

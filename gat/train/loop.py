@@ -8,6 +8,7 @@ picks one from the config."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import secrets
@@ -95,9 +96,11 @@ class TrainingInterrupted(GATError):
         self.exit_code = exit_code
 
 
-def new_run_id(dataset: str) -> str:
-    """``<dataset>_<date>-<time>_<random>``: sortable, and two runs started in the same second still differ."""
-    return f"{dataset}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
+def new_run_id(dataset: str, name: str = "") -> str:
+    """``<dataset>[_<name>]_<date>-<time>_<random>``: sortable, named by ``--run-name`` where given, and two runs
+    started in the same second still differ."""
+    prefix = f"{dataset}_{name}" if name else dataset
+    return f"{prefix}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
 
 
 class Run:
@@ -124,7 +127,7 @@ class Run:
         self.stopper = EarlyStopping(config.patience)
         self.history: list[dict[str, float]] = []
         self.best_state = copy.deepcopy(self.model.state_dict())
-        self.run_id, self.last_epoch, self.seconds_before = new_run_id(config.dataset), 0, 0.0
+        self.run_id, self.last_epoch, self.seconds_before = new_run_id(config.dataset, config.run_name), 0, 0.0
         if saved is not None:
             checkpoints.load_state(self.model, saved["model"], source)
             checkpoints.load_state(self.optimizer, saved["optimizer"], source)
@@ -291,6 +294,11 @@ def _record_failure(log: RunLog, run: Run, error: GATError) -> None:
 def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, float]:
     """The epochs, the final checkpoint, the binary and metrics.json; returns the best model's metrics."""
     config, graph = run.config, run.graph
+    inspect = functools.partial(inspect_model, run.model, graph)
+    if run.last_epoch == 0:  # a new run: the chart layout, and the untrained model's attention as step 0
+        log.layout(config.dataset, config.num_layers if run.logs_attention_entropy else 0)
+        if run.logs_attention_entropy:
+            log.attention(0, inspect, graph.num_nodes)
     with _signals_requesting_stop() as stop:
         for epoch in range(run.last_epoch + 1, config.epochs + 1):
             record = run.train_epoch(epoch)
@@ -302,7 +310,7 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, fl
                 )
             log.epoch(record)
             if epoch % config.entropy_log_freq == 0 and run.logs_attention_entropy:
-                log.attention_entropy(epoch, lambda: inspect_model(run.model, graph), graph.num_nodes)
+                log.attention(epoch, inspect, graph.num_nodes)
             progress.epoch(record, run.stopper.best_epoch)
             stop_signal = run.agreed_stop(stop.signal)
             if epoch % config.checkpoint_freq == 0 or stop_signal is not None:
@@ -319,7 +327,7 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, fl
     run.stop_clock()
     run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
     metrics = run.finish()
-    log.final(config.to_dict(), metrics, run.last_epoch)
+    log.final(config, metrics, run.stopper.best_epoch, len(run.history), run.seconds)
     log.metrics(run.summary("completed", metrics))
     return metrics
 

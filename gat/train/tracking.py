@@ -1,4 +1,18 @@
-"""What a run leaves behind to look at: TensorBoard event files and ``metrics.json``."""
+"""What a run leaves behind to look at: TensorBoard event files and ``metrics.json``.
+
+TensorBoard, tab by tab:
+
+- Custom Scalars: train vs val loss on one chart, train vs val accuracy (micro-F1 for PPI) on another, and the
+  mean KL divergence of each head's attention from uniform attention over training, one chart per layer.
+- Scalars / Time Series: the same curves, one card per tag: ``loss/``, ``accuracy/`` (or ``micro_f1/``),
+  ``learning_rate``, ``uniformity/kl_layer<l>_head<h>``; the final numbers under ``summary/`` (run ``<run>/summary``).
+- Histograms: ``uniformity/entropy_layer<l>_head<h>``, each node's attention entropy, from the untrained model
+  (step 0) on.
+- HParams: one row per run (the session lives in ``<run>/summary``): what defines the run (dataset, layer, depth,
+  heads, hidden, dropout, lr, weight decay, skip connection, seed, fan-outs and batch size) against what it reached
+  (test and validation score, test loss, best epoch, epochs run, training seconds).
+- Text: the same numbers as a table, under ``summary``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gat.io import ensure_writable, save_json
-from gat.nn.analysis import attention_entropy
+from gat.nn.analysis import attention_entropy, kl_from_uniform
 from gat.nn.model import Inspection
+from gat.train.config import TrainConfig
+from gat.train.presets import score_name
 
 EPOCH_SCALARS = {
     "loss/train": "train_loss",
@@ -21,13 +35,66 @@ EPOCH_SCALARS = {
     "micro_f1/val": "val_micro_f1",
     "learning_rate": "learning_rate",
 }
-FINAL_SCALARS = {
-    "accuracy/test": "test_accuracy",
-    "loss/test": "test_loss",
-    "accuracy/best_val": "val_accuracy",
-    "micro_f1/test": "test_micro_f1",
-    "micro_f1/best_val": "val_micro_f1",
-}
+# The final numbers live in the sub-run "<run>/summary", where the HParams tab reads them as the run's metrics
+# (it takes every scalar of a session's run as a metric, so the per-epoch curves stay out of it). The names sort
+# so that the five the HParams table shows by default are the scores, the best epoch and the epochs run.
+SUMMARY_RUN = "summary"
+# Attention tags sort after loss/ and accuracy/: TensorBoard orders tag groups alphabetically.
+KL_TAG = "uniformity/kl_layer{layer}_head{head}"
+ENTROPY_TAG = "uniformity/entropy_layer{layer}_head{head}"
+
+
+def run_hparams(config: TrainConfig) -> dict[str, bool | float | str]:
+    """What defines a run, for TensorBoard's HParams tab: the model and its training, not folders or verbosity."""
+    hparams: dict[str, bool | float | str] = {
+        "dataset": config.dataset,
+        "layer": config.layer,
+        "num_layers": config.num_layers,
+        "heads": ",".join(map(str, config.heads)),
+        "hidden": config.hidden,
+        "dropout": config.dropout,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "skip_connection": config.skip_connection,
+        "seed": config.seed,
+        "fanouts": ",".join(map(str, config.fanouts)) or "full-batch",
+    }
+    if config.fanouts:
+        hparams["batch_size"] = config.batch_size
+    return hparams
+
+
+def summary_metrics(
+    dataset: str, metrics: dict[str, float], best_epoch: int, epochs: int, seconds: float
+) -> dict[str, float]:
+    """The run's final numbers by TensorBoard tag: the restored best model's scores, and how training went."""
+    score = score_name(dataset)
+    values = {
+        f"{SUMMARY_RUN}/{score}_test": metrics.get(f"test_{score}"),
+        f"{SUMMARY_RUN}/{score}_val": metrics.get(f"val_{score}"),
+        f"{SUMMARY_RUN}/best_epoch": best_epoch,
+        f"{SUMMARY_RUN}/epochs": epochs,
+        f"{SUMMARY_RUN}/loss_test": metrics.get("test_loss"),
+        f"{SUMMARY_RUN}/training_seconds": seconds,
+    }
+    return {tag: float(value) for tag, value in values.items() if value is not None}
+
+
+def scalar_layout(dataset: str, num_layers: int) -> dict[str, dict[str, list]]:
+    """The Custom Scalars tab: train vs val on one chart, then how far attention is from uniform, per layer
+    (``num_layers`` 0: runs that log no attention)."""
+    score = score_name(dataset)
+    layout = {
+        "training (train vs val)": {
+            "loss": ["Multiline", ["loss/train", "loss/val"]],
+            score.replace("_", "-"): ["Multiline", [f"{score}/train", f"{score}/val"]],
+        }
+    }
+    if num_layers:
+        layout["attention vs uniform (mean KL per head, nats; 0 = uniform)"] = {
+            f"layer {layer}": ["Multiline", [rf"uniformity/kl_layer{layer}_head\d+$"]] for layer in range(num_layers)
+        }
+    return layout
 
 
 class RunLog:
@@ -49,36 +116,55 @@ class RunLog:
 
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=first_epoch if first_epoch > 1 else None)
 
+    def layout(self, dataset: str, num_layers: int) -> None:
+        """The Custom Scalars layout (written once, when a run starts)."""
+        if self.writer is not None:
+            self.writer.add_custom_scalars(scalar_layout(dataset, num_layers))
+
     def epoch(self, record: dict[str, float]) -> None:
         if self.writer is not None:
             for tag, key in EPOCH_SCALARS.items():
                 if key in record:
                     self.writer.add_scalar(tag, record[key], record["epoch"])
 
-    def attention_entropy(self, epoch: int, inspect: Callable[[], Inspection], num_nodes: int) -> None:
-        """One histogram per layer and head of the nodes' attention entropies. ``inspect`` (a whole-graph forward
-        pass) runs only when there is a TensorBoard log to write them to."""
+    def attention(self, epoch: int, inspect: Callable[[], Inspection], num_nodes: int) -> None:
+        """Per layer and head: the histogram of the nodes' attention entropies and the mean KL divergence from
+        uniform attention (``log d - H``, 0 when the head averages its neighbours like a GCN). ``inspect`` (a
+        whole-graph forward pass) runs only when there is a TensorBoard log to write them to."""
         if self.writer is None:
             return
         inspection = inspect()
         for layer, attention in enumerate(inspection.attention):
             entropy = attention_entropy(attention, inspection.edge_index, num_nodes)
+            kl = kl_from_uniform(attention, inspection.edge_index, num_nodes).mean(dim=0)
             for head in range(entropy.shape[1]):
-                self.writer.add_histogram(f"attention_entropy/layer{layer}_head{head}", entropy[:, head], epoch)
+                self.writer.add_histogram(ENTROPY_TAG.format(layer=layer, head=head), entropy[:, head], epoch)
+                self.writer.add_scalar(KL_TAG.format(layer=layer, head=head), kl[head].item(), epoch)
 
-    def final(self, hyperparameters: dict[str, Any], metrics: dict[str, float], epoch: int) -> None:
-        """Test metrics as scalars, and the config with the final metrics for TensorBoard's HParams tab."""
+    def final(
+        self, config: TrainConfig, metrics: dict[str, float], best_epoch: int, epochs: int, seconds: float
+    ) -> None:
+        """The HParams session (the run's hyper-parameters and final numbers) in ``<run>/summary``, and the same
+        numbers as a table in the Text tab."""
         if self.writer is None:
             return
-        from torch.utils.tensorboard.summary import hparams
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-        final = {tag: metrics[key] for tag, key in FINAL_SCALARS.items() if metrics.get(key) is not None}
-        for tag, value in final.items():
-            self.writer.add_scalar(tag, value, epoch)
-        # Written into this run's own event file (add_hparams would open a sub-run), so one folder = one run.
-        plain = {key: _hparam_value(value) for key, value in hyperparameters.items()}
-        for summary in hparams(plain, final):
-            self.writer.file_writer.add_summary(summary)
+        hparams = run_hparams(config)
+        final = summary_metrics(config.dataset, metrics, best_epoch, epochs, seconds)
+        # The session's start and end, but no experiment summary: TensorBoard then builds the experiment from the
+        # sessions and marks the hyper-parameters that differ between runs, which its table shows first (given an
+        # experiment summary, it lists them alphabetically and shows the first five).
+        _, session_start, session_end = hparams_summaries(hparams, final)
+        with SummaryWriter(log_dir=str(self.run_dir / SUMMARY_RUN)) as writer:
+            writer.file_writer.add_summary(session_start)
+            for tag, value in final.items():
+                writer.add_scalar(tag, value, epochs)
+            writer.file_writer.add_summary(session_end)
+        rows = [*(f"| {name} | {value} |" for name, value in hparams.items()),
+                *(f"| **{tag.split('/')[1]}** | {value:.6g} |" for tag, value in final.items())]  # fmt: skip
+        self.writer.add_text("summary", "\n".join(["| | |", "|---|---|", *rows]), epochs)
 
     def metrics(self, summary: dict[str, Any]) -> Path:
         path = self.run_dir / "metrics.json"
@@ -87,12 +173,3 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def _hparam_value(value: Any) -> bool | int | float | str:
-    # TensorBoard's HParams tab takes only scalars and strings: lists (heads) and None become text.
-    if isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.item()
-    return str(value)

@@ -64,6 +64,7 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
                 + ": drop those flags to resume it, or start a new run without --resume"
             )
         config = TrainConfig.from_dict({**stored, **{k: current[k] for k in (*ENVIRONMENT_FIELDS, *override)}})
+        refuse_finished(saved, config, resume)
     check_outputs(config)
     device = resolve_device(config.device)
     if get_dataset(config.dataset).task == "inductive":  # many graphs: gat/train/inductive.py
@@ -86,6 +87,22 @@ def _flag(field: str) -> str:
 
 def _value(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def refuse_finished(saved: dict, config: TrainConfig, source: str | os.PathLike) -> None:
+    """Raise GATError when the checkpoint's run has nothing left to train: it stopped early (another epoch would
+    stop it again at once), or it ran all of ``config.epochs`` (more needs a larger ``--epochs``)."""
+    epoch, waited = saved["epoch"], saved["early_stopping"]["epochs_without_improvement"]
+    if waited >= config.patience:
+        raise GATError(
+            f"{source}: run {saved['run_id']} already finished: it stopped early at epoch {epoch}, after {waited} "
+            "epochs without improvement; its best model is in models/binaries (train a new run to go further)"
+        )
+    if epoch >= config.epochs:
+        raise GATError(
+            f"{source}: run {saved['run_id']} already finished its {epoch} epochs: pass --epochs greater than "
+            f"{epoch} to train it further"
+        )
 
 
 def load_model(path: str | os.PathLike) -> tuple[GAT, dict]:

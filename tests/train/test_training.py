@@ -215,12 +215,13 @@ def test_tensorboard_events_equal_metrics_json(tmp_path):
         assert [step for step, _ in logged] == [step for step, _ in expected], tag
         for (_, got), (_, want) in zip(logged, expected, strict=True):
             assert got == pytest.approx(want, rel=1e-6), tag  # TensorBoard stores float32
-    assert events.Scalars("accuracy/test")[0].value == pytest.approx(metrics["final"]["test_accuracy"], rel=1e-6)
-    histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("attention_entropy/")]
+    summary = EventAccumulator(str(result.run_dir / "summary"), size_guidance={"scalars": 0}).Reload()
+    assert summary.Scalars("summary/accuracy_test")[0].value == pytest.approx(metrics["final"]["test_accuracy"])
+    histograms = [tag for tag in events.Tags()["histograms"] if tag.startswith("uniformity/")]
     assert sorted(histograms) == sorted(
-        [f"attention_entropy/layer0_head{h}" for h in range(8)] + ["attention_entropy/layer1_head0"]
+        [f"uniformity/entropy_layer0_head{h}" for h in range(8)] + ["uniformity/entropy_layer1_head0"]
     )
-    assert [event.step for event in events.Histograms("attention_entropy/layer1_head0")] == [10, 20]
+    assert [event.step for event in events.Histograms("uniformity/entropy_layer1_head0")] == [0, 10, 20]
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, device):
@@ -284,7 +285,25 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, part):
 
     rewrite_checkpoint(result.checkpoint_path, damage)
     with pytest.raises(GATError, match="does not match this model"):
-        train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path)
+        train(synthetic_config(tmp_path, epochs=4), resume=result.checkpoint_path, override=("epochs",))
+
+
+def test_resuming_a_finished_run_is_refused_unless_epochs_grow(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=3))
+    for epochs in (3, 2):
+        with pytest.raises(GATError, match="already finished its 3 epochs: pass --epochs greater than 3") as error:
+            train(synthetic_config(tmp_path, epochs=epochs), resume=result.checkpoint_path, override=("epochs",))
+        assert "\n" not in str(error.value)
+    with pytest.raises(GATError, match="already finished its 3 epochs"):
+        train(synthetic_config(tmp_path, epochs=50), resume=result.checkpoint_path)  # the run's own epochs: 3
+    assert train(synthetic_config(tmp_path, epochs=5), resume=result.checkpoint_path, override=("epochs",)).epochs == 5
+
+
+def test_resuming_an_early_stopped_run_is_refused(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=200, patience=2))
+    assert result.epochs < 200  # it stopped early
+    with pytest.raises(GATError, match=f"already finished: it stopped early at epoch {result.epochs}"):
+        train(synthetic_config(tmp_path, epochs=400), resume=result.checkpoint_path, override=("epochs",))
 
 
 def test_invalid_config_values_are_refused():

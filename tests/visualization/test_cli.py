@@ -1,6 +1,5 @@
 """``python -m visualization`` and the training script's visualization hooks, as a user runs them."""
 
-import functools
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 from gat import cli as training_script
 from tests.helpers import REPO
 from visualization import cli, reports
+from visualization.loading import load_trained
 
 SIZE = (400, 300)
 
@@ -30,6 +30,8 @@ def run_visualization(*args: str) -> subprocess.CompletedProcess:
          ["synthetic_graph_igraph_fruchterman-reingold.png"]),
         (["attention", "--node", "5", "--layer", "-1", "--head", "0"], ["attention_node5_layer1_head0.png"]),
         (["entropy"], ["entropy.png", "entropy_statistics.csv", "entropy_statistics.json"]),
+        (["graph", "--dataset", "synthetic", "--layout", "drl", "--highlight", "3", "7"],
+         ["synthetic_graph_igraph_drl.png"]),
         (["embeddings", "--max-nodes", "60", "--layer", "-1"], ["tsne_layer1.png"]),
     ],
 )  # fmt: skip
@@ -88,7 +90,8 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # t-SNE of 2000 nodes and 3 x 2 attention grids are slow and tested elsewhere: this test is about the wiring
-    monkeypatch.setattr(reports, "embedding_figure", functools.partial(reports.embedding_figure, max_nodes=60))
+    draw_embeddings = reports.embedding_figure
+    monkeypatch.setattr(reports, "embedding_figure", lambda *args: draw_embeddings(*args[:4], max_nodes=60))
     monkeypatch.setattr(reports, "TOP_K", 1)
     folders = {
         flag: str(tmp_path / name)
@@ -102,9 +105,8 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     arguments = ["--dataset", "synthetic", "--epochs", "2", "--quiet", "--should_visualize", "--visualize-after"]
     assert training_script.main([*arguments, *[item for pair in folders.items() for item in pair]]) == 0  # fmt: skip
 
-    assert (tmp_path / "fig" / "synthetic_degrees.png").is_file() and (
-        tmp_path / "fig" / "synthetic_summary.json"
-    ).is_file()
+    drawn = {path.name for path in (tmp_path / "fig").iterdir()}
+    assert drawn == {"synthetic_degrees.png", "synthetic_graph_igraph_kamada-kawai.png", "synthetic_summary.json"}
     (run_dir,) = (tmp_path / "runs").iterdir()
     figures = {path.name for path in (run_dir / "figures").iterdir()}
     assert {"entropy.png", "tsne_layer0-1.png", "entropy_statistics.csv"} <= figures
@@ -113,3 +115,38 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     assert {"figures/entropy", "figures/tsne_layer0-1"} <= set(events.Tags()["images"])
     projector = (run_dir / "projector_config.pbtxt").read_text()
     assert "logits" in projector and "layer0_output" in projector and "metadata.tsv" in projector
+
+
+def test_all_draws_every_picture_of_a_model(synthetic_binary, tmp_path, capsys):
+    arguments = ["all", "--model", str(synthetic_binary), "--data-dir", str(tmp_path), "--out", str(tmp_path),
+                 "--top-k", "1", "--max-nodes", "60", "--layout", "drl"]  # fmt: skip
+    assert cli.main(arguments) == 0
+    written = sorted(Path(line).name for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path)))
+    top = reports.top_degree_nodes(load_trained(synthetic_binary, data_dir=tmp_path).graph, 1)[0]
+    assert written == sorted([
+        "synthetic_degrees.png", "synthetic_graph_igraph_drl.png", f"attention_node{top}_layer0_heads.png",
+        f"attention_node{top}_layer1_heads.png", "entropy.png", "tsne_layer0-1.png", "synthetic_summary.json",
+        "entropy_statistics.csv", "entropy_statistics.json",
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arguments", "suggestion"),
+    [(["atention"], "did you mean 'attention'?"), (["graph", "--layout", "kamada"], "did you mean 'kamada-kawai'?"),
+     (["dataset", "--dataset", "cra"], "did you mean 'cora'?")],
+)  # fmt: skip
+def test_a_mistyped_command_or_choice_suggests_the_closest(arguments, suggestion, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(arguments)
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and suggestion in error and error.count("\n") == 1
+
+
+def test_help_of_commands_without_a_model_does_not_mention_one(capsys):
+    for command in ("dataset", "graph"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "model" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["entropy", "--help"])
+    assert "--model" in capsys.readouterr().out

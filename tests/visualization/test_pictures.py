@@ -1,7 +1,9 @@
 """The visualization library: the numbers behind every picture, checked against independent computations."""
 
+import dataclasses
 import math
 
+import matplotlib
 import matplotlib.image
 import networkx as nx
 import numpy as np
@@ -14,14 +16,14 @@ from gat.errors import GATError
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes, uniform_attention
 from gat.nn.model import GAT, Inspection
 from gat.train.loop import inspect_model
-from visualization.attention import draw_attention, neighbourhood_attention
+from visualization.attention import MIN_WIDTH, POINTS_PER_UNIT, draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
 from visualization.embeddings import embedding_figure, tsne
 from visualization.entropy import entropy_bins, entropy_figure, entropy_statistics
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
 from visualization.loading import load_trained
-from visualization.style import save_figure
+from visualization.style import class_colours, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +115,9 @@ def test_entropy_statistics_cover_every_layer_and_head(small_inspection, small_g
     assert [(r["layer"], r["head"]) for r in rows] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert all(0 <= r["median_kl"] <= r["p90_kl"] <= r["max_kl"] and r["mean_kl"] >= 0 for r in rows)
     figure = entropy_figure(small_inspection)
-    assert sum(ax.get_visible() for ax in figure.axes) == 5
-    assert "mean KL from uniform" in figure.axes[0].get_legend().get_texts()[1].get_text()
+    histograms = [ax for ax in figure.axes if ax.get_visible() and ax.get_xscale() == "linear"]
+    assert len(histograms) == 5  # one per head; beside them one log-axis panel per layer
+    assert "mean KL from uniform" in histograms[0].get_legend().get_texts()[1].get_text()
 
 
 def test_entropy_bins_keep_each_small_neighbourhood_size_apart():
@@ -148,8 +151,8 @@ def test_drawn_attention_is_proportional_to_the_models_and_titled(small_graph, s
     attention = neighbourhood.attention[:, 1]
     widths, opacity = np.asarray(spokes.get_linewidths()), spokes.get_colors()[:, 3]
     assert len(widths) == len(attention) == neighbourhood.degree + 1  # every incoming edge, the self-loop too
-    np.testing.assert_allclose(widths / widths.max(), attention / attention.max(), rtol=1e-6)
-    np.testing.assert_allclose(opacity, attention / attention.max(), rtol=1e-6)
+    np.testing.assert_allclose(widths, np.maximum(POINTS_PER_UNIT * attention, MIN_WIDTH), rtol=1e-6)
+    np.testing.assert_allclose(opacity, 0.3 + 0.7 * np.minimum(attention / 0.5, 1), rtol=1e-6)
     loop = spokes.get_paths()[int(np.flatnonzero(neighbourhood.sources == node)[0])]
     assert len(loop.vertices) > 2  # drawn as a loop, not a zero-length spoke
     title = figure.get_suptitle()
@@ -199,7 +202,7 @@ def test_embedding_figure_maps_the_last_hidden_layer_and_the_logits(small_graph,
                                                  ("fruchterman-reingold", "networkx")])  # fmt: skip
 def test_graph_drawing_draws_every_node_and_edge(small_graph, layout, backend):
     figure = draw_graph(small_graph, layout, backend)
-    edges, nodes = figure.axes[0].collections
+    edges, nodes, _hub_ring = figure.axes[0].collections
     assert len(edges.get_segments()) == len(undirected_edges(small_graph))
     assert len(nodes.get_offsets()) == small_graph.num_nodes
     assert backend in figure.get_suptitle()
@@ -236,3 +239,148 @@ def test_loading_a_model_checks_the_dataset_and_the_file(synthetic_binary, tmp_p
     corrupt.write_bytes(synthetic_binary.read_bytes()[:500])
     with pytest.raises(GATError, match="truncated, corrupt or not ours"):
         load_trained(corrupt)
+
+
+def kl_by_loops(attention: np.ndarray, targets: np.ndarray, num_nodes: int) -> np.ndarray:
+    """``[N, heads]`` KL(attention || uniform) = sum_j a_j log(a_j d), node by node, in float64."""
+    kl = np.zeros((num_nodes, attention.shape[1]))
+    for node in range(num_nodes):
+        incoming = attention[targets == node].astype(np.float64)
+        kl[node] = (incoming * np.log(incoming * len(incoming))).sum(axis=0)
+    return kl
+
+
+def cielab(colour: str) -> np.ndarray:
+    """sRGB colour -> CIELAB (D65 white)."""
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = to_xyz @ linear / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_degree_figure_of_an_undirected_graph_has_one_degree_integer_bars_and_a_rank_plot(small_graph):
+    figure = degree_figure(small_graph)
+    linear, loglog, rank = figure.axes
+    texts = " ".join(text.get_text() for ax in figure.axes for text in ax.texts + [ax.title, ax.xaxis.label])
+    assert "out-degree" not in texts and "in-degree" not in texts and "(undirected)" in figure.get_suptitle()
+    degree = degree_counts(small_graph.edge_index, small_graph.num_nodes)[0]
+    counts = np.bincount(degree)
+    bars = linear.patches
+    centres = np.array([bar.get_x() + bar.get_width() / 2 for bar in bars])
+    np.testing.assert_allclose(centres, np.round(centres))  # one bar on each integer degree, not between two
+    assert [bar.get_height() for bar in bars] == counts[np.round(centres).astype(int)].tolist()
+    ticks = [tick for tick in linear.get_xticks() if linear.get_xlim()[0] <= tick <= linear.get_xlim()[1]]
+    assert all(float(tick).is_integer() for tick in ticks)
+    (line,) = rank.get_lines()
+    np.testing.assert_array_equal(line.get_ydata(), np.sort(degree)[::-1])
+    hub = int(np.argmax(degree))
+    assert any(f"node {hub}, degree {degree[hub]}" in text.get_text() for text in rank.texts)
+
+
+def test_degree_figure_of_a_directed_graph_shows_in_and_out_degree(small_graph):
+    one_way = small_graph.edge_index[:, small_graph.edge_index[0] < small_graph.edge_index[1]]
+    directed = dataclasses.replace(small_graph, edge_index=one_way)
+    figure = degree_figure(directed)
+    labels = [line.get_label() for line in figure.axes[2].get_lines()]
+    assert labels == ["in-degree", "out-degree"] and "(directed)" in figure.get_suptitle()
+
+
+def test_class_colours_are_far_apart_for_coras_seven_classes():
+    lab = [cielab(colour) for colour in class_colours(7)]
+    distances = [np.linalg.norm(a - b) for i, a in enumerate(lab) for b in lab[i + 1 :]]
+    assert min(distances) > 40  # CIELAB Delta E: Okabe & Ito's first seven give 26 (blue vs sky blue)
+
+
+def test_packed_small_components_lie_farther_apart_than_their_own_nodes():
+    pairs = [np.array([2 * k, 2 * k + 1]) for k in range(1, 30)]
+    components = [np.array([0, 1, *range(60, 160)]), *pairs, np.arange(160, 165)]
+    rng = np.random.default_rng(0)
+    positions = pack_components(components, lambda members: rng.normal(size=(len(members), 2)), 165)
+    longest_pair = max(np.linalg.norm(positions[a] - positions[b]) for a, b in pairs)
+    which = np.zeros(165, dtype=int)
+    for index, members in enumerate(components):
+        which[members] = index
+    distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    apart = distance[which[:, None] != which[None]]
+    assert apart.min() > 1.5 * longest_pair  # a row of pairs reads as pairs, not as one chain
+
+
+def test_graph_drawing_rings_the_hub_and_highlighted_nodes_and_fits_the_figure(small_graph):
+    degree = degree_counts(small_graph.edge_index, small_graph.num_nodes)[0]
+    hub = int(np.argmax(degree))
+    figure = draw_graph(small_graph, "fruchterman-reingold", highlight=[5])
+    ax = figure.axes[0]
+    edges, nodes, *rings = ax.collections
+    texts = [text.get_text() for text in ax.texts]
+    assert f"hub: node {hub}, degree {degree[hub]}" in texts and f"node 5, degree {degree[5]}" in texts
+    ringed = sorted(tuple(ring.get_offsets()[0]) for ring in rings)
+    positions = nodes.get_offsets()
+    assert ringed == sorted([tuple(positions[hub]), tuple(positions[5])])
+    figure.canvas.draw()
+    box = ax.get_window_extent()
+    span = np.ptp(positions, axis=0)
+    data_aspect, axes_aspect = span[0] / span[1], box.width / box.height
+    assert abs(data_aspect / axes_aspect - 1) < 0.15  # the drawing fills the canvas, no empty third
+    with pytest.raises(GATError, match="node 150 does not exist"):
+        draw_graph(small_graph, "fruchterman-reingold", highlight=[150])
+
+
+def test_attention_widths_share_one_scale_across_figures_and_the_legend_says_so(cora):
+    torch.manual_seed(0)
+    inspection = inspect_model(GAT(cora.num_features, cora.num_classes), cora)
+    hub = top_degree_nodes(cora, 1)[0]
+    for node in (hub, 5):
+        figure = draw_attention(inspection, cora, node, layer=0, heads=[0])
+        (spokes,) = [c for c in figure.axes[0].collections if c.get_label() == "attention"]
+        attention = neighbourhood_attention(inspection, node, 0).attention[:, 0]
+        np.testing.assert_allclose(spokes.get_linewidths(), np.maximum(10 * attention, 0.4), rtol=1e-6)
+        title = figure.legends[0].get_title().get_text()
+        assert "edge width = 10 pt × attention α" in title and "'self' = the node's attention to itself" in title
+        assert ("the 5 most attended neighbours" in title) == (node == hub)
+        assert "self" in [text.get_text() for text in figure.axes[0].texts]
+        named = [
+            int(t.get_text()) for t in figure.axes[0].texts if t.get_text().isdigit() and int(t.get_text()) != node
+        ]
+        sources = neighbourhood_attention(inspection, node, 0).sources
+        if node == hub:
+            top = sources[np.argsort(-attention, kind="stable")]
+            assert sorted(named) == sorted(top[top != node][:5].tolist())
+
+
+def test_entropy_figure_plots_each_nodes_kl_from_uniform_on_a_log_axis(small_inspection):
+    # An untrained model's attention is within ~1e-6 nats of uniform, where float32 rounding (1e-7 per
+    # coefficient) would blur the comparison: renormalise it in float64 first.
+    targets = small_inspection.edge_index[1]
+    num_nodes = small_inspection.logits.shape[0]
+    attention = []
+    for layer_attention in small_inspection.attention:
+        values = layer_attention.double()
+        sums = torch.zeros(num_nodes, values.shape[1], dtype=torch.float64).index_add_(0, targets, values)
+        attention.append(values / sums[targets])
+    inspection = Inspection(small_inspection.logits, small_inspection.hidden, attention, small_inspection.edge_index)
+    figure = entropy_figure(inspection)
+    gap_axes = [ax for ax in figure.axes if ax.get_xscale() == "log"]
+    assert [ax.get_title() for ax in gap_axes] == ["layer 0", "layer 1"]
+    choosing = np.bincount(targets.numpy(), minlength=num_nodes) > 1
+    for layer, ax in enumerate(gap_axes):
+        expected = kl_by_loops(attention[layer].numpy(), targets.numpy(), num_nodes)[choosing]
+        lines = ax.get_lines()
+        assert len(lines) == expected.shape[1]
+        for head, line in enumerate(lines):
+            np.testing.assert_allclose(line.get_xdata(), np.sort(np.maximum(expected[:, head], 1e-9)), rtol=1e-6)
+            assert line.get_ydata()[-1] == pytest.approx(1.0)
+
+
+def test_tsne_rings_training_nodes_and_crosses_misclassified_ones(small_graph, small_inspection):
+    figure = embedding_figure(small_inspection, small_graph, layers=[-1], max_nodes=None)
+    ax = figure.axes[0]
+    points, training, wrong = ax.collections
+    predicted = small_inspection.logits.argmax(1)
+    np.testing.assert_array_equal(training.get_offsets(), points.get_offsets()[small_graph.train_mask.numpy()])
+    np.testing.assert_array_equal(wrong.get_offsets(), points.get_offsets()[(predicted != small_graph.y).numpy()])
+    assert 0 < len(wrong.get_offsets()) < small_graph.num_nodes
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert f"training node ({int(small_graph.train_mask.sum())})" in legend
+    assert f"misclassified ({int((predicted != small_graph.y).sum())})" in legend
