@@ -27,6 +27,7 @@ from gat.errors import GATError, OneLineErrorParser
 from gat.io import atomic_write, save_json
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
 from gat.nn.model import LAYERS, Inspection
+from gat.threads import apply_thread_policy, choose_threads, requested_threads
 from gat.train import checkpoints
 from gat.train.allocator import keep_freed_memory
 from gat.train.config import TrainConfig
@@ -51,6 +52,13 @@ def build_parser() -> OneLineErrorParser:
         "--data-mirror", default=None, help="folder or URL with the raw files (default: $GAT_DATA_MIRROR)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu (reproducible)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per operation (default: $GAT_THREADS, else $OMP_NUM_THREADS, else chosen per run from its "
+        "step's size and the CPUs this process may use)",
+    )
     return parser
 
 
@@ -66,6 +74,10 @@ def parse_args(argv: list[str] | None) -> tuple:
         parser.error(f"seeds must be >= 1, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"epochs must be >= 1, got {args.epochs}")
+    try:
+        choose_threads(1, 0, requested_threads(args.threads))
+    except GATError as error:
+        parser.error(str(error))
     return args, datasets, layers
 
 
@@ -80,6 +92,7 @@ def run_config(args, dataset: str, layer: str, seed: int) -> TrainConfig:
         data_dir=args.data_dir,
         data_mirror=args.data_mirror,
         device=args.device,
+        threads=args.threads,
         runs_dir=str(training / "runs"),
         models_dir=str(training / "models"),
         tensorboard=False,
@@ -156,6 +169,7 @@ def run(config: TrainConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args, datasets, layers = parse_args(argv)
     keep_freed_memory()  # an entry point, like training_script.py: same speed per run
+    apply_thread_policy(0, args.threads)  # for loading and inspection; each run's epoch loop chooses for its step
     jobs = [
         run_config(args, dataset, layer, seed) for dataset in datasets for layer in layers for seed in range(args.seeds)
     ]

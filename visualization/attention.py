@@ -21,11 +21,11 @@ from matplotlib.lines import Line2D
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import Inspection
+from visualization.choices import NEIGHBOURHOOD_LAYOUTS
 from visualization.graphs import undirected_edges
 from visualization.loading import checked_index
 from visualization.style import EDGE_GREY, INK, bare, class_colours, class_handles, new_figure, styled
 
-NEIGHBOURHOOD_LAYOUTS = ("circular", "kamada-kawai")
 MAX_WIDTH = 8.0  # points: no coefficient gets a wider line
 LABEL_ALL_UP_TO = 30  # neighbours; beyond, only the most attended ones get their id written
 LOOP_RADIUS = 0.12  # of the layout's radius of 1

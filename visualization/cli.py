@@ -9,21 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-from matplotlib.figure import Figure
-
-from gat.data.graph import Graph
-from gat.data.registry import dataset_names, load_dataset
+# Nothing imported here imports torch or matplotlib: --help and a flag error answer at once (they come in run()).
+from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser
-from visualization import reports
-from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
-from visualization.degrees import top_degree_nodes
-from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
-from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
-from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
-from visualization.loading import TrainedModel, checked_index, latest_binary, load_trained
-from visualization.style import FORMATS
+from gat.threads import THREADS_VARIABLE, apply_thread_policy, choose_threads, requested_threads
+from visualization.choices import BACKENDS, FORMATS, LAYOUTS, MAX_NODES, NEIGHBOURHOOD_LAYOUTS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from gat.data.graph import Graph
+    from visualization.loading import TrainedModel
 
 
 def pixels(text: str) -> tuple[int, int]:
@@ -61,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one or both (default png)")
     common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
+    common.add_argument("--threads", type=int, default=None,
+                        help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, "
+                        "else 1: every picture is many small operations)")
     with_model = argparse.ArgumentParser(add_help=False)
     with_model.add_argument("--model", type=Path, default=None,
                             help="a binary (models/binaries/*.pt) or checkpoint (default: the newest binary)")
@@ -99,9 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        choose_threads(1, 0, requested_threads(args.threads))  # checks --threads and $GAT_THREADS before torch
+    except GATError as error:
+        parser.error(str(error))
+    import matplotlib
+
     if not args.show:
         matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
+    apply_thread_policy(0, args.threads)
     try:
         paths, figures = run(args)
     except GATError as error:
@@ -120,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
+    from gat.data.registry import load_dataset
+    from visualization import reports
+    from visualization.loading import latest_binary, load_trained
+
     if args.command in ("dataset", "graph"):
         graph = load_dataset(args.dataset or "cora", args.data_dir, mirror=args.data_mirror)
         out = args.out or Path("figures")
@@ -136,17 +149,26 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
 
 
 def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+
     summary = reports.write_dataset_summary(graph, out)
     print(summary.read_text(), end="")
     return reports.dataset_figures(graph), [summary]
 
 
 def _graph(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization.graph_drawing import draw_graph
+
     figure = draw_graph(graph, args.layout, args.backend, args.seed)
     return {f"{graph.name}_graph_{args.backend}_{args.layout}": figure}, []
 
 
 def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.attention import draw_attention
+    from visualization.degrees import top_degree_nodes
+    from visualization.loading import checked_index
+
     attention = trained.inspection.attention
     layer = checked_index(args.layer, len(attention), "layer", "the model")
     head = None if args.head is None else checked_index(args.head, attention[layer].shape[1], "head", f"layer {layer}")
@@ -159,6 +181,9 @@ def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tu
 
 
 def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
+
     rows = entropy_statistics(trained.inspection)
     print(format_statistics(rows))
     figure = entropy_figure(trained.inspection, args.layer, reports.entropy_title(trained))
@@ -166,6 +191,10 @@ def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tupl
 
 
 def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.embeddings import default_layers, embedding_figure
+    from visualization.loading import checked_index
+
     count = len(trained.inspection.hidden)
     chosen = args.layer or default_layers(trained.inspection)
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]

@@ -10,11 +10,11 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.nn.model import Inspection
+from visualization.choices import MAX_NODES
 from visualization.loading import checked_index
 from visualization.style import add_class_legend, bare, new_figure, node_colours, styled
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
-MAX_NODES = 5000  # t-SNE is O(N log N) but slow in practice: larger graphs are drawn from a random sample
 
 
 def default_layers(inspection: Inspection) -> list[int]:

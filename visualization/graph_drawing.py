@@ -20,12 +20,11 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.errors import GATError
+from visualization.choices import BACKENDS, LAYOUTS
 from visualization.degrees import degree_counts
 from visualization.graphs import to_igraph, to_networkx, undirected_edges
 from visualization.style import EDGE_GREY, add_class_legend, bare, new_figure, node_colours, styled
 
-LAYOUTS = ("kamada-kawai", "fruchterman-reingold", "drl")
-BACKENDS = ("igraph", "networkx")
 LAYOUT_NAMES = {"kamada-kawai": "Kamada-Kawai", "fruchterman-reingold": "Fruchterman-Reingold", "drl": "DrL"}
 # Components this small look the same under any layout; DrL's fixed cost (~0.3 s a call) would add up over them.
 SMALL_COMPONENT = 10

@@ -28,7 +28,6 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#9
 EDGE_GREY = "#9a9a9a"
 INK = "#222222"  # text and strong lines: softer than pure black
 DPI = 110
-FORMATS = ("png", "svg")
 
 STYLE = {
     "font.size": 10,

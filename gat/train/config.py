@@ -1,4 +1,6 @@
-"""Training configuration: plain data, filled from command-line flags or written in code."""
+"""Training configuration: plain data, filled from command-line flags or written in code.
+
+Torch-free on purpose: the command lines check their flags with it before anything heavy is imported."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from dataclasses import asdict, dataclass, fields
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError
-from gat.nn.model import LAYERS
+
+LAYERS = ("gat", "gatv2")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
 
 @dataclass
@@ -35,6 +38,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads per operation; None: chosen from the step's size (gat.threads)
     cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (gat.train.steps.CapturedStep)
     # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
     # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
@@ -75,6 +79,7 @@ class TrainConfig:
                 f"for {self.num_layers} layers",
             ),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (all(f >= 1 for f in self.fanouts), f"every fan-out must be >= 1, got {list(self.fanouts)}"),
             (
                 not self.fanouts or len(self.fanouts) == self.num_layers,

@@ -26,6 +26,7 @@ ENVIRONMENT_FIELDS = (
     "console_log_freq",
     "distributed",
     "cuda_graphs",
+    "threads",
 )
 
 
