@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     except GATError as error:
         parser.error(str(error))
 
+    if args.threads is not None:
+        os.environ[THREADS_VARIABLE] = str(args.threads)  # the flag is the variable: the pictures' t-SNE reads it too
     from gat.train.allocator import keep_freed_memory  # after parsing: fast --help
     from gat.train.loop import TrainingInterrupted
     from gat.train.steps import load_graph

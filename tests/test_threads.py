@@ -1,5 +1,6 @@
 """The thread policy's decisions (gat.threads): from the CPUs and the work, explicit choices first."""
 
+import json
 import os
 
 import pytest
@@ -17,6 +18,8 @@ from gat.threads import (
 )
 from gat.train.config import TrainConfig
 from gat.train.loop import attention_width
+from gat.train.minibatch import sampled_edges
+from gat.train.trainer import train
 
 CORA_EDGES, CORA_CLASSES = 10_556, 7
 
@@ -102,3 +105,51 @@ def test_apply_sets_torch_and_the_context_restores_it(monkeypatch):
         assert apply_thread_policy(0, requested=2, cpus=2) == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("requested", "environment", "expected"), [(None, {}, 1), (2, {}, 2), (None, {"GAT_THREADS": "2"}, 2)]
+)
+def test_a_training_run_uses_the_policy_or_the_override_and_restores_torch(
+    tmp_path, monkeypatch, requested, environment, expected
+):
+    for name in ("GAT_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    config = TrainConfig(dataset="synthetic", epochs=2, threads=requested, tensorboard=False, quiet=True,
+                         runs_dir=str(tmp_path / "runs"), models_dir=str(tmp_path / "models"))  # fmt: skip
+    result = train(config)
+    assert json.loads((result.run_dir / "metrics.json").read_text())["threads"] == expected
+    assert torch.get_num_threads() == before
+
+
+def test_minibatch_work_is_the_sampled_edges_of_a_step():
+    assert sampled_edges(1024, (10, 10), 10**7) == 1024 * 10 + 1024 * 10 * 10
+    assert sampled_edges(1024, (10, 10), 5000) == 5000 + 5000  # never more than the graph's edges per layer
+    assert choose_threads(2, sampled_edges(1024, (10, 10), 10**7) * attention_width(TrainConfig(), 7)) == 1
+
+
+def test_tsne_threads_follow_the_override(monkeypatch):
+    import numpy as np
+    import openTSNE
+
+    from visualization.embeddings import tsne
+
+    used = []
+
+    class Recorder:
+        def __init__(self, **options):
+            used.append(options["n_jobs"])
+
+        def fit(self, features):
+            return np.zeros((features.shape[0], 2))
+
+    monkeypatch.setattr(openTSNE, "TSNE", Recorder)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("GAT_THREADS", raising=False)
+    tsne(np.ones((20, 3)))
+    monkeypatch.setenv("GAT_THREADS", "2")
+    tsne(np.ones((20, 3)))
+    assert used == [1, 2]

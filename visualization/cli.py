@@ -7,6 +7,7 @@ figures. Every problem the user can fix is one line on stderr and exit code 1 (2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         choose_threads(1, 0, requested_threads(args.threads))  # checks --threads and $GAT_THREADS before torch
     except GATError as error:
         parser.error(str(error))
+    if args.threads is not None:
+        os.environ[THREADS_VARIABLE] = str(args.threads)  # the flag is the variable: t-SNE's threads read it too
     import matplotlib
 
     if not args.show:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -270,9 +270,12 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     log_dir = Path(config.runs_dir) / run.run_id
     log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
-    threads = thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads)
+    threads = ExitStack()  # the thread policy's count for the epochs and the final evaluation, then the caller's
     try:
-        with threads, _signals_requesting_stop() as stop:
+        threads.enter_context(
+            thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads)
+        )
+        with _signals_requesting_stop() as stop:
             for epoch in range(run.last_epoch + 1, config.epochs + 1):
                 record = run.train_epoch(epoch)
                 if not math.isfinite(record["train_loss"]):
@@ -306,6 +309,7 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     finally:
         progress.close()
         log.close()
+        threads.close()
     result = TrainResult(
         run_id=run.run_id,
         best_epoch=run.stopper.best_epoch,
