@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="degree counts and distribution, and a JSON summary of the graph")
     graph = commands.add_parser("graph", parents=[common], help="the whole graph")
     graph.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
-    graph.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
+    graph.add_argument("--backend", choices=BACKENDS, default="igraph",
+                       help="default igraph; networkx is the slow fallback (pure-Python layouts, several times slower)")
     graph.add_argument("--seed", type=int, default=0)
     attention = commands.add_parser("attention", parents=[common, with_model],
                                     help="a node's neighbourhood, edges as wide as their attention")
