@@ -15,7 +15,7 @@ from visualization.style import add_class_legend, bare, new_figure, node_colours
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
 # Half openTSNE's defaults (250 early-exaggeration iterations, where clusters form, then 500, where they settle):
-# on Cora's layers the maps' silhouette and 10-NN class accuracy stay within 0.01 of the full schedule's.
+# on Cora's layers the maps' silhouette and 10-NN class accuracy stay within 0.02 of the full schedule's.
 EARLY_EXAGGERATION_ITERATIONS, ITERATIONS = 125, 250
 
 
@@ -33,7 +33,7 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
     """``[N, 2]`` t-SNE of ``features`` ``[N, D]`` (PCA to 50 dimensions first when wider); seeded.
 
     openTSNE (Poličar et al.) rather than scikit-learn's TSNE: maps of the same quality (silhouette and 10-NN class
-    accuracy within 0.01 of scikit-learn's default on Cora's layers) for less than half the CPU time, with its
+    accuracy within 0.02 of scikit-learn's default on Cora's layers) for less than half the CPU time, with its
     threads under our control. It picks Barnes-Hut below 10,000 points, where it is faster than its FFT
     interpolation (whose grid costs the same whatever the number of points: 2-4x slower on Cora), and FFT above.
     One thread unless asked for more (``$GAT_THREADS``, ``--threads``; see `gat.threads`): a map of a few thousand
