@@ -21,6 +21,8 @@ Sections (--sections, comma-separated):
            million edges under the same machine conditions (the scaling section times each size at a different
            moment). Each round is one big step and two small ones, the second timed as steady training is.
   fullrun  training_script.py with its defaults (early stopping) in a subprocess: wall time and loop time.
+  busy     default Cora runs and PyG's loop alone, two at once, beside 1 and 2 CPU-bound processes (benchmarks/busy.py).
+  threads  the thread policy's choice against every explicit thread count, per workload (benchmarks/busy.py).
 
 Method: every timing goes through time_interleaved: all implementations in one process, warm-up first, then
 alternating A B A B ..., so drifts in machine load hit all alike; medians and quartiles are reported.
@@ -56,7 +58,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `benchmarks` import from the repo
 
-from benchmarks import report  # noqa: E402
+from benchmarks import busy, report  # noqa: E402
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights, pyg_version  # noqa: E402
 from benchmarks.timing import time_interleaved  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
@@ -80,7 +82,7 @@ SCALING_SIZES = (10_000, 100_000, 1_000_000, 10_000_000, 30_000_000, 100_000_000
 FLATNESS_FROM = 100_000  # time per edge should stay flat from here up (the target: within 1.5x up to 1e7)
 # Training steps a memory subprocess runs: the first also builds caches and Adam's state, the second is steady.
 MEMORY_STEPS = 2
-SECTIONS = ("cora", "scaling", "flatness", "fullrun")
+SECTIONS = ("cora", "scaling", "flatness", "fullrun", "busy", "threads")
 MiB = 2**20
 STARTED = time.perf_counter()
 
@@ -311,6 +313,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--warmup", type=int, default=5, help="untimed calls per implementation first")
     add("--threads", type=int, default=0, help="torch CPU threads, also for subprocesses (default: torch's)")
     add("--budget-epochs", type=int, default=200, help="training epochs behind the Cora accuracy column")
+    add("--busy-epochs", type=int, default=200, help="epochs per run in the busy section")
+    add("--busy-rounds", type=int, default=3, help="rounds of every busy scenario (median reported)")
     add("--max-edges", type=float, default=1e7, help="largest scaling graph, in directed edges")
     add(
         "--budget-seconds",
@@ -375,6 +379,8 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "flatness": (lambda: flatness_section(args, device), report.flatness_table),
         "fullrun": (lambda: fullrun_section(args, device), report.fullrun_table),
+        "busy": (lambda: busy.busy_section(args, bool(pyg), progress), busy.busy_table),
+        "threads": (lambda: busy.threads_section(args, progress), busy.threads_table),
     }
     for name in chosen:
         measure, show = sections[name]

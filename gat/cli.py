@@ -22,10 +22,12 @@ from dataclasses import fields, replace
 # gat/allocator.py explains why.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
+# Nothing imported here imports torch: --help, --version and a flag error answer at once; torch comes after parsing.
+from gat import __version__
 from gat.data.registry import dataset_names, get_dataset
-from gat.errors import GATError, OneLineErrorParser, describe_os_error
-from gat.nn.model import LAYERS
-from gat.train.config import MAX_SEED, TrainConfig
+from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
+from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
+from gat.train.config import LAYERS, MAX_SEED, TrainConfig
 from gat.train.presets import describe_presets, preset_config, score_label, score_name
 
 DEFAULTS = TrainConfig()
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="dataset presets (the papers' settings; a flag given explicitly wins):\n" + describe_presets(),
         formatter_class=DefaultsFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text())
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset", type=str.lower, choices=dataset_names(), default=DEFAULTS.dataset, help="graph to train on"
@@ -114,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optimisation.add_argument(
         "--force_cpu", "--force-cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
+    )
+    optimisation.add_argument(
+        "--threads",
+        type=bounded_int(1),
+        default=None,
+        help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, else chosen from the "
+        "step's size and the CPUs this process may use: 1 for Cora-sized steps)",
     )
     optimisation.add_argument(
         "--cuda-graphs",
@@ -201,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version_text() -> str:
+    """``gat 0.1.0 (torch 2.x, Python 3.x)``, read from the installed packages' metadata without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    return f"gat {__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Flags -> TrainConfig: the dataset's preset, then the flags given explicitly (not None) on top; invalid
     values raise GATError with a one-line reason."""
@@ -234,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None and args.seeds > 1:
         parser.error("--resume continues one run: it cannot be combined with --seeds")
     try:
+        requested_threads(args.threads)  # a malformed $GAT_THREADS is a usage error too
+    except GATError as error:
+        parser.error(str(error))
+
+    if args.threads is not None:
+        os.environ[THREADS_VARIABLE] = str(args.threads)  # the flag is the variable: the pictures' t-SNE reads it too
+    try:
         return run_command(args, config, explicit_fields(parser, argv))
     except OSError as error:  # anything the project's writer did not see first: still one line
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
@@ -259,6 +287,9 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
     from gat.train.trainer import train
 
     keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
+    # One thread (or the requested count) for loading and pictures: small operations. The epoch loop chooses
+    # again from the size of its step (gat.threads).
+    apply_thread_policy(0, args.threads, honour_omp=not args.distributed)
 
     try:
         if args.should_visualize:

@@ -23,10 +23,11 @@ import torch
 from tqdm import tqdm
 
 from gat.data.registry import dataset_names, get_dataset
-from gat.errors import GATError, OneLineErrorParser, describe_os_error
+from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.io import ensure_writable, save_json, save_text
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
 from gat.nn.model import LAYERS, Inspection
+from gat.threads import apply_thread_policy, choose_threads, requested_threads
 from gat.train import checkpoints
 from gat.train.allocator import keep_freed_memory
 from gat.train.config import MAX_SEED, TrainConfig
@@ -67,6 +68,13 @@ def build_parser() -> OneLineErrorParser:
         "--data-mirror", default=None, help="folder or URL with the raw files (default: $GAT_DATA_MIRROR)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu (reproducible)")
+    parser.add_argument(
+        "--threads",
+        type=bounded_int(1),
+        default=None,
+        help="CPU threads per operation (default: $GAT_THREADS, else $OMP_NUM_THREADS, else chosen per run from its "
+        "step's size and the CPUs this process may use)",
+    )
     return parser
 
 
@@ -82,6 +90,10 @@ def parse_args(argv: list[str] | None) -> tuple:
         parser.error(f"seeds must be >= 1 and <= {MAX_SEED}, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"epochs must be >= 1, got {args.epochs}")
+    try:
+        choose_threads(1, 0, requested_threads(args.threads))
+    except GATError as error:
+        parser.error(str(error))
     return args, datasets, layers
 
 
@@ -96,6 +108,7 @@ def run_config(args, dataset: str, layer: str, seed: int) -> TrainConfig:
         data_dir=args.data_dir,
         data_mirror=args.data_mirror,
         device=args.device,
+        threads=args.threads,
         runs_dir=str(training / "runs"),
         models_dir=str(training / "models"),
         tensorboard=False,
@@ -189,6 +202,7 @@ def reproduce(args, datasets: list[str], layers: list[str], argv: list[str] | No
     """Run what is missing of the table, then write and print it; returns the exit code."""
     ensure_writable(args.output)  # fail fast, before the first run
     keep_freed_memory()  # an entry point, like training_script.py: same speed per run
+    apply_thread_policy(0, args.threads)  # for loading and inspection; each run's epoch loop chooses for its step
     jobs = [
         run_config(args, dataset, layer, seed) for dataset in datasets for layer in layers for seed in range(args.seeds)
     ]

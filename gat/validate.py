@@ -19,12 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gat.errors import GATError
+
+if TYPE_CHECKING:  # numpy and torch are imported where arrays are checked: configs are checked without them
+    import torch
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ def is_valid(data: Any, schema: Mapping[str, Any]) -> bool:
 
 def first_non_finite(tensors: Mapping[str, torch.Tensor]) -> str | None:
     """The name of the first floating-point tensor holding nan or inf, else None."""
+    import torch
+
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             return name
@@ -150,6 +152,9 @@ def _number_problem(value: Any, expected: Number, label: str) -> str | None:
 
 
 def _array_problem(value: Any, expected: Array, label: str) -> str | None:
+    import numpy as np
+    import torch
+
     if isinstance(value, torch.Tensor):
         dtype, ndim = str(value.dtype).removeprefix("torch."), value.dim()
     elif isinstance(value, np.ndarray):

@@ -24,11 +24,11 @@ from matplotlib.lines import Line2D
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import Inspection
+from visualization.choices import NEIGHBOURHOOD_LAYOUTS
 from visualization.graphs import undirected_edges
 from visualization.loading import checked_index
 from visualization.style import EDGE_GREY, INK, bare, class_colours, class_handles, new_figure, styled
 
-NEIGHBOURHOOD_LAYOUTS = ("circular", "kamada-kawai")
 POINTS_PER_UNIT = 10.0  # line width of an edge with attention 1; every edge is POINTS_PER_UNIT * attention wide...
 MIN_WIDTH = 0.4  # ...but at least this many points, so no edge vanishes
 FULL_OPACITY_AT = 0.5  # attention from which an edge is drawn fully opaque; below, fainter (the same in every figure)

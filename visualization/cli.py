@@ -8,25 +8,23 @@ figures. Every problem the user can fix is one line on stderr and exit code 1 (2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-from matplotlib.figure import Figure
-
-from gat.data.graph import Graph
-from gat.data.registry import dataset_names, load_dataset
+# Nothing imported here imports torch or matplotlib: --help and a flag error answer at once (they come in run()).
+from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
-from gat.io import ensure_writable
+from gat.threads import THREADS_VARIABLE, apply_thread_policy, choose_threads, requested_threads
 from gat.train.config import MAX_SEED
-from visualization import reports
-from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
-from visualization.degrees import top_degree_nodes
-from visualization.embeddings import MAX_NODES, MIN_NODES, default_layers, embedding_figure
-from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
-from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
-from visualization.loading import TrainedModel, checked_index, latest_binary, load_trained
-from visualization.style import FORMATS
+from visualization.choices import BACKENDS, FORMATS, LAYOUTS, MAX_NODES, MIN_NODES, NEIGHBOURHOOD_LAYOUTS, TOP_K
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from gat.data.graph import Graph
+    from visualization.loading import TrainedModel
 
 
 def pixels(text: str) -> tuple[int, int]:
@@ -67,6 +65,9 @@ def common_options(with_model: bool) -> argparse.ArgumentParser:
                         help="one or both (default png)")
     common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
+    common.add_argument("--threads", type=bounded_int(1), default=None,
+                        help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, "
+                        "else 1: every picture is many small operations)")
     if with_model:
         common.add_argument("--model", type=Path, default=None,
                             help="a binary (models/binaries/*.pt) or checkpoint (default: the newest binary)")
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="every picture for a model: dataset, graph, attention of the --top-k "
                                      "best-connected nodes in every layer, entropy, t-SNE")
     _graph_options(everything)
-    everything.add_argument("--top-k", type=bounded_int(1), default=reports.TOP_K,
+    everything.add_argument("--top-k", type=bounded_int(1), default=TOP_K,
                             help="attention pictures of this many best-connected nodes (default %(default)s)")
     everything.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAX_NODES,
                             help="t-SNE a random sample beyond this many nodes (default %(default)s)")
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _graph_options(command: argparse.ArgumentParser) -> None:
     # fmt: off
     command.add_argument("--layout", choices=LAYOUTS, default="kamada-kawai", help="default kamada-kawai")
-    command.add_argument("--backend", choices=BACKENDS, default="igraph", help="default igraph")
+    command.add_argument("--backend", choices=BACKENDS, default="igraph",
+                         help="default igraph; networkx is the slow fallback (pure-Python layouts, much slower)")
     command.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     command.add_argument("--highlight", type=bounded_int(0), nargs="+", default=[], metavar="NODE",
                          help="ring and name these nodes in the whole-graph drawing (the hub always is)")
@@ -132,7 +134,17 @@ def _graph_options(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        choose_threads(1, 0, requested_threads(args.threads))  # checks --threads and $GAT_THREADS before torch
+    except GATError as error:
+        parser.error(str(error))
+    if args.threads is not None:
+        os.environ[THREADS_VARIABLE] = str(args.threads)  # the flag is the variable: t-SNE's threads read it too
+    import matplotlib
+
+    apply_thread_policy(0, args.threads)
     if not args.show:
         matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
     try:
@@ -156,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
+    from gat.data.registry import load_dataset
+    from gat.io import ensure_writable
+    from visualization import reports
+    from visualization.loading import latest_binary, load_trained
+
     if args.out is not None:
         ensure_writable(args.out)  # fail fast: before the dataset and the model are loaded
     if args.command in ("dataset", "graph"):
@@ -173,18 +190,27 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
 
 
 def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+
     summary = reports.write_dataset_summary(graph, out)
     print(summary.read_text(), end="")
     return reports.dataset_figures(graph), [summary]
 
 
 def _graph(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.graph_drawing import draw_graph
+
     figure = draw_graph(graph, args.layout, args.backend, args.seed, args.highlight)
     return {reports.graph_name(graph.name, args.backend, args.layout): figure}, []
 
 
 def _everything(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
     """The dataset's pictures and summary, the whole graph, and :func:`reports.model_figures` with the table."""
+    from visualization import reports
+    from visualization.entropy import entropy_statistics, save_statistics
+    from visualization.graph_drawing import draw_graph
+
     graph = trained.graph
     figures = reports.dataset_figures(graph)
     figures[reports.graph_name(graph.name, args.backend, args.layout)] = draw_graph(
@@ -196,6 +222,11 @@ def _everything(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
 
 
 def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.attention import draw_attention
+    from visualization.degrees import top_degree_nodes
+    from visualization.loading import checked_index
+
     attention = trained.inspection.attention
     layer = checked_index(args.layer, len(attention), "layer", "the model")
     head = None if args.head is None else checked_index(args.head, attention[layer].shape[1], "head", f"layer {layer}")
@@ -208,6 +239,10 @@ def _attention(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tu
 
 
 def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
+    from visualization.loading import checked_index
+
     count = len(trained.inspection.attention)
     layers = [checked_index(layer, count, "layer", "the model") for layer in args.layer or range(count)]
     rows = entropy_statistics(trained.inspection)
@@ -217,6 +252,10 @@ def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tupl
 
 
 def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization import reports
+    from visualization.embeddings import default_layers, embedding_figure
+    from visualization.loading import checked_index
+
     count = len(trained.inspection.hidden)
     chosen = args.layer or default_layers(trained.inspection)
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]

@@ -21,13 +21,12 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.errors import GATError
+from visualization.choices import BACKENDS, LAYOUTS
 from visualization.degrees import degree_counts
 from visualization.graphs import to_igraph, to_networkx, undirected_edges
 from visualization.loading import checked_index
 from visualization.style import EDGE_GREY, INK, add_class_legend, bare, new_figure, node_colours, styled
 
-LAYOUTS = ("kamada-kawai", "fruchterman-reingold", "drl")
-BACKENDS = ("igraph", "networkx")
 LAYOUT_NAMES = {"kamada-kawai": "Kamada-Kawai", "fruchterman-reingold": "Fruchterman-Reingold", "drl": "DrL"}
 # Components this small look the same under any layout; DrL's fixed cost (~0.3 s a call) would add up over them.
 SMALL_COMPONENT = 10
@@ -53,6 +52,9 @@ def draw_graph(
     igraph's own matplotlib drawer re-measures every vertex patch at each redraw (17 of 23 s on Cora), and one
     renderer makes the two backends' pictures directly comparable. The same ``seed`` gives the same picture. The
     figure takes the packed layout's aspect ratio, so the drawing fills it.
+    networkx is the slow fallback, for where igraph cannot be installed: its layouts and betweenness run in
+    Python (Kamada-Kawai on Cora's largest component optimises over all 2485^2 pairs with scipy) and take
+    several times as long as igraph's C code.
     """
     if layout not in LAYOUTS:
         raise GATError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")

@@ -15,15 +15,14 @@ from matplotlib.figure import Figure
 from gat.data.graph import Graph
 from gat.io import save_json
 from visualization.attention import draw_attention
+from visualization.choices import MAX_NODES, TOP_K
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
-from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
+from visualization.embeddings import default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
 from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.style import save_figure
-
-TOP_K = 3  # attention neighbourhoods drawn after training: the three best-connected nodes
 
 
 def attention_name(node: int, layer: int, head: int | None) -> str:

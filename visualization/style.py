@@ -33,7 +33,6 @@ CLASS_PALETTE = ("#56B4E9", "#D55E00", "#009E73", "#CC79A7", "#332288", "#DDCC77
 EDGE_GREY = "#9a9a9a"
 INK = "#222222"  # text and strong lines: softer than pure black
 DPI = 110
-FORMATS = ("png", "svg")
 
 STYLE = {
     "font.size": 10,

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from gat.data.graph import Graph
-from gat.data.planetoid import load_planetoid
-from gat.data.ppi import ProteinGraph, load_ppi
-from gat.data.synthetic import load_synthetic
 from gat.errors import GATError
+
+if TYPE_CHECKING:
+    from gat.data.graph import Graph
+    from gat.data.ppi import ProteinGraph
 
 # A loader: ``load(root, *, mirror, seed, normalize_features, **options)`` -> a Graph (transductive) or, for an
 # inductive dataset, ``{"train": [...], "val": [...], "test": [...]}`` graphs.
@@ -47,6 +48,22 @@ class Dataset:
 
 
 DATASETS: dict[str, Dataset] = {}
+
+
+@dataclass(frozen=True)
+class LazyLoader:
+    """A loader named by module and function, imported at its first call: naming, choosing and checking datasets
+    (``--help``, a flag error) then needs neither torch nor numpy. ``args`` go before the caller's arguments."""
+
+    module: str
+    function: str
+    args: tuple = ()
+
+    def resolve(self) -> Callable[..., Any]:
+        return functools.partial(getattr(importlib.import_module(self.module), self.function), *self.args)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
 
 
 def register_dataset(dataset: Dataset) -> Dataset:
@@ -85,17 +102,18 @@ def load_dataset(
     ``num_nodes`` for ``synthetic``). Returns a `Graph`, or for an inductive dataset (PPI) its graphs per split.
     """
     dataset = get_dataset(name)
-    accepted = inspect.signature(dataset.load).parameters
+    load = dataset.load.resolve() if isinstance(dataset.load, LazyLoader) else dataset.load
+    accepted = inspect.signature(load).parameters
     unknown = [option for option in options if option not in accepted]
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
         raise GATError(f"{', '.join(unknown)}: not an option of the {dataset.name} dataset")
-    return dataset.load(Path(root), mirror=mirror, seed=seed, normalize_features=normalize_features, **options)
+    return load(Path(root), mirror=mirror, seed=seed, normalize_features=normalize_features, **options)
 
 
 register_dataset(
     Dataset(
         "cora",
-        functools.partial(load_planetoid, "cora"),
+        LazyLoader("gat.data.planetoid", "load_planetoid", ("cora",)),
         published=(0.830, 0.007),
         description="2708 papers, 7 classes, 1433 bag-of-words features (Planetoid public split)",
     )
@@ -103,7 +121,7 @@ register_dataset(
 register_dataset(
     Dataset(
         "citeseer",
-        functools.partial(load_planetoid, "citeseer"),
+        LazyLoader("gat.data.planetoid", "load_planetoid", ("citeseer",)),
         published=(0.725, 0.007),
         description="3327 papers, 6 classes, 3703 features (Planetoid public split)",
     )
@@ -111,7 +129,7 @@ register_dataset(
 register_dataset(
     Dataset(
         "pubmed",
-        functools.partial(load_planetoid, "pubmed"),
+        LazyLoader("gat.data.planetoid", "load_planetoid", ("pubmed",)),
         # 8 output heads (averaged), lr 0.01 and a stronger L2 penalty.
         preset={"heads": (8, 8), "lr": 0.01, "weight_decay": 0.001},
         published=(0.790, 0.003),
@@ -121,7 +139,7 @@ register_dataset(
 register_dataset(
     Dataset(
         "ppi",
-        load_ppi,
+        LazyLoader("gat.data.ppi", "load_ppi"),
         task="inductive",
         metric="micro_f1",
         metric_label="micro-F1",
@@ -141,7 +159,7 @@ register_dataset(
 register_dataset(
     Dataset(
         "synthetic",
-        load_synthetic,
+        LazyLoader("gat.data.synthetic", "load_synthetic"),
         description="a seeded stochastic block model (gat.data.synthetic), generated in memory",
     )
 )

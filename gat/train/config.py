@@ -1,4 +1,6 @@
-"""Training configuration: plain data, filled from command-line flags or written in code."""
+"""Training configuration: plain data, filled from command-line flags or written in code.
+
+Torch-free on purpose: the command lines check their flags with it before anything heavy is imported."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from typing import Any
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError
-from gat.nn.model import LAYERS
 from gat.validate import ListOf, check
 
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
+LAYERS = ("gat", "gatv2")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
 
 @dataclass
@@ -41,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads per operation; None: chosen from the step's size (gat.threads)
     cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (gat.train.steps.CapturedStep)
     # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
     # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
@@ -86,6 +89,7 @@ class TrainConfig:
                 f"for {self.num_layers} layers",
             ),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (all(f >= 1 for f in self.fanouts), f"every fan-out must be >= 1, got {list(self.fanouts)}"),
             (
                 not self.fanouts or len(self.fanouts) == self.num_layers,

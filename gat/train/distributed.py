@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from gat.errors import GATError
+from gat.threads import available_cpus, choose_threads, requested_threads
 from gat.train.config import TrainConfig
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -31,6 +32,7 @@ class World:
     rank: int = 0
     size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    cpus: int | None = None  # the CPUs this process plans its threads for (gat.threads); None: all it may use
 
     @property
     def is_writer(self) -> bool:
@@ -88,11 +90,13 @@ def world_for(config: TrainConfig, device: torch.device) -> Iterator[World]:
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
-    # Ranks on one machine share its cores: without this each would start one thread per core and they would
-    # fight over them (torchrun's own default, OMP_NUM_THREADS=1, leaves cores idle when there are more).
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["LOCAL_WORLD_SIZE"])))
+    # Ranks on one machine share its cores: each plans its threads (gat.threads, applied by the epoch loop) for
+    # its share, or they would fight over the cores (torchrun's own OMP_NUM_THREADS=1 leaves cores idle when the
+    # step is big enough to use more, so the loop ignores that variable in a rank).
+    cpus = max(1, available_cpus() // int(os.environ["LOCAL_WORLD_SIZE"]))
+    torch.set_num_threads(choose_threads(cpus, 0, requested_threads(config.threads, honour_omp=False)))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        yield World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
+        yield World(rank=dist.get_rank(), size=dist.get_world_size(), device=device, cpus=cpus)
     finally:
         dist.destroy_process_group()

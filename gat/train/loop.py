@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import torch
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
+from gat.threads import thread_policy
 from gat.train import checkpoints
 from gat.train.config import TrainConfig
 from gat.train.presets import score_name
@@ -141,6 +142,21 @@ class Run:
     writes_files = True
     # Entropy histograms need the whole graph's attention at once (mini-batch runs never hold it).
     logs_attention_entropy = True
+    # The CPUs this process plans its threads for (None: all it may use) and whether $OMP_NUM_THREADS is the
+    # user's choice (in a torchrun rank torchrun sets it): see gat.threads.
+    cpus: int | None = None
+    honours_omp_num_threads = True
+
+    @property
+    def work_size(self) -> int:
+        """Edge-feature values one training step computes, from which `gat.threads` chooses the thread count:
+        the edges of a step (here the whole graph's: full-batch steps and evaluations cover it) times the values
+        each edge carries through the layers (heads x features, summed over the layers)."""
+        return self.edges_per_step * attention_width(self.config, self.graph.num_classes)
+
+    @property
+    def edges_per_step(self) -> int:
+        return self.graph.num_edges
 
     @property
     def checkpoint_path(self) -> Path:
@@ -245,6 +261,7 @@ class Run:
             "best_epoch": self.stopper.best_epoch,
             "epochs": len(self.history),
             "training_seconds": self.seconds,
+            "threads": torch.get_num_threads(),  # CPU threads per operation (gat.threads chose them, or the user)
             "final": metrics or {},
             "history": self.history,
             "checkpoint": str(self.checkpoint_path),
@@ -258,7 +275,11 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     log_dir = Path(config.runs_dir) / run.run_id
     log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
+    threads = ExitStack()  # the thread policy's count for the epochs and the final evaluation, then the caller's
     try:
+        threads.enter_context(
+            thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads)
+        )
         metrics = _train_and_finish(run, log, progress)
     except TrainingInterrupted:
         raise
@@ -268,6 +289,7 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     finally:
         progress.close()
         log.close()
+        threads.close()
     result = TrainResult(
         run_id=run.run_id,
         best_epoch=run.stopper.best_epoch,
@@ -330,6 +352,13 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, fl
     log.final(config, metrics, run.stopper.best_epoch, len(run.history), run.seconds)
     log.metrics(run.summary("completed", metrics))
     return metrics
+
+
+def attention_width(config: TrainConfig, num_classes: int) -> int:
+    """Values per edge summed over the layers: heads x features of every hidden layer, heads x classes of the last
+    (the paper's Cora model: 8 x 8 + 1 x 7 = 71)."""
+    hidden = sum(heads * config.hidden for heads in config.heads[:-1])
+    return hidden + config.heads[-1] * num_classes
 
 
 @torch.no_grad()

@@ -59,6 +59,11 @@ class _MiniBatchRun(Run):
         self.sampler = NeighbourSampler(graph.edge_index, graph.num_nodes, config.fanouts)
         # DDP averages the gradients over the ranks during backward(); one process needs no wrapper.
         self.trainer = DistributedDataParallel(self.model) if world.size > 1 else self.model
+        self.cpus, self.honours_omp_num_threads = world.cpus, not config.distributed
+
+    @property
+    def edges_per_step(self) -> int:
+        return sampled_edges(self.config.batch_size, self.config.fanouts, self.graph.num_edges)
 
     def train_step(self, epoch: int) -> tuple[float, float]:
         """One pass over this rank's share of the training nodes; loss and accuracy over all ranks' seeds."""
@@ -94,6 +99,16 @@ class _MiniBatchRun(Run):
         """A signal seen by any rank stops every rank after this epoch (a lone rank would wait for ever)."""
         agreed = int(self.world.max(torch.tensor([stop_signal or 0]))[0])
         return agreed or None
+
+
+def sampled_edges(batch_size: int, fanouts: tuple[int, ...], num_edges: int) -> int:
+    """A sampled batch's edges, at most: the seeds' layer reads ``fanouts[-1]`` in-neighbours per seed, the layer
+    before it ``fanouts[-2]`` per node of that, and so on (never more than the graph's edges per layer)."""
+    edges, targets = 0, batch_size
+    for fanout in reversed(fanouts):
+        targets = min(targets * fanout, num_edges)
+        edges += targets
+    return edges
 
 
 def _seed(*parts: int) -> int:

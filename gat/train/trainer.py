@@ -29,6 +29,7 @@ ENVIRONMENT_FIELDS = (
     "console_log_freq",
     "distributed",
     "cuda_graphs",
+    "threads",
 )
 # What a resumed run may change besides the environment: how long it trains and what it reports. Any other
 # setting given explicitly must equal the checkpoint's (the run continues as it started).

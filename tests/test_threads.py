@@ -1,0 +1,155 @@
+"""The thread policy's decisions (gat.threads): from the CPUs and the work, explicit choices first."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from gat.errors import GATError
+from gat.threads import (
+    WORK_PER_THREAD,
+    apply_thread_policy,
+    available_cpus,
+    cgroup_cpu_quota,
+    choose_threads,
+    requested_threads,
+    thread_policy,
+)
+from gat.train.config import TrainConfig
+from gat.train.loop import attention_width
+from gat.train.minibatch import sampled_edges
+from gat.train.trainer import train
+
+CORA_EDGES, CORA_CLASSES = 10_556, 7
+
+
+def paper_work(edges: int) -> int:
+    """Edge-feature values of one step of the paper's model (8 heads x 8, one output head) over ``edges``."""
+    return edges * attention_width(TrainConfig(), CORA_CLASSES)
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4, 16, 64])
+def test_a_cora_step_gets_one_thread_whatever_the_machine(cpus):
+    assert choose_threads(cpus, paper_work(CORA_EDGES)) == 1
+
+
+@pytest.mark.parametrize(("cpus", "edges", "expected"), [(2, 10**6, 2), (16, 10**6, 3), (16, 10**7, 16), (1, 10**7, 1)])
+def test_bigger_steps_get_more_threads_up_to_the_cpus(cpus, edges, expected):
+    assert choose_threads(cpus, paper_work(edges)) == expected
+
+
+def test_threads_grow_with_the_work_and_never_exceed_the_cpus():
+    counts = [choose_threads(8, work) for work in range(0, 20 * WORK_PER_THREAD, WORK_PER_THREAD // 3)]
+    assert counts == sorted(counts) and counts[0] == 1 and max(counts) == 8
+    assert choose_threads(8, 2 * WORK_PER_THREAD - 1) == 1 and choose_threads(8, 2 * WORK_PER_THREAD) == 2
+
+
+def test_an_explicit_count_wins_over_the_work_and_the_cpus():
+    assert choose_threads(2, paper_work(CORA_EDGES), requested=4) == 4
+    assert choose_threads(64, paper_work(10**7), requested=1) == 1
+    with pytest.raises(GATError, match="threads must be >= 1"):
+        choose_threads(2, 0, requested=0)
+
+
+def test_flag_then_gat_threads_then_omp_num_threads():
+    both = {"GAT_THREADS": "3", "OMP_NUM_THREADS": "5"}
+    assert requested_threads(2, both) == 2
+    assert requested_threads(None, both) == 3
+    assert requested_threads(None, {"OMP_NUM_THREADS": "5,2"}) == 5  # a count per nesting level: the outer one
+    assert requested_threads(None, {"OMP_NUM_THREADS": "5"}, honour_omp=False) is None  # torchrun's, in a rank
+    assert requested_threads(None, {"GAT_THREADS": "", "OMP_NUM_THREADS": " "}) is None
+    for bad in ("two", "0", "-1"):
+        with pytest.raises(GATError, match="GAT_THREADS"):
+            requested_threads(None, {"GAT_THREADS": bad})
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs, rounded up
+        ({"cpu.max": "100000 100000\n"}, 1),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_cgroup_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_quota(tmp_path) == expected
+
+
+def test_available_cpus_is_the_affinity_capped_by_the_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == affinity  # no quota files: the affinity mask
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert available_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{(affinity + 8) * 100000} 100000\n")
+    assert available_cpus(tmp_path) == affinity
+
+
+def test_apply_sets_torch_and_the_context_restores_it(monkeypatch):
+    monkeypatch.delenv("GAT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert apply_thread_policy(paper_work(CORA_EDGES), cpus=4) == 1 and torch.get_num_threads() == 1
+        with thread_policy(paper_work(10**7), cpus=2) as threads:
+            assert threads == 2 and torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("GAT_THREADS", "3")
+        assert apply_thread_policy(0, cpus=2) == 3 and torch.get_num_threads() == 3
+        assert apply_thread_policy(0, requested=2, cpus=2) == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("requested", "environment", "expected"), [(None, {}, 1), (2, {}, 2), (None, {"GAT_THREADS": "2"}, 2)]
+)
+def test_a_training_run_uses_the_policy_or_the_override_and_restores_torch(
+    tmp_path, monkeypatch, requested, environment, expected
+):
+    for name in ("GAT_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    config = TrainConfig(dataset="synthetic", epochs=2, threads=requested, tensorboard=False, quiet=True,
+                         runs_dir=str(tmp_path / "runs"), models_dir=str(tmp_path / "models"))  # fmt: skip
+    result = train(config)
+    assert json.loads((result.run_dir / "metrics.json").read_text())["threads"] == expected
+    assert torch.get_num_threads() == before
+
+
+def test_minibatch_work_is_the_sampled_edges_of_a_step():
+    assert sampled_edges(1024, (10, 10), 10**7) == 1024 * 10 + 1024 * 10 * 10
+    assert sampled_edges(1024, (10, 10), 5000) == 5000 + 5000  # never more than the graph's edges per layer
+    assert choose_threads(2, sampled_edges(1024, (10, 10), 10**7) * attention_width(TrainConfig(), 7)) == 1
+
+
+def test_tsne_threads_follow_the_override(monkeypatch):
+    import numpy as np
+    import openTSNE
+
+    from visualization.embeddings import tsne
+
+    used = []
+
+    class Recorder:
+        def __init__(self, **options):
+            used.append(options["n_jobs"])
+
+        def fit(self, features):
+            return np.zeros((features.shape[0], 2))
+
+    monkeypatch.setattr(openTSNE, "TSNE", Recorder)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("GAT_THREADS", raising=False)
+    tsne(np.ones((20, 3)))
+    monkeypatch.setenv("GAT_THREADS", "2")
+    tsne(np.ones((20, 3)))
+    assert used == [1, 2]
