@@ -1,4 +1,4 @@
-"""``python -m visualization {dataset,graph,attention,entropy,embeddings}``: draw, save, print the paths.
+"""``python -m visualization {dataset,graph,attention,entropy,embeddings,report,explain}``: draw, save, print the paths.
 
 Headless by default (matplotlib's Agg backend: no window, works over SSH and in CI); ``--show`` also opens the
 figures. Every problem the user can fix is one line on stderr and exit code 1 (2 for a bad flag).
@@ -21,8 +21,10 @@ from visualization.attention import NEIGHBOURHOOD_LAYOUTS, draw_attention
 from visualization.degrees import top_degree_nodes
 from visualization.embeddings import MAX_NODES, default_layers, embedding_figure
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics, save_statistics
+from visualization.explain import explain_node, explanation_figure, explanation_name, format_explanation
 from visualization.graph_drawing import BACKENDS, LAYOUTS, draw_graph
 from visualization.loading import TrainedModel, checked_index, latest_binary, load_trained
+from visualization.report import MAP_MAX_NODES, write_report
 from visualization.style import FORMATS
 
 
@@ -94,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     embeddings.add_argument("--seed", type=int, default=0)
     embeddings.add_argument("--max-nodes", type=int, default=MAX_NODES,
                             help="t-SNE a random sample beyond this many nodes (default %(default)s)")
+    report = commands.add_parser("report", parents=[common, with_model],
+                                 help="runs/<run-id>/report.html: the run, an embedding map and attention explorer")
+    report.add_argument("--layer", type=int, default=None,
+                        help="the layer whose output the map shows (default: the last hidden layer)")
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--max-nodes", type=int, default=MAP_MAX_NODES,
+                        help="map and explore a random sample beyond this many nodes (default %(default)s)")
+    explain = commands.add_parser("explain", parents=[common, with_model],
+                                  help="why the model predicted a node's class: text and a figure")
+    explain.add_argument("--node", type=int, required=True, help="the node to explain")
     # fmt: on
     return parser
 
@@ -128,9 +140,9 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
         trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
                                args.data_mirror)  # fmt: skip
         out = args.out or trained.run_dir / "figures"
-        figures, files = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings}[args.command](
-            args, trained, out
-        )
+        commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "report": _report,
+                    "explain": _explain}  # fmt: skip
+        figures, files = commands[args.command](args, trained, out)
     paths = reports.save_figures(figures, out, args.format, args.size)
     return paths + files, list(figures.values())
 
@@ -171,3 +183,15 @@ def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
     figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes)
     return {reports.embeddings_name(layers): figure}, []
+
+
+def _report(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    path = args.out / "report.html" if args.out else None  # default: runs/<run-id>/report.html
+    model = args.model or latest_binary(args.models_dir)
+    return {}, [write_report(trained, path, args.layer, args.seed, args.max_nodes, model_path=model)]
+
+
+def _explain(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    explanation = explain_node(trained, args.node)
+    print(format_explanation(explanation))
+    return {explanation_name(explanation.node): explanation_figure(explanation, trained.graph.num_classes)}, []
