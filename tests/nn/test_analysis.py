@@ -1,4 +1,4 @@
-"""The attention analyses against numbers worked out by hand on a four-node graph."""
+"""The attention analyses against numbers worked out by hand on the four-node graph of ``tests.helpers``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,9 @@ import pytest
 import torch
 
 from gat.nn.analysis import attention_homophily, class_makeup, head_agreement, not_self_loops, uniform_attention
-
-# Nodes 0, 1 are class 0; nodes 2, 3 class 1. Edges source -> target, sorted by target, self-loops included:
-# into 0: 0, 1, 2 | into 1: 1, 0 | into 2: 2, 0, 3 | into 3: 3 (only its self-loop).
-LABELS = torch.tensor([0, 0, 1, 1])
-EDGE_INDEX = torch.tensor([[0, 1, 2, 1, 0, 2, 0, 3, 3], [0, 0, 0, 1, 1, 2, 2, 2, 3]])
-# Two heads; each target's coefficients sum to 1.
-ATTENTION = torch.tensor(
-    [
-        [0.5, 0.2], [0.3, 0.2], [0.2, 0.6],  # into 0
-        [0.6, 0.6], [0.4, 0.4],  # into 1
-        [0.2, 0.5], [0.2, 0.1], [0.6, 0.4],  # into 2
-        [1.0, 1.0],  # into 3
-    ],
-    dtype=torch.float64,
-)  # fmt: skip
+from tests.helpers import HAND_ATTENTION as ATTENTION
+from tests.helpers import HAND_EDGE_INDEX as EDGE_INDEX
+from tests.helpers import HAND_LABELS as LABELS
 
 
 def test_class_counts_with_and_without_self_loops() -> None:
