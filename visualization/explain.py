@@ -150,10 +150,11 @@ def reading(explanation: Explanation) -> str:
     if e.degree == 0:
         sentences.append("It has no neighbours, so the prediction rests on its own features alone.")
         return " ".join(sentences)
-    same = int(e.neighbour_counts[true])
-    neighbours = f"Of its {e.degree} neighbour{'s' if e.degree != 1 else ''}, {same} share its class"
+    same, of_predicted = int(e.neighbour_counts[true]), int(e.neighbour_counts[predicted])
+    neighbours = f"Of its {e.degree} neighbour{'s' if e.degree != 1 else ''}, {same} share{'s' if same == 1 else ''} "
+    neighbours += "its class"
     if not e.correct:
-        neighbours += f" and {int(e.neighbour_counts[predicted])} are of the predicted class {predicted}"
+        neighbours += f" and {of_predicted} {'is' if of_predicted == 1 else 'are'} of the predicted class {predicted}"
     sentences.append(neighbours + ".")
     last = e.attention_makeup[-1].mean(0)  # mean over the last layer's heads
     sentences.append(
@@ -165,7 +166,7 @@ def reading(explanation: Explanation) -> str:
         state = "correctly" if best.correct else f"wrongly, as class {best.predicted_class}"
         sentences.append(
             f"Its most attended neighbour is node {best.node} (class {best.true_class}, {state} classified), "
-            f"with attention {best.attention:.2f} against a uniform {1 / (e.degree + 1):.2f}."
+            f"with attention {best.attention:.3f} against a uniform {1 / (e.degree + 1):.3f}."
         )
     sentences.append(_what_the_prediction_follows(e, last[predicted] - e.uniform_makeup[predicted]))
     return " ".join(sentences)

@@ -54,8 +54,8 @@ def test_explanation_of_a_wrong_prediction_by_hand(hand_model):
         "Node 2 is a test node of class 1; the model predicts class 0 with 73% confidence, wrongly (class 1 gets "
         "27%). Of its 2 neighbours, 1 shares its class and 1 is of the predicted class 0. In the last layer the node "
         "puts 15% of its attention (itself included) on class-0 nodes, where uniform attention would put 33%. Its "
-        "most attended neighbour is node 3 (class 1, correctly classified), with attention 0.50 against a uniform "
-        "0.33. The prediction follows the most common class among its neighbours (a tie between classes 0, 1), but "
+        "most attended neighbour is node 3 (class 1, correctly classified), with attention 0.500 against a uniform "
+        "0.333. The prediction follows the most common class among its neighbours (a tie between classes 0, 1), but "
         "its own class 1 is as common: a tie decided the wrong way."
     )
 
@@ -66,7 +66,7 @@ def test_explanation_of_a_right_prediction_and_of_a_lonely_node(hand_model):
         "Node 1 is a validation node of class 0; the model predicts class 0 with 95% confidence, correctly. Of its "
         "1 neighbour, 1 shares its class. In the last layer the node puts 100% of its attention (itself included) "
         "on class-0 nodes, where uniform attention would put 100%. Its most attended neighbour is node 0 (class 0, "
-        "correctly classified), with attention 0.40 against a uniform 0.50. The prediction follows the most common "
+        "correctly classified), with attention 0.400 against a uniform 0.500. The prediction follows the most common "
         "class among its neighbours."
     )
     lonely = explainer.explain(3)
