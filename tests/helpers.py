@@ -102,3 +102,20 @@ def assert_matches_dense(
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
     # the edge-list attention is exactly the dense attention read at the used edges
     torch.testing.assert_close(attention, dense_attention[:, used_edges[1], used_edges[0]].t(), rtol=0, atol=1e-10)
+
+
+# A four-node graph with hand-picked attention, small enough to work every analysis out by hand.
+# Nodes 0, 1 are class 0; nodes 2, 3 class 1. Edges source -> target, sorted by target, self-loops included:
+# into 0: 0, 1, 2 | into 1: 1, 0 | into 2: 2, 0, 3 | into 3: 3 (only its self-loop).
+HAND_LABELS = torch.tensor([0, 0, 1, 1])
+HAND_EDGE_INDEX = torch.tensor([[0, 1, 2, 1, 0, 2, 0, 3, 3], [0, 0, 0, 1, 1, 2, 2, 2, 3]])
+# Two heads; each target's coefficients sum to 1.
+HAND_ATTENTION = torch.tensor(
+    [
+        [0.5, 0.2], [0.3, 0.2], [0.2, 0.6],  # into 0
+        [0.6, 0.6], [0.4, 0.4],  # into 1
+        [0.2, 0.5], [0.2, 0.1], [0.6, 0.4],  # into 2
+        [1.0, 1.0],  # into 3
+    ],
+    dtype=torch.float64,
+)  # fmt: skip

@@ -7,3 +7,4 @@ NEIGHBOURHOOD_LAYOUTS = ("circular", "kamada-kawai")  # one node's neighbourhood
 MAX_NODES = 5000  # t-SNE is O(N log N) but slow in practice: larger graphs are drawn from a random sample
 MIN_NODES = 10  # fewer points make no map (t-SNE's perplexity must stay below a third of them)
 TOP_K = 3  # attention neighbourhoods drawn after training: the three best-connected nodes
+MAP_MAX_NODES = 3000  # the report's map (and explorer) show a random sample of bigger graphs: t-SNE time, file size

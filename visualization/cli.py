@@ -1,5 +1,5 @@
-"""``python -m visualization {dataset,graph,attention,entropy,embeddings,all}`` (or ``gat-viz``): draw, save,
-print the paths.
+"""``python -m visualization {dataset,graph,attention,entropy,embeddings,all,report,explain}`` (or ``gat-viz``):
+draw, save, print the paths.
 
 Headless by default (matplotlib's Agg backend: no window, works over SSH and in CI); ``--show`` also opens the
 figures. Every problem the user can fix is one line on stderr and exit code 1 (2 for a bad flag).
@@ -18,7 +18,16 @@ from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.threads import THREADS_VARIABLE, apply_thread_policy, choose_threads, requested_threads
 from gat.train.config import MAX_SEED
-from visualization.choices import BACKENDS, FORMATS, LAYOUTS, MAX_NODES, MIN_NODES, NEIGHBOURHOOD_LAYOUTS, TOP_K
+from visualization.choices import (
+    BACKENDS,
+    FORMATS,
+    LAYOUTS,
+    MAP_MAX_NODES,
+    MAX_NODES,
+    MIN_NODES,
+    NEIGHBOURHOOD_LAYOUTS,
+    TOP_K,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
                             help="attention pictures of this many best-connected nodes (default %(default)s)")
     everything.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAX_NODES,
                             help="t-SNE a random sample beyond this many nodes (default %(default)s)")
+    report = commands.add_parser("report", parents=[with_model],
+                                 help="runs/<run-id>/report.html: the run, an embedding map and attention explorer")
+    report.add_argument("--layer", type=int, default=None,
+                        help="the layer whose output the map shows (default: the last hidden layer)")
+    report.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+    report.add_argument("--max-nodes", type=bounded_int(MIN_NODES), default=MAP_MAX_NODES,
+                        help="map and explore a random sample beyond this many nodes (default %(default)s)")
+    explain = commands.add_parser("explain", parents=[with_model],
+                                  help="why the model predicted a node's class: text and a figure")
+    explain.add_argument("--node", type=bounded_int(0), required=True, help="the node to explain")
     # fmt: on
     return parser
 
@@ -183,8 +202,9 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
         trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
                                args.data_mirror)  # fmt: skip
         out = ensure_writable(args.out or trained.run_dir / "figures")
-        draw = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "all": _everything}
-        figures, files = draw[args.command](args, trained, out)
+        commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "all": _everything,
+                    "report": _report, "explain": _explain}  # fmt: skip
+        figures, files = commands[args.command](args, trained, out)
     paths = reports.save_figures(figures, out, args.format, args.size)
     return paths + files, list(figures.values())
 
@@ -261,3 +281,20 @@ def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
     figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes)
     return {reports.embeddings_name(layers): figure}, []
+
+
+def _report(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization.loading import latest_binary
+    from visualization.report import write_report
+
+    path = args.out / "report.html" if args.out else None  # default: runs/<run-id>/report.html
+    model = args.model or latest_binary(args.models_dir)
+    return {}, [write_report(trained, path, args.layer, args.seed, args.max_nodes, model_path=model)]
+
+
+def _explain(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
+    from visualization.explain import explain_node, explanation_figure, explanation_name, format_explanation
+
+    explanation = explain_node(trained, args.node)
+    print(format_explanation(explanation))
+    return {explanation_name(explanation.node): explanation_figure(explanation, trained.graph.num_classes)}, []

@@ -22,6 +22,7 @@ from visualization.entropy import entropy_figure, entropy_statistics, save_stati
 from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.projector import class_sprites, predictions, projector_metadata
+from visualization.report import write_report
 from visualization.style import save_figure
 
 
@@ -93,8 +94,9 @@ def visualize_run(
     model_path: str | os.PathLike, data_dir: str | os.PathLike = "data", mirror: str | None = None,
     tensorboard: bool = True,
 ) -> list[Path]:  # fmt: skip
-    """Draw :func:`model_figures` for a trained model into ``runs/<run-id>/figures/``, with the entropy table;
-    with ``tensorboard``, also log the figures and the embeddings (for the projector) into the run's events."""
+    """Draw :func:`model_figures` for a trained model into ``runs/<run-id>/figures/``, with the entropy table,
+    and write the run's ``report.html``; with ``tensorboard``, also log the figures and the embeddings (for the
+    projector) into the run's events."""
     trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
     out_dir = trained.run_dir / "figures"
     figures = model_figures(trained, TOP_K)
@@ -102,7 +104,7 @@ def visualize_run(
     paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
     if tensorboard:
         log_to_tensorboard(trained, figures)
-    return paths
+    return [*paths, write_report(trained, model_path=model_path)]  # after the pictures: its gallery shows them
 
 
 def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> None:

@@ -1,5 +1,6 @@
 """``python -m visualization`` and the training script's visualization hooks, as a user runs them."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     draw_embeddings = reports.embedding_figure
     monkeypatch.setattr(reports, "embedding_figure", lambda *args: draw_embeddings(*args[:4], max_nodes=60))
     monkeypatch.setattr(reports, "TOP_K", 1)
+    monkeypatch.setattr(reports, "write_report", functools.partial(reports.write_report, max_nodes=60))
     folders = {
         flag: str(tmp_path / name)
         for flag, name in [
@@ -111,6 +113,8 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     figures = {path.name for path in (run_dir / "figures").iterdir()}
     assert {"entropy.png", "tsne_layer0-1.png", "entropy_statistics.csv"} <= figures
     assert sum(name.startswith("attention_node") for name in figures) == 2  # the top node, in every layer
+    report = (run_dir / "report.html").read_text()  # written after the pictures: its gallery shows them
+    assert report.count('<img alt="') == len([name for name in figures if name.endswith(".png")])
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
     assert {"figures/entropy", "figures/tsne_layer0-1"} <= set(events.Tags()["images"])
     projector = (run_dir / "projector_config.pbtxt").read_text()
