@@ -5,9 +5,11 @@
     python docs/regenerate.py --no-graph           # without the whole-graph drawing (the slowest picture)
 
 It trains the fixed-seed default Cora model (``TrainConfig()``: the paper's settings, seed 0, no TensorBoard) into a
-temporary folder, draws the pictures with the visualization package's own functions under stable file names, and
-prints the dataset table, Cora's summary, the run's result and the attention-entropy table. On CPU the same code
-gives the same numbers and pictures on every run. Cora's raw files come from ``data/`` or ``$GAT_DATA_MIRROR``.
+temporary folder, draws the pictures with the visualization package's own functions under stable file names, writes
+the run's report.html and a browser screenshot of it (where headless Chromium is installed), and prints the dataset
+table, Cora's summary, the run's result, the attention-entropy table, the attention-vs-homophily finding and the
+explanations of one correctly and one wrongly classified node. On CPU the same code gives the same numbers and
+pictures on every run. Cora's raw files come from ``data/`` or ``$GAT_DATA_MIRROR``.
 """
 
 from __future__ import annotations
@@ -32,14 +34,18 @@ from gat.errors import GATError  # noqa: E402
 from gat.train.config import TrainConfig  # noqa: E402
 from gat.train.trainer import train  # noqa: E402
 from visualization.attention import draw_attention  # noqa: E402
+from visualization.browser import missing_browser, screenshot  # noqa: E402
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes  # noqa: E402
 from visualization.embeddings import default_layers, embedding_figure  # noqa: E402
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics  # noqa: E402
+from visualization.explain import explain_node, explanation_figure, explanation_name, format_explanation  # noqa: E402
 from visualization.graph_drawing import draw_graph  # noqa: E402
 from visualization.loading import load_trained  # noqa: E402
+from visualization.report import head_rows, homophily_finding, write_report  # noqa: E402
 from visualization.reports import attention_name, embeddings_name, save_figures  # noqa: E402
 
 SMALL_NEIGHBOURHOOD = 1367  # a Cora node with 10 neighbours: every edge of its picture can be read
+EXPLAINED = (1728, 2175)  # two Cora test nodes of degree 5: the default model gets the first right, the second wrong
 TABLE_DATASETS = ("cora", "citeseer")  # the datasets whose raw files a mirror usually holds
 
 
@@ -110,6 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         trained = load_trained(result.binary_path, data_dir=args.data_dir, mirror=args.data_mirror)
         print(f"trained and loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        report = write_report(trained, Path(folder) / "report.html", model_path=result.binary_path)
+        print(f"## Attention vs homophily\n\n{homophily_finding(head_rows(trained), graph.name)}\n")
+        reason = missing_browser()
+        if reason is None:
+            screenshot(report, args.out / "report.png", node=EXPLAINED[1])
+        else:
+            print(f"report.png not redrawn: {reason}", file=sys.stderr)
 
     inspection = trained.inspection
     hub = top_degree_nodes(graph, 1)[0]
@@ -118,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
         inspection, graph, SMALL_NEIGHBOURHOOD, layer=0, layout="kamada-kawai"
     )
     figures["entropy"] = entropy_figure(inspection, title="attention entropy per node vs uniform attention: cora")
+    for node in EXPLAINED:
+        explanation = explain_node(trained, node)
+        print(f"## `python -m visualization explain --node {node}`\n\n```\n{format_explanation(explanation)}\n```\n")
+        figures[explanation_name(node)] = explanation_figure(explanation, graph.num_classes)
     layers = default_layers(inspection)
     figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed=0)
     print("## Attention entropy (nats)\n\n```\n" + format_statistics(entropy_statistics(inspection)) + "\n```\n")
