@@ -65,6 +65,10 @@ class ProteinGraph:
         return self.x.shape[0]
 
     @property
+    def num_edges(self) -> int:
+        return self.edge_index.shape[1]
+
+    @property
     def num_features(self) -> int:
         return self.x.shape[1]
 
@@ -78,7 +82,7 @@ class ProteinGraph:
     def __repr__(self) -> str:
         return (
             f"ProteinGraph(name={self.name!r}, num_graphs={self.num_graphs}, num_nodes={self.num_nodes}, "
-            f"num_edges={self.edge_index.shape[1]}, num_features={self.num_features}, num_labels={self.num_classes})"
+            f"num_edges={self.num_edges}, num_features={self.num_features}, num_labels={self.num_classes})"
         )
 
 

@@ -78,6 +78,11 @@ class _InductiveRun(Run):
         # on it: the validation graphs (one small batch) serve, and are what the header's "data" line shows.
         super().__init__(config, self.evaluation["val"][0], device, saved, source)
 
+    @property
+    def edges_per_step(self) -> int:
+        """A step trains on a batch of ``GRAPHS_PER_BATCH`` whole training graphs (the thread policy's work size)."""
+        return sum(graph.num_edges for graph in self.train_graphs[:GRAPHS_PER_BATCH])
+
     def train_step(self, epoch: int) -> tuple[float, float]:
         """One pass over the training graphs in random batches; returns the mean loss and the micro-F1 of the
         training forward passes (a nan loss stops the pass before that step is taken)."""
