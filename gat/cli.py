@@ -27,7 +27,7 @@ from gat import __version__
 from gat.data.registry import dataset_names, get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
-from gat.train.config import LAYERS, MAX_SEED, TrainConfig
+from gat.train.config import LAYERS, MAX_SEED, SELECTION_RULES, TrainConfig
 from gat.train.presets import describe_presets, preset_config, score_label, score_name
 
 DEFAULTS = TrainConfig()
@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULTS.patience,
         help="stop after this many epochs without val loss or val accuracy improving",
+    )
+    optimisation.add_argument(
+        "--select",
+        choices=tuple(SELECTION_RULES),
+        default=DEFAULTS.select,
+        help="which epoch's model to keep, from validation scores: "
+        + "; ".join(f"{rule}: {meaning}" for rule, meaning in SELECTION_RULES.items()),
     )
     optimisation.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS.lr}, or preset)")
     optimisation.add_argument(

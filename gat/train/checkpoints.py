@@ -46,7 +46,10 @@ SCHEMAS = {
             "best_val_accuracy": float,
             "best_epoch": Number(int, 0),
             "epochs_without_improvement": Number(int, 0),
+            "select": Optional(str),  # absent from checkpoints written before --select: the paper's rule
+            "choices": Optional(DictOf(ListOf(float))),  # rule -> [epoch, val loss, val score]
         },
+        "test_at_choice": Optional(DictOf(DictOf(float))),
         "rng": {
             "torch": Array(("uint8",), ndim=1),
             "numpy": Array(("int64",), ndim=1),

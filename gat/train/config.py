@@ -16,6 +16,15 @@ from gat.validate import ListOf, check
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
 LAYERS = ("gat", "gatv2")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
+# Which epoch's model a run keeps (`gat.train.loop.EarlyStopping`), from validation scores only:
+SELECTION_RULES = {
+    "paper": "the last epoch at which validation loss and accuracy both matched or beat their best so far (the "
+    "GAT paper's code)",
+    "val-loss": "the lowest validation loss",
+    "val-acc": "the highest validation accuracy; among ties, the lowest validation loss",
+    "last": "the last epoch trained",
+}
+
 
 @dataclass
 class TrainConfig:
@@ -39,6 +48,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 10000
     patience: int = 100
+    select: str = "paper"  # the model kept: one of SELECTION_RULES (stopping is the paper's rule whatever it is)
     lr: float = 0.005
     weight_decay: float = 5e-4
     seed: int = 0
@@ -59,6 +69,9 @@ class TrainConfig:
     entropy_log_freq: int = 10
     tensorboard: bool = True
     test: bool = True
+    # also evaluate the test split at every epoch a selection rule chooses (to compare the rules in one run, as
+    # gat.reproduce does): TrainResult.selections then holds each rule's test score
+    test_every_rule: bool = False
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -74,6 +87,11 @@ class TrainConfig:
             (self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}"),
             (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}], got {self.seed}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (
+                self.select in SELECTION_RULES,
+                f"unknown selection rule {self.select!r}: choose one of {', '.join(SELECTION_RULES)}",
+            ),
+            (self.test or not self.test_every_rule, "test_every_rule evaluates the test split: it needs test on"),
             (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0 (and finite), got {self.lr}"),
             (
                 math.isfinite(self.weight_decay) and self.weight_decay >= 0,

@@ -29,7 +29,7 @@ from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
 from gat.threads import thread_policy
 from gat.train import checkpoints
-from gat.train.config import TrainConfig
+from gat.train.config import SELECTION_RULES, TrainConfig
 from gat.train.presets import score_name
 from gat.train.progress import Progress
 from gat.train.steps import (
@@ -42,23 +42,31 @@ from gat.train.tracking import RunLog
 
 @dataclass
 class EarlyStopping:
-    """The GAT paper's rule: stop once neither validation loss nor accuracy improved for ``patience`` epochs.
+    """When to stop, and which epoch's model to keep.
 
-    The model kept as "best" is the last one at which both improved (or tied), as in the paper's code.
+    Stopping is the GAT paper's rule: stop once neither validation loss nor accuracy improved (or tied) for
+    ``patience`` epochs. Which model is kept is ``select``, one of :data:`SELECTION_RULES`; every rule's choice is
+    followed whichever is used, so one run can say what each would have kept. All of them read validation
+    scores only.
     """
 
     patience: int
+    select: str = "paper"
     best_val_loss: float = math.inf
     best_val_accuracy: float = 0.0
-    best_epoch: int = 0
+    best_epoch: int = 0  # the epoch ``select`` chooses
     epochs_without_improvement: int = 0
+    # rule -> [epoch, validation loss, validation accuracy] of the epoch it chooses so far
+    choices: dict[str, list[float]] = field(default_factory=dict)
 
-    def update(self, epoch: int, val_loss: float, val_accuracy: float) -> bool:
-        """Record an epoch's validation scores; returns whether this epoch's model is the new best."""
+    def update(self, epoch: int, val_loss: float, val_accuracy: float) -> set[str]:
+        """Record an epoch's validation scores; returns the rules that now choose this epoch's model."""
         accuracy_improved = val_accuracy >= self.best_val_accuracy
         loss_improved = val_loss <= self.best_val_loss
-        is_best = accuracy_improved and loss_improved
-        if is_best:
+        chosen = {rule for rule in SELECTION_RULES if self._prefers(rule, val_loss, val_accuracy)}
+        for rule in chosen:
+            self.choices[rule] = [epoch, val_loss, val_accuracy]
+        if self.select in chosen:
             self.best_epoch = epoch
         if accuracy_improved or loss_improved:
             self.best_val_accuracy = max(val_accuracy, self.best_val_accuracy)
@@ -66,7 +74,18 @@ class EarlyStopping:
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
-        return is_best
+        return chosen
+
+    def _prefers(self, rule: str, val_loss: float, val_accuracy: float) -> bool:
+        """Whether ``rule`` prefers this epoch's model to the one it chose before."""
+        if rule == "paper":  # both at least as good as their best so far (ties: the later epoch), as the paper's code
+            return val_accuracy >= self.best_val_accuracy and val_loss <= self.best_val_loss
+        if rule == "last" or rule not in self.choices:
+            return True
+        _, chosen_loss, chosen_accuracy = self.choices[rule]
+        if rule == "val-loss":  # strictly lower: the first epoch of the lowest loss
+            return val_loss < chosen_loss
+        return val_accuracy > chosen_accuracy or (val_accuracy == chosen_accuracy and val_loss < chosen_loss)
 
     @property
     def should_stop(self) -> bool:
@@ -87,6 +106,8 @@ class TrainResult:
     checkpoint_path: Path
     binary_path: Path
     model: GAT = field(repr=False)
+    # per selection rule: its epoch, validation scores there and, with test_every_rule, test metrics
+    selections: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class TrainingInterrupted(GATError):
@@ -125,9 +146,10 @@ class Run:
         check_memory(config, graph, device)
         self.model = build_model(config, graph.num_features, graph.num_classes).to(device)
         self.optimizer = build_optimizer(config, self.model)
-        self.stopper = EarlyStopping(config.patience)
+        self.stopper = EarlyStopping(config.patience, config.select)
         self.history: list[dict[str, float]] = []
         self.best_state = copy.deepcopy(self.model.state_dict())
+        self.test_at_choice: dict[str, dict[str, float]] = {}  # rule -> test metrics of the epoch it chooses
         self.run_id, self.last_epoch, self.seconds_before = new_run_id(config.dataset, config.run_name), 0, 0.0
         if saved is not None:
             checkpoints.load_state(self.model, saved["model"], source)
@@ -135,6 +157,7 @@ class Run:
             self.stopper, self.history = EarlyStopping(**saved["early_stopping"]), saved["history"]
             self.best_state, self.run_id, self.last_epoch = saved["best_model"], saved["run_id"], saved["epoch"]
             self.seconds_before = saved["training_seconds"]
+            self.test_at_choice = saved.get("test_at_choice", {})  # absent from older checkpoints
             checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
         self.started, self.stopped = time.perf_counter(), None
 
@@ -192,9 +215,27 @@ class Run:
         record["seconds"] = time.perf_counter() - started
         self.history.append(record)
         self.last_epoch = epoch
-        if self.stopper.update(epoch, record["val_loss"], record[f"val_{score}"]):
+        chosen = self.stopper.update(epoch, record["val_loss"], record[f"val_{score}"])
+        if self.config.select in chosen:
             self.best_state = copy.deepcopy(self.model.state_dict())
+        if self.config.test_every_rule:
+            self._test_choices(chosen - {"last"})  # the last epoch's test score is taken once, in finish()
         return record
+
+    def _test_choices(self, rules: set[str]) -> None:
+        """Record the current model's test metrics as those of every rule in ``rules`` (never used to choose)."""
+        if rules:
+            metrics = self.evaluate(("test",))
+            self.test_at_choice.update({rule: metrics for rule in rules})
+
+    def selections(self) -> dict[str, dict[str, float]]:
+        """Per selection rule: the epoch it chooses, that epoch's validation scores and (with ``test_every_rule``)
+        its test metrics."""
+        score = score_name(self.config.dataset)
+        return {
+            rule: {"epoch": int(epoch), "val_loss": loss, f"val_{score}": value, **self.test_at_choice.get(rule, {})}
+            for rule, (epoch, loss, value) in self.stopper.choices.items()
+        }
 
     def train_step(self, epoch: int) -> tuple[float, float]:
         """The epoch's gradient step(s); returns the training loss and score (a nan loss: no step was taken)."""
@@ -224,12 +265,15 @@ class Run:
                 "rng": checkpoints.rng_state(),
                 "history": self.history,
                 "training_seconds": self.seconds,
+                "test_at_choice": self.test_at_choice,
             },
             self.checkpoint_path,
         )
 
     def finish(self) -> dict[str, float]:
         """Restore the best model, evaluate it, save it as the run's binary; returns its metrics."""
+        if self.config.test_every_rule:
+            self._test_choices({"last"})
         self.model.load_state_dict(self.best_state)
         splits = ("train", "val", "test") if self.config.test else ("train", "val")
         metrics = self.evaluate(splits)
@@ -259,6 +303,7 @@ class Run:
             "status": status,
             "config": self.config.to_dict(),
             "best_epoch": self.stopper.best_epoch,
+            "selections": self.selections(),
             "epochs": len(self.history),
             "training_seconds": self.seconds,
             "threads": torch.get_num_threads(),  # CPU threads per operation (gat.threads chose them, or the user)
@@ -301,6 +346,7 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
         checkpoint_path=run.checkpoint_path,
         binary_path=run.binary_path,
         model=run.model,
+        selections=run.selections(),
     )
     progress.summary(metrics, result.best_epoch, result.epochs, result.training_seconds)
     return result

@@ -59,10 +59,20 @@ def test_help_shows_every_preset(capsys):
 
 def test_layer_flag_and_bad_values(capsys):
     assert config_from("--layer", "gatv2").layer == "gatv2"
+    assert config_from("--layer", "mean").layer == "mean"
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["--layer", "gcn"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'gcn'" in capsys.readouterr().err
+
+
+def test_select_flag_chooses_the_rule_and_refuses_others(capsys):
+    assert config_from().select == "paper"
+    assert config_from("--select", "val-acc").select == "val-acc"
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--select", "test-acc"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'test-acc'" in capsys.readouterr().err
 
 
 def test_model_builds_the_chosen_layer():

@@ -13,7 +13,7 @@ from gat.errors import GATError
 from gat.nn.model import GAT
 from gat.train import checkpoints
 from gat.train.config import TrainConfig
-from gat.train.loop import EarlyStopping
+from gat.train.loop import EarlyStopping, inspect_model
 from gat.train.steps import (
     CapturedEvaluation,
     CapturedStep,
@@ -132,16 +132,40 @@ def test_full_graph_evaluation_follows_the_weights_as_they_change(device):
 
 def test_early_stopping_follows_the_papers_rule():
     stopper = EarlyStopping(patience=2)
-    assert stopper.update(1, val_loss=1.0, val_accuracy=0.5)  # both improve: best
-    assert not stopper.update(2, val_loss=0.9, val_accuracy=0.4)  # loss improves only: not best, but resets
+    assert "paper" in stopper.update(1, val_loss=1.0, val_accuracy=0.5)  # both improve: best
+    assert "paper" not in stopper.update(2, val_loss=0.9, val_accuracy=0.4)  # loss improves only: resets patience
     assert stopper.epochs_without_improvement == 0 and stopper.best_epoch == 1
-    assert not stopper.update(3, val_loss=0.95, val_accuracy=0.45)  # neither: 1 bad epoch
-    assert stopper.update(4, val_loss=0.9, val_accuracy=0.5)  # ties on both count as best
+    assert "paper" not in stopper.update(3, val_loss=0.95, val_accuracy=0.45)  # neither: 1 bad epoch
+    assert "paper" in stopper.update(4, val_loss=0.9, val_accuracy=0.5)  # ties on both count as best
     assert stopper.best_epoch == 4
     stopper.update(5, 1.0, 0.1)
     assert not stopper.should_stop
     stopper.update(6, 1.0, 0.1)
     assert stopper.should_stop
+
+
+# (val loss, val accuracy) per epoch from 1, and the epoch each rule keeps after each of them
+SCORES = [(1.0, 0.5), (0.9, 0.4), (0.95, 0.6), (0.9, 0.6), (0.8, 0.55), (0.9, 0.6), (1.0, 0.7)]
+CHOSEN = {
+    "paper": [1, 1, 1, 4, 4, 4, 4],  # both at least their best so far: epoch 4 ties the best loss and accuracy
+    "val-loss": [1, 2, 2, 2, 5, 5, 5],  # the first epoch of the lowest loss (epoch 4's tie does not move it)
+    "val-acc": [1, 1, 3, 4, 4, 4, 7],  # highest accuracy, ties to the lower loss (epoch 6 ties epoch 4 on both)
+    "last": [1, 2, 3, 4, 5, 6, 7],
+}
+
+
+@pytest.mark.parametrize("rule", list(CHOSEN))
+def test_each_selection_rule_keeps_its_epoch_and_stopping_ignores_the_rule(rule):
+    stopper, paper = EarlyStopping(patience=3, select=rule), EarlyStopping(patience=3)
+    for epoch, (loss, accuracy) in enumerate(SCORES, start=1):
+        chosen = stopper.update(epoch, loss, accuracy)
+        paper.update(epoch, loss, accuracy)
+        assert stopper.best_epoch == CHOSEN[rule][epoch - 1]
+        assert (rule in chosen) == (stopper.best_epoch == epoch)
+        assert stopper.epochs_without_improvement == paper.epochs_without_improvement
+        assert {r: int(choice[0]) for r, choice in stopper.choices.items()} == {
+            r: epochs[epoch - 1] for r, epochs in CHOSEN.items()
+        }
 
 
 def test_training_learns_and_writes_every_artifact(tmp_path, device):
@@ -166,6 +190,16 @@ def test_training_learns_and_writes_every_artifact(tmp_path, device):
         assert torch.equal(tensor, result.model.state_dict()[name].cpu())
 
 
+def test_constant_attention_trains_and_its_saved_model_attends_uniformly(tmp_path):
+    result = train(synthetic_config(tmp_path, epochs=60, layer="mean"))
+    assert result.metrics["test_accuracy"] > 0.8  # a homophilous SBM needs no attention
+    model, _ = load_model(result.binary_path)
+    inspection = inspect_model(model, load_dataset("synthetic", root=tmp_path / "data"))
+    degree = torch.bincount(inspection.edge_index[1]).float()
+    for attention in inspection.attention:
+        torch.testing.assert_close(attention, (1 / degree)[inspection.edge_index[1], None].expand_as(attention))
+
+
 # Bit-for-bit on CPU only: on CUDA, the backward of the sparse input product (cuSPARSE) sums in a varying order,
 # so two runs agree to float32 rounding (measured: 1e-7 relative after 13 epochs), not bit for bit.
 @pytest.mark.parametrize("other_layout", [False, True], ids=["as-saved", "state-in-another-memory-layout"])
@@ -186,6 +220,45 @@ def test_resume_continues_bit_for_bit(tmp_path, other_layout):
     final_full = checkpoints.load(full.checkpoint_path, "checkpoint")["model"]
     final_resumed = checkpoints.load(resumed.checkpoint_path, "checkpoint")["model"]
     assert all(torch.equal(final_full[name], final_resumed[name]) for name in final_full)
+
+
+def test_every_rules_test_score_is_that_of_the_model_it_keeps(tmp_path):
+    scored = train(synthetic_config(tmp_path / "all", epochs=30, test_every_rule=True, select="val-acc"))
+    assert set(scored.selections) == {"paper", "val-loss", "val-acc", "last"}
+    assert scored.selections["last"]["epoch"] == scored.epochs == 30
+    for rule, choice in scored.selections.items():
+        alone = train(synthetic_config(tmp_path / rule, epochs=30, select=rule))
+        assert [r["val_loss"] for r in alone.history] == [r["val_loss"] for r in scored.history]  # same training
+        assert alone.best_epoch == choice["epoch"]
+        assert choice["val_accuracy"] == scored.history[choice["epoch"] - 1]["val_accuracy"]
+        assert choice["test_accuracy"] == pytest.approx(alone.metrics["test_accuracy"], abs=1e-6), rule
+    assert scored.metrics["test_accuracy"] == pytest.approx(scored.selections["val-acc"]["test_accuracy"], abs=1e-6)
+    assert "test_accuracy" not in alone.selections["paper"]  # scored only when asked
+
+
+def test_resume_keeps_every_rules_choice_and_test_scores_bit_for_bit(tmp_path):
+    config = functools.partial(synthetic_config, select="val-loss", test_every_rule=True, checkpoint_freq=7)
+    full = train(config(tmp_path / "full", epochs=40))
+    first_half = train(config(tmp_path / "split", epochs=20))
+    resumed = train(config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path, override=("epochs",))
+    assert resumed.selections == full.selections and resumed.best_epoch == full.best_epoch
+    assert resumed.metrics == full.metrics
+
+
+def test_a_checkpoint_without_selection_state_resumes_with_the_papers_rule(tmp_path):
+    full = train(synthetic_config(tmp_path / "full", epochs=40, checkpoint_freq=7))
+    first_half = train(synthetic_config(tmp_path / "split", epochs=20, checkpoint_freq=7))
+
+    def as_written_before_selection_rules(data):
+        del data["test_at_choice"], data["early_stopping"]["select"], data["early_stopping"]["choices"]
+        del data["config"]["select"], data["config"]["test_every_rule"]
+
+    rewrite_checkpoint(first_half.checkpoint_path, as_written_before_selection_rules)
+    resumed = train(
+        synthetic_config(tmp_path / "split", epochs=40), resume=first_half.checkpoint_path, override=("epochs",)
+    )
+    assert resumed.best_epoch == full.best_epoch and resumed.metrics == full.metrics
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
 
 
 def test_same_seed_same_numbers_and_different_seed_different_numbers(tmp_path):  # CPU: see above
