@@ -60,7 +60,9 @@ def build_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="python -m gat.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="runs per dataset and layer: seeds 0..N-1 (default 10)")
     parser.add_argument("--datasets", default="cora,citeseer,pubmed,ppi", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--layers", default="gat,gatv2", help="comma-separated: gat, gatv2 (default: %(default)s)")
+    parser.add_argument(
+        "--layers", default="gat,gatv2", help="comma-separated: gat, gatv2, mean (default: %(default)s)"
+    )
     parser.add_argument("--output", default="results", help="folder for runs/*.json and results.md (default: results)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (default: the preset's)")
     parser.add_argument("--data-dir", default="data", help="dataset cache (default: data)")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gat.nn.layers import GATLayer, GATv2Layer
+from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +57,21 @@ def gatv2_dense_reference(
     return dense_output(layer, scores, adjacency, source)
 
 
+def mean_dense_reference(
+    layer: MeanLayer, x: torch.Tensor, edge_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant attention with an N x N mask: every score 0, so the softmax is the mean over each neighbourhood.
+    Returns (out, attention [H, N, N])."""
+    num_nodes = x.shape[0]
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
+    adjacency[edge_index[1], edge_index[0]] = True  # adjacency[i, j]: j -> i
+    if layer.add_self_loops:
+        adjacency.fill_diagonal_(True)
+    h = (x @ layer.linear.weight.t()).view(num_nodes, layer.num_heads, layer.out_features)
+    scores = torch.zeros(layer.num_heads, num_nodes, num_nodes, dtype=x.dtype)
+    return dense_output(layer, scores, adjacency, h)
+
+
 def dense_output(
     layer: torch.nn.Module, scores: torch.Tensor, adjacency: torch.Tensor, values: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +96,7 @@ def make_layer(
 
 
 # Every attention layer and its dense reference: the tests parametrized with it run for each.
-DENSE_REFERENCES = {GATLayer: dense_reference, GATv2Layer: gatv2_dense_reference}
+DENSE_REFERENCES = {GATLayer: dense_reference, GATv2Layer: gatv2_dense_reference, MeanLayer: mean_dense_reference}
 each_layer = pytest.mark.parametrize("layer_class", list(DENSE_REFERENCES), ids=lambda cls: cls.__name__)
 
 

@@ -1,4 +1,5 @@
-"""Graph attention layers: GAT (Veličković et al., ICLR 2018) and GATv2 (Brody et al., ICLR 2022)."""
+"""Graph attention layers: GAT (Veličković et al., ICLR 2018), GATv2 (Brody et al., ICLR 2022), and constant
+attention (a mean over each neighbourhood) as their baseline."""
 
 from __future__ import annotations
 
@@ -292,6 +293,47 @@ class GATv2Layer(_AttentionLayer):
         return self._output(aggregated, neighbourhoods, attention, return_attention)
 
 
+class MeanLayer(_AttentionLayer):
+    r"""Constant attention, the baseline of the attention layers: every neighbour weighs the same,
+
+    .. math::
+        \alpha^k_{ij} = \frac{1}{|\mathcal{N}(i)|}, \qquad
+        \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k \mathbf{h}_j,
+
+    a mean over the neighbourhood (self-loop included): GCN-like aggregation, and the GAT paper's "Const-GAT"
+    (scores :math:`e_{ij}` all equal). Everything else is :class:`GATLayer`'s: the projection and its
+    initialisation, heads, bias, dropout on the (here uniform) coefficients, and ``(edge_index_used, attention)``
+    with ``return_attention``, where the attention is ``1 / in-degree``.
+
+    Args and shapes: as :class:`GATLayer` (``negative_slope`` is accepted and unused: there are no scores).
+    """
+
+    def _create_parameters(self) -> None:
+        self.linear = linear_projection(self.in_features, self.num_heads * self.out_features, self.sparse_input)
+
+    def reset_parameters(self) -> None:
+        _glorot_(self.linear.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        return_attention: bool = False,
+        num_targets: int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Apply the layer (to the first ``num_targets`` nodes only, if given), as :meth:`GATLayer.forward`."""
+        num_nodes = x.shape[0]
+        neighbourhoods = self.neighbourhoods(edge_index, num_nodes, num_targets)
+        projected = project(x, self.linear.weight).view(num_nodes, self.num_heads, self.out_features)
+        # Every edge into node i weighs 1 / in-degree(i); a node with no edges has none to weigh.
+        inverse_degree = 1.0 / neighbourhoods.in_degree.clamp(min=1).to(projected.dtype)
+        attention = neighbourhoods.at_target(inverse_degree).unsqueeze(1).expand(-1, self.num_heads).contiguous()
+        aggregated = aggregate(dropout(attention, self.dropout, self.training), projected, neighbourhoods)
+        return self._output(aggregated, neighbourhoods, attention, return_attention)
+
+
 def attention_layers(model: nn.Module) -> list[_AttentionLayer]:
-    """Every GAT / GATv2 layer inside ``model``."""
+    """Every attention layer (GAT, GATv2, mean) inside ``model``."""
     return [module for module in model.modules() if isinstance(module, _AttentionLayer)]

@@ -11,10 +11,11 @@ from torch import nn
 
 from gat.nn.kernels.ops import dropout
 from gat.nn.kernels.projection import project
-from gat.nn.layers import GATLayer, GATv2Layer, linear_projection
+from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer, linear_projection
 
-# --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022).
-LAYERS = {"gat": GATLayer, "gatv2": GATv2Layer}
+# --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022; mean = constant
+# attention, the baseline).
+LAYERS = {"gat": GATLayer, "gatv2": GATv2Layer, "mean": MeanLayer}
 
 
 @dataclass
@@ -43,7 +44,8 @@ class GAT(nn.Module):
     :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
 
     Defaults are the paper's Cora model: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6.
-    ``layer="gatv2"`` builds the same stack from :class:`~gat.nn.layers.GATv2Layer` s.
+    ``layer="gatv2"`` builds the same stack from :class:`~gat.nn.layers.GATv2Layer` s, ``layer="mean"`` from
+    :class:`~gat.nn.layers.MeanLayer` s (constant attention: a mean over each neighbourhood).
 
     Shapes: ``x`` ``[N, in_features]`` (dense or sparse CSR), ``edge_index`` ``[2, E]``; returns logits
     ``[N, num_classes]``.

@@ -14,7 +14,7 @@ from gat.errors import GATError
 from gat.validate import ListOf, check
 
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
-LAYERS = ("gat", "gatv2")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
+LAYERS = ("gat", "gatv2", "mean")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
 # Which epoch's model a run keeps (`gat.train.loop.EarlyStopping`), from validation scores only:
 SELECTION_RULES = {

@@ -30,7 +30,7 @@ class Progress:
         layers = " -> ".join(f"{layer.num_heads}x{layer.out_features}" for layer in model.layers)
         print(f"run {run_id}" + (f" (resumed after epoch {resumed_from})" if resumed_from else ""))
         print(f"data   {graph}")
-        kind = type(model.layers[0]).__name__.removesuffix("Layer")  # GAT or GATv2
+        kind = type(model.layers[0]).__name__.removesuffix("Layer")  # GAT, GATv2 or Mean
         print(f"model  {kind} {layers} heads x features, {num_parameters:,} parameters, dropout {config.dropout}")
         print(
             f"train  Adam lr {config.lr}, weight decay {config.weight_decay}, up to {config.epochs} epochs, "

@@ -9,9 +9,17 @@ from torch import nn
 
 from gat.nn.kernels.neighbourhoods import build_neighbourhoods
 from gat.nn.kernels.ops import neighbourhood_softmax
-from gat.nn.layers import GATLayer, GATv2Layer
+from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer
 from gat.nn.model import GAT
-from tests.helpers import DENSE_REFERENCES, assert_matches_dense, dense_reference, each_layer, make_layer, random_graph
+from tests.helpers import (
+    DENSE_REFERENCES,
+    assert_matches_dense,
+    dense_reference,
+    each_layer,
+    make_layer,
+    mean_dense_reference,
+    random_graph,
+)
 
 
 @pytest.mark.parametrize("num_nodes,num_edges,isolated", [(5, 8, 0), (40, 200, 5), (300, 3000, 30)])
@@ -19,6 +27,44 @@ from tests.helpers import DENSE_REFERENCES, assert_matches_dense, dense_referenc
 def test_matches_dense_reference(num_nodes, num_edges, isolated, heads, concat, device):
     torch.manual_seed(num_nodes + heads)
     assert_matches_dense(make_layer(7, 5, heads, concat), dense_reference, num_nodes, num_edges, isolated, device)
+
+
+def test_mean_layer_is_the_mean_over_each_neighbourhood_by_hand():
+    # edges 0 -> 2, 1 -> 2, 2 -> 0 (and a self-loop each); node 3 has only its self-loop
+    layer = MeanLayer(2, 2, num_heads=1).double()
+    with torch.no_grad():
+        layer.linear.weight.copy_(torch.eye(2))
+        layer.bias.copy_(torch.tensor([0.5, -1.0]))
+    x = torch.tensor([[1.0, 2.0], [3.0, 5.0], [7.0, 11.0], [13.0, 17.0]], dtype=torch.float64)
+    out, (used_edges, attention) = layer(x, torch.tensor([[0, 1, 2], [2, 2, 0]]), return_attention=True)
+    expected = torch.tensor(
+        [
+            [(1.0 + 7.0) / 2, (2.0 + 11.0) / 2],  # node 0: itself and node 2
+            [3.0, 5.0],  # node 1: itself
+            [(1.0 + 3.0 + 7.0) / 3, (2.0 + 5.0 + 11.0) / 3],  # node 2: nodes 0, 1 and itself
+            [13.0, 17.0],
+        ],
+        dtype=torch.float64,
+    ) + torch.tensor([0.5, -1.0], dtype=torch.float64)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-15)
+    degree = torch.bincount(used_edges[1], minlength=4).double()
+    torch.testing.assert_close(attention, (1 / degree)[used_edges[1]].unsqueeze(1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("heads,concat", [(1, True), (4, True), (3, False)])
+def test_mean_layer_matches_dense_reference(heads, concat, device):
+    torch.manual_seed(heads)
+    layer = make_layer(7, 5, heads, concat, layer_class=MeanLayer)
+    assert_matches_dense(layer, mean_dense_reference, 40, 200, 5, device)
+
+
+def test_mean_layer_drops_its_coefficients_in_training_only():
+    torch.manual_seed(0)
+    layer = MeanLayer(3, 2, num_heads=2, dropout=0.5).double()
+    x, edge_index = torch.randn(12, 3, dtype=torch.float64), random_graph(12, 40, seed=9)
+    evaluated = layer.eval()(x, edge_index)
+    torch.testing.assert_close(evaluated, mean_dense_reference(layer, x, edge_index)[0], rtol=0, atol=1e-12)
+    assert not torch.allclose(layer.train()(x, edge_index), evaluated)
 
 
 def test_attention_sums_to_one_per_target_and_includes_one_self_loop():
