@@ -7,9 +7,12 @@ Every run (dataset, layer, seed) is one `gat.train.trainer.train` with the datas
 TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
 finishes (atomically), so an interrupted table resumes where it stopped: a finished run with the same settings is
 read back, never redone. Then ``<output>/results.md`` gets the Markdown table — test accuracy (micro-F1 for PPI)
-mean ± std, min, max, epochs and seconds per run, next to the published figures — and, for the transductive
-datasets, GAT's and GATv2's attention entropy side by side. A dataset whose files are missing and cannot be
-downloaded is listed as "needs download" with the command to run, not a crash.
+mean ± std, min, max, epochs and seconds per run, next to the published figures — then the test score each
+model-selection rule (``--select``; `gat.train.config.SELECTION_RULES`) would have given, side by side: every run
+records the test score at the epoch each rule chooses (from validation scores only), so the rules cost no
+extra training. Last, for the transductive datasets, the attention entropy of each model side by side. A
+dataset whose files are missing and cannot be downloaded is listed as "needs download" with the command to
+run, not a crash.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from gat.nn.model import LAYERS, Inspection
 from gat.threads import apply_thread_policy, choose_threads, requested_threads
 from gat.train import checkpoints
 from gat.train.allocator import keep_freed_memory
-from gat.train.config import MAX_SEED, TrainConfig
+from gat.train.config import MAX_SEED, SELECTION_RULES, TrainConfig
 from gat.train.loop import inspect_model
 from gat.train.presets import preset_config, score_name
 from gat.train.steps import load_graph
@@ -53,6 +56,8 @@ RESULT_SCHEMA = {
     "run_id": str,
     "config": dict,
     "entropy": Optional(ListOf({"layer": Number(int, 0), "entropy": float, "uniform": float, "kl": float})),
+    "selections": Optional(dict),  # rule -> its epoch and test score (older results have none)
+    "test_by_rule": Optional(dict),
 }
 
 
@@ -65,6 +70,9 @@ def build_parser() -> OneLineErrorParser:
     )
     parser.add_argument("--output", default="results", help="folder for runs/*.json and results.md (default: results)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (default: the preset's)")
+    parser.add_argument(
+        "--select", choices=tuple(SELECTION_RULES), default="paper", help="the model each run keeps (default: paper)"
+    )
     parser.add_argument("--data-dir", default="data", help="dataset cache (default: data)")
     parser.add_argument(
         "--data-mirror", default=None, help="folder or URL with the raw files (default: $GAT_DATA_MIRROR)"
@@ -115,6 +123,8 @@ def run_config(args, dataset: str, layer: str, seed: int) -> TrainConfig:
         models_dir=str(training / "models"),
         tensorboard=False,
         quiet=True,
+        select=args.select,
+        test_every_rule=True,
         **overrides,
     )
 
@@ -178,6 +188,8 @@ def run(config: TrainConfig) -> dict:
         "score": score,
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
+        "test_by_rule": {rule: choice[f"test_{score}"] for rule, choice in result.selections.items()},
+        "selections": result.selections,
         "seconds": result.training_seconds,
         "run_id": result.run_id,
         "config": config.to_dict(),
@@ -246,8 +258,8 @@ def results_markdown(records: list[dict], missing: dict[str, str], args, argv: l
         "# Reproducing the GAT paper",
         "",
         f"`{command}` — {args.seeds} seed(s) per row, torch {environment['torch']}, device {args.device}, "
-        f"commit {environment['git_commit'][:12]}. Test accuracy (PPI: micro-F1) of the model chosen by early "
-        "stopping; published = Veličković et al. (ICLR 2018), mean ± std.",
+        f"commit {environment['git_commit'][:12]}. Test accuracy (PPI: micro-F1) of the model kept by the "
+        f"`{args.select}` rule; published = Veličković et al. (ICLR 2018), mean ± std.",
         "",
         "| dataset | model | runs | test score, mean ± std | min | max | epochs | seconds per run | published (GAT) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -263,6 +275,7 @@ def results_markdown(records: list[dict], missing: dict[str, str], args, argv: l
             elif dataset in missing:
                 fix = f"`python -m gat.reproduce --datasets {dataset}` where the internet is reachable"
                 lines.append(f"| {dataset} | {layer} | 0 | needs download: {fix} | | | | | {published} |")
+    lines += _rule_lines(records)
     lines += _entropy_lines(records)
     if missing:
         lines += ["", "Not run (files missing, no download possible here):", ""]
@@ -279,6 +292,32 @@ def _score_row(dataset: str, layer: str, rows: list[dict], published: str) -> st
         f"| {dataset} | {layer} | {len(rows)} | **{statistics.mean(scores):.3f} ± {spread:.3f}** | {min(scores):.3f} | "
         f"{max(scores):.3f} | {epochs:.0f} | {seconds:.1f} | {published} |"
     )
+
+
+def _rule_lines(records: list[dict]) -> list[str]:
+    """Per dataset and model, the test score (mean ± std over runs) of the epoch each selection rule chooses."""
+    scored = [r for r in records if "test_by_rule" in r]
+    if not scored:
+        return []
+    lines = [
+        "",
+        "Test score by model-selection rule (each chooses an epoch of the same runs from validation scores only): "
+        + "; ".join(f"{rule} = {meaning}" for rule, meaning in SELECTION_RULES.items())
+        + ".",
+        "",
+        f"| dataset | model | runs | {' | '.join(SELECTION_RULES)} |",
+        "|---|---|---|" + "---|" * len(SELECTION_RULES),
+    ]
+    for dataset, layer in dict.fromkeys((r["dataset"], r["layer"]) for r in scored):
+        rows = [r for r in scored if r["dataset"] == dataset and r["layer"] == layer]
+        cells = [_mean_and_spread([r["test_by_rule"][rule] for r in rows]) for rule in SELECTION_RULES]
+        lines.append(f"| {dataset} | {layer} | {len(rows)} | {' | '.join(cells)} |")
+    return lines
+
+
+def _mean_and_spread(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
 def _entropy_lines(records: list[dict]) -> list[str]:

@@ -57,6 +57,30 @@ def test_table_has_every_run_with_its_statistics(table):
     assert records["synthetic_gatv2_seed1.json"]["config"]["layer"] == "gatv2"
 
 
+def test_every_selection_rules_test_score_is_recorded_and_tabled(table):
+    records = [json.loads(path.read_text()) for path in sorted((table / "runs").glob("synthetic_gat_seed*.json"))]
+    for record in records:
+        assert set(record["test_by_rule"]) == {"paper", "val-loss", "val-acc", "last"}
+        assert record["test_by_rule"]["paper"] == pytest.approx(record["test_score"], abs=1e-6)  # the kept model
+        assert record["selections"]["paper"]["epoch"] == record["best_epoch"]
+        assert record["selections"]["last"]["epoch"] == record["epochs"]
+    cells = []
+    for rule in ("paper", "val-loss", "val-acc", "last"):
+        scores = [record["test_by_rule"][rule] for record in records]
+        cells.append(f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}")
+    text = (table / "results.md").read_text()
+    assert "| dataset | model | runs | paper | val-loss | val-acc | last |" in text
+    assert f"| synthetic | gat | 2 | {' | '.join(cells)} |" in text
+
+
+def test_the_mean_layer_reproduces_with_uniform_attention(tmp_path):
+    assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic", "--layers", "mean", "--seeds", "1")) == 0
+    record = json.loads((tmp_path / "results" / "runs" / "synthetic_mean_seed0.json").read_text())
+    assert record["layer"] == "mean" and record["config"]["layer"] == "mean"
+    for layer in record["entropy"]:
+        assert layer["kl"] == pytest.approx(0, abs=1e-6) and layer["entropy"] == pytest.approx(layer["uniform"])
+
+
 def test_a_second_invocation_redoes_no_run(table, tmp_path, monkeypatch, capsys):
     before = {path: path.read_text() for path in (table / "runs").glob("*.json")}
 
