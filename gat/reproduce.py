@@ -169,7 +169,7 @@ def entropy_by_layer(inspection: Inspection) -> list[dict[str, float]]:
             "layer": index,
             "entropy": attention_entropy(attention.double(), edge_index, num_nodes).mean().item(),
             "uniform": uniform,
-            "kl": kl_from_uniform(attention, edge_index, num_nodes).mean().item(),
+            "kl": max(0.0, kl_from_uniform(attention, edge_index, num_nodes).mean().item()),  # >= 0 but for rounding
         }
         for index, attention in enumerate(inspection.attention)
     ]
