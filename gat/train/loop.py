@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -320,12 +320,10 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     log_dir = Path(config.runs_dir) / run.run_id
     log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
-    threads = ExitStack()  # the thread policy's count for the epochs and the final evaluation, then the caller's
     try:
-        threads.enter_context(
-            thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads)
-        )
-        metrics = _train_and_finish(run, log, progress)
+        # the thread policy's count for the epochs and the final evaluation, then the caller's again
+        with thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads):
+            metrics = _train_and_finish(run, log, progress)
     except TrainingInterrupted:
         raise
     except GATError as error:  # a full disk, a vanished folder...: say why in metrics.json too, if it can be written
@@ -334,7 +332,6 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     finally:
         progress.close()
         log.close()
-        threads.close()
     result = TrainResult(
         run_id=run.run_id,
         best_epoch=run.stopper.best_epoch,
