@@ -199,8 +199,8 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
         graph = load_dataset(args.dataset or "cora", args.data_dir, mirror=args.data_mirror)
         figures, files = (_dataset if args.command == "dataset" else _graph)(args, graph, out)
     else:
-        trained = load_trained(args.model or latest_binary(args.models_dir), args.dataset, args.data_dir,
-                               args.data_mirror)  # fmt: skip
+        args.model = args.model or latest_binary(args.models_dir)  # resolved once: `report` names it too
+        trained = load_trained(args.model, args.dataset, args.data_dir, args.data_mirror)
         out = ensure_writable(args.out or trained.run_dir / "figures")
         commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "all": _everything,
                     "report": _report, "explain": _explain}  # fmt: skip
@@ -284,12 +284,10 @@ def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
 
 
 def _report(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
-    from visualization.loading import latest_binary
     from visualization.report import write_report
 
     path = args.out / "report.html" if args.out else None  # default: runs/<run-id>/report.html
-    model = args.model or latest_binary(args.models_dir)
-    return {}, [write_report(trained, path, args.layer, args.seed, args.max_nodes, model_path=model)]
+    return {}, [write_report(trained, path, args.layer, args.seed, args.max_nodes, model_path=args.model)]
 
 
 def _explain(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
