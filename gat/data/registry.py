@@ -1,6 +1,6 @@
 """The dataset registry: one table of every dataset the project can train on.
 
-Adding a dataset is one `Dataset` entry (here, or `register` from your own code) and one loader; nothing else in
+Adding a dataset is one `Dataset` entry (here, or `register_dataset` from your own code) and one loader; nothing else in
 the library tests dataset names. Each entry says how to load the data, whether the task is transductive (one
 graph, node splits) or inductive (separate train / val / test graphs), what its results are measured in, the
 hyper-parameters of its paper (the preset ``--dataset NAME`` starts from), and the published result.

@@ -197,7 +197,7 @@ class GATLayer(_AttentionLayer):
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Apply the layer; with ``num_targets``, only to the first ``num_targets`` nodes (every edge must point
         into one of them; only they get self-loops): what a sampled batch's layer computes
-        (:mod:`gat.sampling.sampler.sampler`).
+        (:mod:`gat.sampling.sampler`).
 
         Returns:
             The new node features (``[num_targets or N, ...]``); with ``return_attention=True`` the tuple
