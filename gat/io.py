@@ -93,10 +93,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 def save_json(data: Any, path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON, atomically. NaN and infinity (not valid JSON) are written as null."""
-    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
-    with atomic_write(path) as file:
-        file.write(text.encode())
-    return Path(path)
+    return save_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n", path)
 
 
 def save_text(text: str, path: str | os.PathLike) -> Path:
