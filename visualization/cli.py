@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 # Nothing imported here imports torch or matplotlib: --help and a flag error answer at once (they come in run()).
 from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
-from gat.threads import THREADS_VARIABLE, apply_thread_policy, choose_threads, requested_threads
+from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
 from gat.train.config import MAX_SEED
 from visualization.choices import (
     BACKENDS,
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        choose_threads(1, 0, requested_threads(args.threads))  # checks --threads and $GAT_THREADS before torch
+        requested_threads(args.threads)  # a malformed $GAT_THREADS is a usage error too, found before torch
     except GATError as error:
         parser.error(str(error))
     if args.threads is not None:
