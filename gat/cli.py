@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=heads_list,
         help="heads per layer, comma-separated (default: 8 per hidden layer, 1 output head, or preset)",
     )
-    model.add_argument("--dropout", type=float, help=f"on layer inputs and attention (default {DEFAULTS.dropout})")
+    model.add_argument(
+        "--dropout", type=float, help=f"on layer inputs, attention and aggregated features (default {DEFAULTS.dropout})"
+    )
     model.add_argument(
         "--skip-connection",
         action=argparse.BooleanOptionalAction,

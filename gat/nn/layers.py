@@ -152,8 +152,10 @@ class GATLayer(_AttentionLayer):
 
     plus ``bias``. The paper's :math:`\mathbf{a}^\top [\mathbf{W}\mathbf{h}_i \Vert \mathbf{W}\mathbf{h}_j]` is
     split into a target part ``att_target`` and a source part ``att_source``, so each is one dot product per
-    *node*; only their sum is computed per edge. ``dropout`` is applied to the attention coefficients
-    :math:`\alpha` during training (input dropout is the model's job).
+    *node*; only their sum is computed per edge. During training ``dropout`` is applied to the attention
+    coefficients :math:`\alpha` and, with masks of their own, to the projected features
+    :math:`\mathbf{W}^k \mathbf{h}_j` that are aggregated (not to those the scores read), as in the paper's code;
+    input dropout is the model's job.
 
     Args:
         in_features: size of each input node vector.
@@ -161,7 +163,7 @@ class GATLayer(_AttentionLayer):
         num_heads: number of attention heads :math:`K`.
         concat: concatenate the heads (``[N, K * out_features]``) or average them (``[N, out_features]``).
         negative_slope: LeakyReLU slope of the attention scores.
-        dropout: dropout probability on the attention coefficients.
+        dropout: dropout probability on the attention coefficients and on the aggregated projected features.
         bias: add a learnable bias to the output.
         add_self_loops: include each node in its own neighbourhood (existing self-loops are replaced by one).
         sparse_input: the input may be sparse CSR (a first layer's features): sets how the projection weight is
@@ -215,6 +217,7 @@ class GATLayer(_AttentionLayer):
             self.att_target,
             neighbourhoods,
             self.negative_slope,
+            self.dropout if self.training else 0.0,
             self.dropout if self.training else 0.0,
         )
         return self._output(aggregated, neighbourhoods, attention, return_attention)
@@ -289,7 +292,8 @@ class GATv2Layer(_AttentionLayer):
         scores = (F.leaky_relu(edge_hidden, self.negative_slope) * self.att).sum(dim=-1)
 
         attention = neighbourhood_softmax(scores, neighbourhoods)
-        aggregated = aggregate(dropout(attention, self.dropout, self.training), source, neighbourhoods)
+        dropped = dropout(attention, self.dropout, self.training)  # the attention's mask first, as GATLayer's
+        aggregated = aggregate(dropped, dropout(source, self.dropout, self.training), neighbourhoods)
         return self._output(aggregated, neighbourhoods, attention, return_attention)
 
 
@@ -302,7 +306,8 @@ class MeanLayer(_AttentionLayer):
 
     a mean over the neighbourhood (self-loop included): GCN-like aggregation, and the GAT paper's "Const-GAT"
     (scores :math:`e_{ij}` all equal). Everything else is :class:`GATLayer`'s: the projection and its
-    initialisation, heads, bias, dropout on the (here uniform) coefficients, and ``(edge_index_used, attention)``
+    initialisation, heads, bias, dropout on the (here uniform) coefficients and on the values, and
+    ``(edge_index_used, attention)``
     with ``return_attention``, where the attention is ``1 / in-degree``.
 
     Args and shapes: as :class:`GATLayer` (``negative_slope`` is accepted and unused: there are no scores).
@@ -330,7 +335,8 @@ class MeanLayer(_AttentionLayer):
         # Every edge into node i weighs 1 / in-degree(i); a node with no edges has none to weigh.
         inverse_degree = 1.0 / neighbourhoods.in_degree.clamp(min=1).to(projected.dtype)
         attention = neighbourhoods.at_target(inverse_degree).unsqueeze(1).expand(-1, self.num_heads).contiguous()
-        aggregated = aggregate(dropout(attention, self.dropout, self.training), projected, neighbourhoods)
+        dropped = dropout(attention, self.dropout, self.training)  # the attention's mask first, as GATLayer's
+        aggregated = aggregate(dropped, dropout(projected, self.dropout, self.training), neighbourhoods)
         return self._output(aggregated, neighbourhoods, attention, return_attention)
 
 

@@ -38,9 +38,9 @@ class GAT(nn.Module):
 
     ``num_layers`` :class:`~gat.nn.layers.GATLayer` s; hidden layers concatenate ``heads[l]`` heads of size
     ``hidden`` and are followed by ELU, the output layer averages ``heads[-1]`` heads of size
-    ``num_classes``. Dropout ``dropout`` is applied to every layer's input and to every attention
-    coefficient, as in the paper. With ``skip_connection`` each layer adds its input (linearly projected by
-    :math:`\mathbf{P}` when the sizes differ) to its output:
+    ``num_classes``. Dropout ``dropout`` is applied to every layer's input, to every attention coefficient and
+    to the projected features each layer aggregates, as in the paper's code. With ``skip_connection`` each layer adds
+    its input (linearly projected by :math:`\mathbf{P}` when the sizes differ) to its output:
     :math:`\mathbf{h}^{(l+1)} = \mathrm{GAT}(\mathbf{h}^{(l)}) + \mathbf{P}\mathbf{h}^{(l)}`.
 
     Defaults are the paper's Cora model: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6.

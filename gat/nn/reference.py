@@ -144,7 +144,8 @@ class ReferenceGATLayer(_ReferenceLayer):
         \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k \mathbf{h}_j
 
     (or :math:`\frac{1}{K}\sum_k` instead of :math:`\Vert_k` with ``concat=False``), plus ``bias``; dropout acts
-    on :math:`\alpha` in training. Parameters, as :class:`gat.nn.layers.GATLayer`:
+    on :math:`\alpha` and on the aggregated :math:`\mathbf{W}^k \mathbf{h}_j` in training (as the paper's code).
+    Parameters, as :class:`gat.nn.layers.GATLayer`:
 
     * ``linear.weight`` ``[K * F', F]``: the :math:`\mathbf{W}^k` stacked (``nn.Linear``, no bias);
     * ``att_target``, ``att_source`` ``[1, K, F']``: the halves of :math:`\mathbf{a}^k` that multiply
@@ -186,9 +187,10 @@ class ReferenceGATLayer(_ReferenceLayer):
         # Normalise over each neighbourhood: alpha_ij = softmax_j(e_ij).                  [E', K]
         attention = neighbourhood_softmax(scores, target, num_targets)
 
-        # Aggregate: h'_i = sum_j dropout(alpha_ij) W h_j, heads concatenated or averaged.  [T, K * F'] or [T, F']
+        # Aggregate: h'_i = sum_j dropout(alpha_ij) dropout(W h_j), heads concatenated or averaged.   [T, ...]
         dropped = F.dropout(attention, self.dropout, self.training)
-        messages = dropped[:, :, None] * h[source]  # [E', K, F']
+        values = F.dropout(h, self.dropout, self.training)  # the scores above read W h undropped
+        messages = dropped[:, :, None] * values[source]  # [E', K, F']
         return self._output(messages, source, target, attention, num_targets, return_attention)
 
 
@@ -207,7 +209,8 @@ class ReferenceGATv2Layer(_ReferenceLayer):
         \alpha^k_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)}\, e^k_{ij}, \qquad
         \mathbf{h}'_i = \big\Vert_{k=1}^{K} \sum_{j \in \mathcal{N}(i)} \alpha^k_{ij} \mathbf{W}^k_s \mathbf{h}_j
 
-    (or the mean over heads with ``concat=False``), plus ``bias``; dropout acts on :math:`\alpha` in training.
+    (or the mean over heads with ``concat=False``), plus ``bias``; dropout acts on :math:`\alpha` and on the
+    aggregated :math:`\mathbf{W}^k_s \mathbf{h}_j` in training.
     Parameters, as :class:`gat.nn.layers.GATv2Layer` (``torch_geometric``'s ``GATv2Conv(share_weights=False)``):
 
     * ``linear.weight`` ``[K * F', F]``: :math:`\mathbf{W}_s`, applied to the source, whose output is aggregated;
@@ -249,7 +252,8 @@ class ReferenceGATv2Layer(_ReferenceLayer):
         # Normalise over each neighbourhood: alpha_ij = softmax_j(e_ij).                            [E', K]
         attention = neighbourhood_softmax(scores, target, num_targets)
 
-        # Aggregate: h'_i = sum_j dropout(alpha_ij) W_s h_j, heads concatenated or averaged.         [T, ...]
+        # Aggregate: h'_i = sum_j dropout(alpha_ij) dropout(W_s h_j), heads concatenated or averaged. [T, ...]
         dropped = F.dropout(attention, self.dropout, self.training)
-        messages = dropped[:, :, None] * h_source[source]  # [E', K, F']
+        values = F.dropout(h_source, self.dropout, self.training)
+        messages = dropped[:, :, None] * values[source]  # [E', K, F']
         return self._output(messages, source, target, attention, num_targets, return_attention)

@@ -30,8 +30,9 @@ SELECTION_RULES = {
 class TrainConfig:
     """Everything that defines a training run. Defaults are the GAT paper's Cora setup.
 
-    The paper trains with Adam (lr 0.005, L2 5e-4), dropout 0.6 on every layer's input and on the attention,
-    8 heads x 8 features in the hidden layer, one output head, and early stopping with patience 100.
+    The paper trains with Adam (lr 0.005, L2 5e-4), dropout 0.6 on every layer's input, on the attention and on
+    the projected features that are aggregated, 8 heads x 8 features in the hidden layer, one output head, and
+    early stopping with patience 100.
     """
 
     # data

@@ -160,10 +160,11 @@ def test_gat_attention_with_fewer_targets_matches_the_reference():
     assert torch.autograd.gradcheck(lambda *xs: gat_attention(*xs, neighbourhoods, 0.2, 0.0), inputs)
 
 
-def test_gat_attention_drops_attention_as_dropout_does_and_differentiates_through_the_mask(device):
-    # The attention dropout inside draws the same mask as dropout() would from the same random state; re-seeded
-    # before every call, the function is deterministic and gradcheck can compare its backward with finite
-    # differences of the dropped aggregation (on several heads and features, with real attention vectors).
+def test_gat_attention_drops_attention_and_values_as_dropout_does_and_differentiates_through_the_masks(device):
+    # The attention dropout inside draws the same mask as dropout() would from the same random state, then the
+    # values' mask; re-seeded before every call, the function is deterministic and gradcheck can compare its
+    # backward with finite differences of the dropped aggregation (several heads and features, real attention
+    # vectors). The scores read the undropped values: only the aggregation sees the values' mask.
     torch.manual_seed(0)
     neighbourhoods = build_neighbourhoods(random_graph(30, 150, seed=2, isolated=2).to(device), 30)
     projected = torch.randn(30, 3, 4, dtype=torch.float64, device=device, requires_grad=True)
@@ -171,15 +172,20 @@ def test_gat_attention_drops_attention_as_dropout_does_and_differentiates_throug
         torch.randn(1, 3, 4, dtype=torch.float64, device=device, requires_grad=True) for _ in ("source", "target")
     )
 
-    def dropped(*inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def dropped(*inputs: torch.Tensor, value_dropout_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(5)
-        return gat_attention(*inputs, neighbourhoods, 0.2, dropout_p=0.5)
+        return gat_attention(*inputs, neighbourhoods, 0.2, dropout_p=0.5, value_dropout_p=value_dropout_p)
 
     aggregated, attention = dropped(projected, att_source, att_target)
+    undropped = gat_attention(projected, att_source, att_target, neighbourhoods, 0.2, 0.0)
+    torch.testing.assert_close(attention, undropped[1])
     torch.manual_seed(5)
-    expected = aggregate(dropout(attention.detach(), 0.5, training=True), projected.detach(), neighbourhoods)
-    torch.testing.assert_close(aggregated, expected, rtol=1e-12, atol=1e-12)
-    assert not torch.allclose(aggregated, aggregate(attention.detach(), projected.detach(), neighbourhoods))
+    weights = dropout(attention.detach(), 0.5, training=True)
+    values = dropout(projected.detach(), 0.5, training=True)
+    torch.testing.assert_close(aggregated, aggregate(weights, values, neighbourhoods), rtol=1e-12, atol=1e-12)
+    only_attention = dropped(projected, att_source, att_target, value_dropout_p=0.0)[0]
+    torch.testing.assert_close(only_attention, aggregate(weights, projected.detach(), neighbourhoods))
+    assert not torch.allclose(aggregated, only_attention)
     assert torch.autograd.gradcheck(dropped, (projected, att_source, att_target))
 
     def loss_of_both_outputs(*inputs: torch.Tensor) -> torch.Tensor:  # both gradients arrive in one backward

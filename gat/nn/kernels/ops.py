@@ -85,6 +85,7 @@ def gat_attention(
     neighbourhoods: Neighbourhoods,
     negative_slope: float,
     dropout_p: float,
+    value_dropout_p: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""GAT's attention and aggregation after the projection, as one autograd function.
 
@@ -93,7 +94,11 @@ def gat_attention(
 
     .. math::
         \alpha_{ij} = \mathrm{softmax}_{j \in \mathcal{N}(i)} \mathrm{LeakyReLU}(s_j + t_i), \qquad
-        \text{out}_i = \sum_{j \in \mathcal{N}(i)} \mathrm{dropout}(\alpha_{ij}) \, \mathbf{W}^k \mathbf{h}_j.
+        \text{out}_i = \sum_{j \in \mathcal{N}(i)} \mathrm{dropout}(\alpha_{ij}) \,
+            \mathrm{dropout}(\mathbf{W}^k \mathbf{h}_j).
+
+    The scores read the projected features as they are; only the aggregated values are dropped (with
+    ``value_dropout_p``, a mask of its own per node, head and feature), as in the GAT paper's code.
 
     The scores of both halves and all heads come from ONE product of ``projected`` with a block-diagonal
     ``[2 * H, H * F]`` matrix of the attention vectors, so each is one dot product per *node*; only their sum is
@@ -109,25 +114,30 @@ def gat_attention(
         neighbourhoods: the target-sorted edges (:func:`gat.nn.kernels.neighbourhoods.build_neighbourhoods`).
         negative_slope: the LeakyReLU slope.
         dropout_p: dropout probability on the attention coefficients (0 in evaluation), as :func:`dropout`.
+        value_dropout_p: dropout probability on the aggregated values ``projected`` (0 in evaluation); its mask
+            is drawn after the attention's.
 
     Returns:
         ``(aggregated, attention)``: ``[T, H, F]`` (``T = neighbourhoods.num_targets``) and the ``[E, H]``
         attention before dropout, summing to 1 over every target's incoming edges.
     """
-    return _GATAttention.apply(projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p)
+    return _GATAttention.apply(
+        projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p, value_dropout_p
+    )
 
 
 class _GATAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p):  # as gat_attention
+    def forward(ctx, projected, att_source, att_target, neighbourhoods, negative_slope, dropout_p, value_dropout_p):
         num_heads = projected.shape[1]
         halves = torch.cat([att_source, att_target])
         attention, activated = _edge_attention(_node_scores(projected, halves), neighbourhoods, negative_slope)
         mask = _keep_mask(attention, dropout_p)
         weights = attention if mask is None else attention * mask
+        value_mask = _keep_mask(projected, value_dropout_p)
         plan = neighbourhoods.plan(num_heads)
-        aggregated = _aggregate(weights, projected, plan)
-        ctx.save_for_backward(projected, halves, attention, activated, mask)
+        aggregated = _aggregate(weights, projected if value_mask is None else projected * value_mask, plan)
+        ctx.save_for_backward(projected, halves, attention, activated, mask, value_mask)
         ctx.neighbourhoods, ctx.negative_slope = neighbourhoods, negative_slope
         ctx.vector_layout = att_source.shape, att_source.stride(), att_target.stride()
         ctx.set_materialize_grads(False)  # the attention is returned for inspection and rarely differentiated
@@ -136,16 +146,16 @@ class _GATAttention(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # its backward uses detached CSR products: no second derivative
     def backward(ctx, grad_aggregated: torch.Tensor | None, grad_attention: torch.Tensor | None) -> tuple:
-        projected, halves, attention, activated, mask = ctx.saved_tensors
+        projected, halves, attention, activated, mask, value_mask = ctx.saved_tensors
         neighbourhoods: Neighbourhoods = ctx.neighbourhoods
         num_heads = projected.shape[1]
         grad_values = None
         if grad_aggregated is not None:
-            # The dropped attention is recomputed (one multiply) rather than kept from the forward pass, and freed
-            # once the aggregation's gradients are made: at scale it is an [E, H] array.
+            # The dropped attention and values are recomputed (one multiply each) rather than kept from the forward
+            # pass, and freed once the aggregation's gradients are made: at scale the attention is an [E, H] array.
             grad_dropped, grad_values = _aggregate_backward(
                 attention if mask is None else attention * mask,
-                projected,
+                projected if value_mask is None else projected * value_mask,
                 neighbourhoods.plan(num_heads),
                 grad_aggregated,
                 needs_weights=True,
@@ -153,14 +163,16 @@ class _GATAttention(torch.autograd.Function):
             )
             grad_dropped = grad_dropped if mask is None else grad_dropped.mul_(mask)
             grad_attention = grad_dropped if grad_attention is None else grad_dropped + grad_attention
+            if value_mask is not None:
+                grad_values = grad_values.view_as(value_mask).mul_(value_mask)
         if grad_attention is None:
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         grad_scores = _edge_attention_backward(attention, activated, grad_attention, neighbourhoods, ctx.negative_slope)
         grad_projected, grad_halves = _node_scores_backward(grad_scores, projected, halves, grad_values)
         shape, source_strides, target_strides = ctx.vector_layout
         grad_source = in_layout(grad_halves[:1], shape, source_strides)
         grad_target = in_layout(grad_halves[1:], shape, target_strides)
-        return grad_projected.view_as(projected), grad_source, grad_target, None, None, None
+        return grad_projected.view_as(projected), grad_source, grad_target, None, None, None, None
 
 
 def _node_scores(projected: torch.Tensor, halves: torch.Tensor) -> torch.Tensor:
