@@ -1,19 +1,22 @@
-"""How many CPU threads torch uses for one operation: chosen from the work and the CPUs this process may use.
+"""How many CPU threads torch uses for one operation: chosen from the work, the CPUs this process may use, and
+how busy other programs keep them.
 
 A training step is a chain of many short operations, and each one that runs on several threads ends at a barrier
-where every thread waits for the slowest. On an idle machine that costs little; on a busy one (other programs,
-another training run, a laptop's browser) one descheduled thread stalls all the others at every barrier, and a
-small step then takes 5-30x as long as on one thread. More threads only pay when each one gets enough work to
-amortise its barriers. So the policy is:
+where every thread waits for the slowest. On an idle machine that costs little and two threads beat one even on a
+Cora step; on a busy one (other programs, another training run, a laptop's browser) one descheduled thread stalls
+all the others at every barrier, and a small step then takes 5-30x as long as on one thread. So the policy is:
 
-    threads = clamp(work_size // WORK_PER_THREAD, 1, available CPUs)
+    threads = clamp(min(work_size // WORK_PER_THREAD, round(available CPUs - CPUs busy elsewhere)), 1, ...)
 
 where the work is the number of edge-feature values one step computes (edges x heads x features, summed over the
-layers: `gat.train.loop.Run.work_size`; the paper's Cora step, 10^4 edges x 71 -> 1 thread; the same model on
-10^6 edges -> 3 threads at most; PPI's wide model on two graphs -> all the CPUs), and the available CPUs are those
-this process may run on: its affinity mask (``os.sched_getaffinity``, set by ``taskset``, Slurm, or a container's
-cpuset) and its cgroup CPU quota (Docker's ``--cpus``, Kubernetes' limits), whichever is smaller; a ``torchrun``
-rank gets its share of them.
+layers: `gat.train.loop.Run.work_size`; the paper's Cora step, 10^4 edges x 71), so tiny steps stay on one
+thread; the available CPUs are those this process may run on: its affinity mask (``os.sched_getaffinity``, set by
+``taskset``, Slurm, or a container's cpuset) and its cgroup CPU quota (Docker's ``--cpus``, Kubernetes' limits),
+whichever is smaller; and the CPUs busy elsewhere are what other processes (and the hypervisor's steal) used of
+them, read from ``/proc/stat`` minus this process's own CPU time. A training loop re-reads that every
+``RECHECK_SECONDS`` (:class:`ThreadPolicy`), so a run that starts beside another experiment drops to fewer
+threads and takes the cores back when the other ends. A ``torchrun`` rank plans for its share of the CPUs and
+does not adapt (its sibling ranks would count as other load).
 
 An explicit choice always wins: ``--threads N`` on the command lines, else ``$GAT_THREADS``, else
 ``$OMP_NUM_THREADS`` (except in a torchrun rank, where torchrun sets that variable itself).
@@ -25,26 +28,35 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from gat.errors import GATError
 
 # Edge-feature values one step must give each thread before another thread pays for its barriers.
-WORK_PER_THREAD = 20_000_000
+WORK_PER_THREAD = 250_000
+# How often a training loop re-reads how busy the CPUs are (a read of /proc/stat costs microseconds).
+RECHECK_SECONDS = 1.0
 THREADS_VARIABLE = "GAT_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_STAT = Path("/proc/stat")
 
 
-def choose_threads(available_cpus: int, work_size: int, requested: int | None = None) -> int:
+def choose_threads(
+    available_cpus: int, work_size: int, requested: int | None = None, busy_elsewhere: float = 0.0
+) -> int:
     """The intra-op thread count for a step computing ``work_size`` edge-feature values on ``available_cpus``
-    CPUs; ``requested`` (an explicit choice: a flag or an environment variable) wins whatever the work."""
+    CPUs of which other processes keep ``busy_elsewhere`` busy; ``requested`` (an explicit choice: a flag or an
+    environment variable) wins whatever the work and the load."""
     if requested is not None:
         if requested < 1:
             raise GATError(f"threads must be >= 1, got {requested}")
         return requested
-    return max(1, min(available_cpus, work_size // WORK_PER_THREAD))
+    free_cpus = math.floor(available_cpus - busy_elsewhere + 0.5)  # a CPU counts as free while mostly idle
+    return max(1, min(available_cpus, free_cpus, work_size // WORK_PER_THREAD))
 
 
 def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
@@ -77,6 +89,50 @@ def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> int | None:
     return max(1, math.ceil(quota_us / period_us))
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """A reading of the clocks :func:`busy_elsewhere` compares: seconds of wall time, of busy time summed over
+    this process's CPUs (every process's, from ``/proc/stat``), and of this process's own CPU time."""
+
+    wall: float
+    busy: float
+    own: float
+
+
+def sample_cpus(stat_path: Path = PROC_STAT) -> CpuSample | None:
+    """Read the clocks now; None where ``/proc/stat`` does not exist or cannot be parsed (not Linux)."""
+    try:
+        lines = stat_path.read_text().splitlines()
+    except OSError:
+        return None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    ticks, cpus_read = 0, 0
+    for line in lines:
+        name, *fields = line.split() or [""]
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        try:
+            if allowed is not None and int(name[3:]) not in allowed:
+                continue
+            # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+            user, nice, system, _, _, irq, softirq, steal = (int(value) for value in fields[:8])
+        except ValueError:
+            return None
+        ticks += user + nice + system + irq + softirq + steal
+        cpus_read += 1
+    if cpus_read == 0:
+        return None
+    return CpuSample(time.monotonic(), ticks / os.sysconf("SC_CLK_TCK"), time.process_time())
+
+
+def busy_elsewhere(before: CpuSample, after: CpuSample) -> float:
+    """How many of this process's CPUs other processes kept busy between two samples, on average."""
+    elapsed = after.wall - before.wall
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, (after.busy - before.busy - (after.own - before.own)) / elapsed)
+
+
 def requested_threads(
     flag: int | None, environ: Mapping[str, str] = os.environ, *, honour_omp: bool = True
 ) -> int | None:
@@ -99,33 +155,79 @@ def requested_threads(
     return None
 
 
+class ThreadPolicy:
+    """Torch's intra-op thread count for a loop of steps of ``work_size`` edge-feature values (see the module
+    docstring): set on creation, re-chosen by :meth:`update` from how busy the CPUs were since the last check.
+
+    Args:
+        work_size: edge-feature values one step computes.
+        requested: an explicit count (e.g. ``--threads``; None: the environment, then the policy).
+        cpus: the CPUs to plan for (default: :func:`available_cpus`).
+        honour_omp: take ``$OMP_NUM_THREADS`` as an explicit count.
+        adapt: follow the load of other processes (a torchrun rank does not: its siblings would count as load).
+    """
+
+    def __init__(
+        self,
+        work_size: int,
+        requested: int | None = None,
+        cpus: int | None = None,
+        *,
+        honour_omp: bool = True,
+        adapt: bool = True,
+    ) -> None:
+        self.work_size, self.cpus = work_size, available_cpus() if cpus is None else cpus
+        self.requested = requested_threads(requested, honour_omp=honour_omp)
+        self.last_sample = sample_cpus() if adapt and self.requested is None else None
+        # Until a load has been measured, the 1-minute load average stands for the other processes' (ours has
+        # only just started: it adds little to it).
+        load = os.getloadavg()[0] if self.last_sample is not None and hasattr(os, "getloadavg") else 0.0
+        self.threads = self._set(choose_threads(self.cpus, work_size, self.requested, load))
+
+    def update(self) -> int:
+        """Re-choose the thread count if ``RECHECK_SECONDS`` have passed since the last check; return it."""
+        if self.last_sample is None or time.monotonic() - self.last_sample.wall < RECHECK_SECONDS:
+            return self.threads
+        sample = sample_cpus()
+        if sample is not None:
+            load = busy_elsewhere(self.last_sample, sample)
+            self.last_sample = sample
+            self.threads = self._set(choose_threads(self.cpus, self.work_size, None, load))
+        return self.threads
+
+    @staticmethod
+    def _set(threads: int) -> int:
+        import torch  # here, not at the top: the command lines import this module before their flags are checked
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return threads
+
+
 def apply_thread_policy(
     work_size: int, requested: int | None = None, cpus: int | None = None, *, honour_omp: bool = True
 ) -> int:
-    """Set torch's intra-op thread count for steps of ``work_size`` edge-feature values (see the module docstring)
-    and return it. ``requested`` is an explicit count (e.g. ``--threads``; None: the environment, then the policy);
-    ``cpus`` the CPUs to plan for (default: :func:`available_cpus`); ``honour_omp=False`` ignores
-    ``$OMP_NUM_THREADS``."""
-    import torch  # here, not at the top: the command lines import this module before their flags are checked
-
-    requested = requested_threads(requested, honour_omp=honour_omp)
-    threads = choose_threads(available_cpus() if cpus is None else cpus, work_size, requested)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
+    """Set torch's intra-op thread count once for work of ``work_size`` edge-feature values (see
+    :class:`ThreadPolicy`) and return it."""
+    return ThreadPolicy(work_size, requested, cpus, honour_omp=honour_omp).threads
 
 
 @contextmanager
 def thread_policy(
-    work_size: int, requested: int | None = None, cpus: int | None = None, *, honour_omp: bool = True
-) -> Iterator[int]:
-    """:func:`apply_thread_policy` for the duration of a block, then the previous thread count again (a library
-    call such as `gat.train.trainer.train` leaves its caller's setting as it found it)."""
+    work_size: int,
+    requested: int | None = None,
+    cpus: int | None = None,
+    *,
+    honour_omp: bool = True,
+    adapt: bool = True,
+) -> Iterator[ThreadPolicy]:
+    """A :class:`ThreadPolicy` for the duration of a block, then the previous thread count again (a library call
+    such as `gat.train.trainer.train` leaves its caller's setting as it found it)."""
     import torch
 
     previous = torch.get_num_threads()
     try:
-        yield apply_thread_policy(work_size, requested, cpus, honour_omp=honour_omp)
+        yield ThreadPolicy(work_size, requested, cpus, honour_omp=honour_omp, adapt=adapt)
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)

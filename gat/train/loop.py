@@ -27,7 +27,7 @@ import torch
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
-from gat.threads import thread_policy
+from gat.threads import ThreadPolicy, thread_policy
 from gat.train import checkpoints
 from gat.train.config import SELECTION_RULES, TrainConfig
 from gat.train.presets import score_name
@@ -321,9 +321,12 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     log = RunLog(log_dir, config.tensorboard, first_epoch=run.last_epoch + 1, write=run.writes_files)
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
     try:
-        # the thread policy's count for the epochs and the final evaluation, then the caller's again
-        with thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads):
-            metrics = _train_and_finish(run, log, progress)
+        # the thread policy's count for the epochs and the final evaluation, then the caller's again; a torchrun
+        # rank (run.cpus set) keeps its share of the CPUs instead of following the load
+        with thread_policy(
+            run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads, adapt=run.cpus is None
+        ) as threads:
+            metrics = _train_and_finish(run, log, progress, threads)
     except TrainingInterrupted:
         raise
     except GATError as error:  # a full disk, a vanished folder...: say why in metrics.json too, if it can be written
@@ -356,7 +359,7 @@ def _record_failure(log: RunLog, run: Run, error: GATError) -> None:
         pass  # the folder itself is what failed: the error on the console is all there can be
 
 
-def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, float]:
+def _train_and_finish(run: Run, log: RunLog, progress: Progress, threads: ThreadPolicy) -> dict[str, float]:
     """The epochs, the final checkpoint, the binary and metrics.json; returns the best model's metrics."""
     config, graph = run.config, run.graph
     inspect = functools.partial(inspect_model, run.model, graph)
@@ -366,6 +369,7 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, fl
             log.attention(0, inspect, graph.num_nodes)
     with _signals_requesting_stop() as stop:
         for epoch in range(run.last_epoch + 1, config.epochs + 1):
+            threads.update()  # fewer threads while other programs keep the CPUs busy (gat.threads)
             record = run.train_epoch(epoch)
             if not math.isfinite(record["train_loss"]):  # run_epochs records the failure in metrics.json
                 last_good = run.checkpoint_path if run.checkpoint_path.exists() else "none written yet"
