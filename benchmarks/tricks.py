@@ -40,7 +40,6 @@ sys.path.insert(0, str(REPO))
 
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
-from gat.nn import layers  # noqa: E402
 from gat.nn.kernels import neighbourhoods, ops, projection  # noqa: E402
 from gat.nn.kernels.neighbourhoods import AggregationPlan, Neighbourhoods  # noqa: E402
 from gat.train import allocator, steps  # noqa: E402
@@ -90,14 +89,6 @@ def patched(*patches: tuple[object, str, object]) -> Iterator[None]:
         yield
 
 
-def row_major_first_layer() -> contextlib.AbstractContextManager:
-    return patched((layers, "linear_projection", lambda i, o, sparse_input: nn.Linear(i, o, bias=False)))
-
-
-def autograd_dense_projection() -> contextlib.AbstractContextManager:
-    return patched((projection._DenseProject, "apply", lambda x, weight: x @ weight.t()))
-
-
 def autograd_sparse_projection() -> contextlib.AbstractContextManager:
     return patched((projection._SparseProject, "apply", lambda weight, x, transpose: x @ weight.t()))
 
@@ -130,13 +121,6 @@ def sampled_products(pad: bool, in_place: bool) -> Callable:
         return torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0, out=pattern if in_place else None)
 
     return lambda plan, left, right: products(plan, left, right).values()
-
-
-def segment_max_attention(node_scores: torch.Tensor, nbh: Neighbourhoods, slope: float) -> tuple:
-    scores = nbh.at_source(node_scores[:, 0])
-    scores += nbh.at_target(node_scores[: nbh.num_targets, 1])
-    activated = F.leaky_relu_(scores, slope)
-    return ops._softmax(activated.clone(), nbh), activated
 
 
 def per_head_scores(projected: torch.Tensor, halves: torch.Tensor) -> torch.Tensor:
@@ -194,8 +178,6 @@ def default_malloc() -> Iterator[None]:
 
 
 TRICKS: dict[str, Plain] = {
-    "input-major first-layer weight": row_major_first_layer,
-    "dense projection backward (grad_out^T @ x)": autograd_dense_projection,
     "sparse projection backward (cached transpose)": autograd_sparse_projection,
     "transpose blocks of GRADIENT_BLOCK_BYTES": one_transpose_block,
     "dropout: own draws (vs bernoulli_)": lambda: patched((ops, "_keep_mask", bernoulli_keep_mask)),
@@ -204,7 +186,6 @@ TRICKS: dict[str, Plain] = {
     "threaded 1-D gathers (gather_flat)": lambda: patched((neighbourhoods, "_in_chunks", lambda n, work: work(0, n))),
     "SDDMM pad to 8 features": lambda: patched((AggregationPlan, "sampled_products", sampled_products(False, True))),
     "SDDMM in place": lambda: patched((AggregationPlan, "sampled_products", sampled_products(True, False))),
-    "upper-bound softmax shift": lambda: patched((ops, "_edge_attention", segment_max_attention)),
     "block-diagonal score matrix": lambda: patched(
         (ops, "_node_scores", per_head_scores), (ops, "_node_scores_backward", per_head_scores_backward)
     ),

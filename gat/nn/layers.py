@@ -12,36 +12,6 @@ from gat.nn.kernels.ops import aggregate, dropout, gat_attention, neighbourhood_
 from gat.nn.kernels.projection import project
 
 
-def linear_projection(in_features: int, out_features: int, sparse_input: bool) -> nn.Linear:
-    """A bias-free ``nn.Linear`` for :func:`gat.nn.kernels.projection.project` (``x @ W^T``), its weight ``W``
-    (``[out, in]``) stored in the memory layout that suits the input it will see.
-
-    ``sparse_input`` (a first layer, whose input may be sparse CSR features): ``W`` in memory as its transpose
-    ("input-major"). torch's sparse CSR product needs ``W^T`` row-major and would copy it (1433 x 64 on Cora) every
-    step, and the gradient ``x^T @ grad`` comes out row-major ``[in, out]`` and would be copied back into ``W``'s
-    layout; stored as ``W^T``, neither copy is made.
-
-    Otherwise (a dense input): ``nn.Linear``'s own row-major layout, from which MKL runs a dense product with few
-    outputs faster, and which fused Adam updates without first copying it.
-
-    Shape, state-dict keys and checkpoints are those of a plain ``nn.Linear`` either way: only the strides differ,
-    and ``load_state_dict``, ``.to()`` and the optimiser's state keep them.
-    """
-    linear = nn.Linear(in_features, out_features, bias=False)
-    if sparse_input:
-        linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
-    return linear
-
-
-def _glorot_(weight: torch.Tensor) -> None:
-    """Glorot-uniform initialisation of a projection weight ``W`` (``[out, in]``), in place, to the same matrix
-    under a given seed in either layout of :func:`linear_projection`: the random draws fill ``W^T`` in order. (An
-    in-place initialiser fills memory in order, so applied to ``W`` itself it would give the two layouts each
-    other's transposed draws: the same distribution, not the same weights.)"""
-    with torch.no_grad():
-        weight.copy_(nn.init.xavier_uniform_(weight.new_empty(weight.shape[::-1])).t())
-
-
 class _AttentionLayer(nn.Module):
     """What every attention layer here shares: its arguments and sizes, the output bias and the cached
     neighbourhoods. A subclass creates its own weights in ``_create_parameters`` (called once the sizes are set)
@@ -57,7 +27,6 @@ class _AttentionLayer(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         add_self_loops: bool = True,
-        sparse_input: bool = True,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -67,7 +36,6 @@ class _AttentionLayer(nn.Module):
         self.negative_slope = negative_slope
         self.dropout = dropout
         self.add_self_loops = add_self_loops
-        self.sparse_input = sparse_input
         output_size = num_heads * out_features if concat else out_features
         self.bias = nn.Parameter(torch.empty(output_size)) if bias else None
         self._cache: list[tuple[torch.Tensor, tuple[int, int, int | None], Neighbourhoods]] = []
@@ -166,8 +134,6 @@ class GATLayer(_AttentionLayer):
         dropout: dropout probability on the attention coefficients and on the aggregated projected features.
         bias: add a learnable bias to the output.
         add_self_loops: include each node in its own neighbourhood (existing self-loops are replaced by one).
-        sparse_input: the input may be sparse CSR (a first layer's features): sets how the projection weight is
-            stored (:func:`linear_projection`). Either layer takes either input; this only makes one of them faster.
 
     Shapes:
         * ``x``: ``[N, in_features]``, dense or sparse CSR (sparse inputs use a sparse product).
@@ -178,13 +144,13 @@ class GATLayer(_AttentionLayer):
     """
 
     def _create_parameters(self) -> None:
-        self.linear = linear_projection(self.in_features, self.num_heads * self.out_features, self.sparse_input)
+        self.linear = nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False)
         self.att_source = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
         self.att_target = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as in the reference implementation of the paper.
-        _glorot_(self.linear.weight)
+        nn.init.xavier_uniform_(self.linear.weight)
         nn.init.xavier_uniform_(self.att_source)
         nn.init.xavier_uniform_(self.att_target)
         if self.bias is not None:
@@ -256,14 +222,14 @@ class GATv2Layer(_AttentionLayer):
 
     def _create_parameters(self) -> None:
         size = self.num_heads * self.out_features
-        self.linear = linear_projection(self.in_features, size, self.sparse_input)
-        self.linear_target = linear_projection(self.in_features, size, self.sparse_input)
+        self.linear = nn.Linear(self.in_features, size, bias=False)
+        self.linear_target = nn.Linear(self.in_features, size, bias=False)
         self.att = nn.Parameter(torch.empty(1, self.num_heads, self.out_features))
 
     def reset_parameters(self) -> None:
         # Glorot initialisation, as GATv2's reference implementation (PyG's GATv2Conv).
-        _glorot_(self.linear.weight)
-        _glorot_(self.linear_target.weight)
+        nn.init.xavier_uniform_(self.linear.weight)
+        nn.init.xavier_uniform_(self.linear_target.weight)
         nn.init.xavier_uniform_(self.att)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -314,10 +280,10 @@ class MeanLayer(_AttentionLayer):
     """
 
     def _create_parameters(self) -> None:
-        self.linear = linear_projection(self.in_features, self.num_heads * self.out_features, self.sparse_input)
+        self.linear = nn.Linear(self.in_features, self.num_heads * self.out_features, bias=False)
 
     def reset_parameters(self) -> None:
-        _glorot_(self.linear.weight)
+        nn.init.xavier_uniform_(self.linear.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from gat.nn.kernels.ops import dropout
 from gat.nn.kernels.projection import project
-from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer, linear_projection
+from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer
 
 # --layer: the attention each layer computes (GATv2 = dynamic attention, Brody et al. 2022; mean = constant
 # attention, the baseline).
@@ -74,7 +74,6 @@ class GAT(nn.Module):
         size = in_features
         for index, num_heads in enumerate(heads):
             is_last = index == num_layers - 1
-            sparse_input = index == 0  # only the features can be sparse
             out_features = num_classes if is_last else hidden
             attention_layer = LAYERS[layer](
                 size,
@@ -83,13 +82,12 @@ class GAT(nn.Module):
                 concat=not is_last,
                 negative_slope=negative_slope,
                 dropout=dropout,
-                sparse_input=sparse_input,
             )
             output_size = out_features if is_last else num_heads * out_features
             self.layers.append(attention_layer)
             if skip_connection:
                 same_size = size == output_size
-                self.skips.append(nn.Identity() if same_size else linear_projection(size, output_size, sparse_input))
+                self.skips.append(nn.Identity() if same_size else nn.Linear(size, output_size, bias=False))
             size = output_size
 
     def forward(

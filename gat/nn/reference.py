@@ -60,8 +60,7 @@ def neighbourhood_softmax(scores: torch.Tensor, target: torch.Tensor, num_target
 
 class _ReferenceLayer(nn.Module):
     """The arguments, the end of the forward (heads concatenated or averaged, bias) and :meth:`from_layer` that both
-    reference layers share. The arguments are those of :class:`gat.nn.layers.GATLayer`; ``sparse_input`` is accepted
-    and ignored (it only sets how the fast layer lays out its weight in memory)."""
+    reference layers share. The arguments are those of :class:`gat.nn.layers.GATLayer`."""
 
     def __init__(
         self,
@@ -73,7 +72,6 @@ class _ReferenceLayer(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         add_self_loops: bool = True,
-        sparse_input: bool = True,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -88,12 +86,7 @@ class _ReferenceLayer(nn.Module):
     @classmethod
     def from_layer(cls, layer: nn.Module) -> _ReferenceLayer:
         """The reference twin of a fast layer: the same arguments, dtype, device, parameter values and
-        training mode.
-
-        A fast first layer stores its projection weight input-major (the transpose, in memory, of ``nn.Linear``'s
-        layout) but with ``nn.Linear``'s ``[out, in]`` shape; ``load_state_dict`` copies values, not memory
-        layout, so the reference's plain row-major weight receives the same matrix.
-        """
+        training mode."""
         reference = cls(
             layer.in_features,
             layer.out_features,

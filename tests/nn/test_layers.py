@@ -5,12 +5,10 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from gat.nn.kernels.neighbourhoods import build_neighbourhoods
 from gat.nn.kernels.ops import neighbourhood_softmax
-from gat.nn.layers import GATLayer, GATv2Layer, MeanLayer
-from gat.nn.model import GAT
+from gat.nn.layers import GATLayer, MeanLayer
 from tests.helpers import (
     DENSE_REFERENCES,
     assert_matches_dense,
@@ -177,44 +175,6 @@ def test_layer_with_huge_weights_stays_finite():
         layer.att_target.mul_(1e6)
     out = layer(torch.randn(30, 5), random_graph(30, 150, seed=6))
     assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize("sparse_input", [True, False])
-def test_projection_weights_are_stored_for_their_input_and_load_plain_linear_weights(sparse_input):
-    torch.manual_seed(0)
-    layer = GATLayer(30, 4, num_heads=2, sparse_input=sparse_input)
-    weight = layer.linear.weight
-    assert (
-        weight.shape == (8, 30)
-        and weight.t().is_contiguous() == sparse_input
-        and weight.is_contiguous() != sparse_input
-    )
-    x = torch.randn(20, 30).to_sparse_csr()  # either layer takes either input
-    layer(x, random_graph(20, 60, seed=2)).sum().backward()
-    assert weight.grad.stride() == weight.stride()  # the gradient arrives in the weight's own layout
-    plain = {name: value.contiguous() for name, value in layer.state_dict().items()}  # as nn.Linear stores it
-    loaded = GATLayer(30, 4, num_heads=2, sparse_input=sparse_input)
-    loaded.load_state_dict(plain)
-    assert loaded.linear.weight.stride() == weight.stride() and torch.equal(loaded.linear.weight, weight)
-
-
-def test_a_layers_initial_weights_do_not_depend_on_their_layout():
-    for layer_class in (GATLayer, GATv2Layer):
-        torch.manual_seed(0)
-        input_major = layer_class(30, 4, num_heads=2, sparse_input=True)
-        torch.manual_seed(0)
-        row_major = layer_class(30, 4, num_heads=2, sparse_input=False)
-        for name, value in input_major.state_dict().items():
-            assert torch.equal(value, row_major.state_dict()[name]), name
-
-
-def test_only_a_models_first_layer_stores_its_weights_for_a_sparse_input():
-    for layer in ("gat", "gatv2"):
-        model = GAT(30, 5, heads=(2, 2, 1), num_layers=3, skip_connection=True, layer=layer)
-        linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-        first_layer = [model.layers[0].linear, getattr(model.layers[0], "linear_target", None), model.skips[0]]
-        for linear in linears:
-            assert linear.weight.t().is_contiguous() == any(linear is first for first in first_layer)
 
 
 def test_neighbourhoods_are_cached_and_rebuilt_on_change():

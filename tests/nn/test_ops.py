@@ -119,9 +119,9 @@ def reference_aggregation(attention: torch.Tensor, projected: torch.Tensor, neig
     "dtype, gap", [(torch.float32, 0.0), (torch.float32, 300.0), (torch.float32, 1000.0), (torch.float64, 1e4)]
 )
 def test_gat_attention_matches_a_per_neighbourhood_softmax(dtype, gap, device):
-    # The softmax shift is a bound from the largest source score of the whole graph. Nodes 0-9 only hear nodes
-    # whose source scores lie `gap` below it (a fifth of that after the LeakyReLU): from a gap of ~450 (float32)
-    # or ~3700 (float64) every exponential there underflows, and the exact neighbourhood maximum must take over.
+    # Nodes 0-9 only hear nodes whose source scores lie `gap` below every other node's (a fifth of that after the
+    # LeakyReLU): a softmax shifted by anything but each neighbourhood's own maximum underflows there, from a gap
+    # of ~450 (float32) or ~3700 (float64).
     torch.manual_seed(0)
     num_nodes = 40
     edge_index = random_graph(num_nodes, 200, seed=3)

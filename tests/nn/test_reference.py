@@ -75,7 +75,7 @@ def assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> 
 def test_matches_the_fast_layer(layer_class, heads, concat, add_self_loops, sparse, dropout, training):
     torch.manual_seed(heads)
     layer, reference = fast_and_reference(
-        layer_class, heads, concat, training, add_self_loops=add_self_loops, dropout=dropout, sparse_input=sparse
+        layer_class, heads, concat, training, add_self_loops=add_self_loops, dropout=dropout
     )
     x = random_features(50, 6, sparse)
     edge_index = random_graph(50, 300, seed=heads, isolated=5)
@@ -98,15 +98,13 @@ def test_matches_the_fast_layer_on_fewer_targets(layer_class, sparse):
 
 @each_layer
 def test_shares_the_fast_layers_state_dict(layer_class):
-    # Keys and shapes are the same, so a state dict loads either way; the fast first layer's input-major
-    # weight arrives as the same matrix in the reference's row-major one.
-    layer = layer_class(6, 4, num_heads=2, sparse_input=True)
+    # Keys and shapes are the same, so a state dict loads either way.
+    layer = layer_class(6, 4, num_heads=2)
     reference = REFERENCES[layer_class](6, 4, num_heads=2)
     assert {k: v.shape for k, v in reference.state_dict().items()} == {
         k: v.shape for k, v in layer.state_dict().items()
     }
     reference.load_state_dict(layer.state_dict())
-    assert not layer.linear.weight.is_contiguous() and reference.linear.weight.is_contiguous()
     assert torch.equal(reference.linear.weight, layer.linear.weight)
     layer.load_state_dict(REFERENCES[layer_class](6, 4, num_heads=2).state_dict())
 

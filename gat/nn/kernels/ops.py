@@ -26,27 +26,9 @@ def neighbourhood_softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) 
     return _NeighbourhoodSoftmax.apply(scores, neighbourhoods)
 
 
-def _softmax(
-    scores: torch.Tensor, neighbourhoods: Neighbourhoods, upper_bound: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The forward of :func:`neighbourhood_softmax`.
-
-    Softmax is shift-invariant: subtracting any per-node value :math:`m_i` from node ``i``'s scores changes
-    nothing but the numerics. The neighbourhood maximum (a segment reduction over all edges) makes every
-    exponent at most 0, so nothing overflows. A cheaper ``upper_bound`` (``[N, H]``, at least every score into
-    each node) does the same, but if it lies far above all of a neighbourhood's scores, their exponentials
-    underflow and lose precision; the maximum is then used after all. Overwrites ``scores`` unless an
-    ``upper_bound`` is given.
-    """
-    if upper_bound is not None:
-        exponentials = (scores - neighbourhoods.at_target(upper_bound)).exp_()
-        denominators = neighbourhoods.at_target(neighbourhoods.sum_by_target(exponentials))
-        # An exponential below finfo.tiny is a subnormal (or 0); where every sum is at least tiny / eps, such a
-        # term is less than one rounding error of its sum, so losing its precision changes nothing.
-        finfo = torch.finfo(scores.dtype)
-        if denominators.numel() == 0 or denominators.amin().item() >= finfo.tiny / finfo.eps:
-            return exponentials.div_(denominators)
-        scores = scores.clone()
+def _softmax(scores: torch.Tensor, neighbourhoods: Neighbourhoods) -> torch.Tensor:
+    """The forward of :func:`neighbourhood_softmax`; overwrites ``scores``. Subtracting each neighbourhood's
+    maximum (a segment reduction) changes nothing but the numerics: every exponent is at most 0."""
     maximum = torch.segment_reduce(scores, "max", offsets=neighbourhoods.row_pointers, axis=0)
     exponentials = scores.sub_(neighbourhoods.at_target(maximum)).exp_()
     return exponentials.div_(neighbourhoods.at_target(neighbourhoods.sum_by_target(exponentials)))
@@ -196,8 +178,7 @@ def _node_scores_backward(
         grad_projected = grad_scores @ score_weight
     else:  # addmm adds the gradient through the scores to the one through the values as it computes it
         grad_projected = torch.addmm(grad_values.view(num_nodes, -1), grad_scores, score_weight)
-    # grad_scores^T @ flat, not flat^T @ grad_scores: MKL is faster with the narrow side first (see
-    # gat.nn.kernels.projection._DenseProject). Only the diagonal blocks are weights.
+    # Only the diagonal blocks of grad_scores^T @ flat are weights.
     flat = projected.reshape(num_nodes, num_heads * num_features)
     return grad_projected, _diagonal_blocks(grad_scores.t() @ flat, num_heads)
 
@@ -235,14 +216,6 @@ def _edge_attention(
     scores = neighbourhoods.at_source(source_scores)
     scores += neighbourhoods.at_target(target_scores)
     activated = F.leaky_relu_(scores, negative_slope)
-    if activated.device.type == "cpu":
-        # LeakyReLU is increasing, so every score into node i, LeakyReLU(s_j + t_i), is at most
-        # LeakyReLU(max_j s_j + t_i) over ALL nodes j: a softmax shift from one max over the nodes instead of
-        # a segment max over the edges (see _softmax for when it falls back to that).
-        upper_bound = F.leaky_relu(source_scores.amax(0) + target_scores, negative_slope)
-        return _softmax(activated, neighbourhoods, upper_bound), activated
-    # On a GPU the segment max is one cheap kernel, and the bound's fallback test would need the host to wait for
-    # the device, which a captured CUDA graph cannot do (gat.train.steps.CapturedStep).
     return _softmax(activated.clone(), neighbourhoods), activated
 
 

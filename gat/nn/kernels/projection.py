@@ -1,8 +1,8 @@
 """The input projection ``x @ W^T`` of every layer, for a dense or a sparse CSR ``x``, with hand-written backwards.
 
 A layer's first product is its biggest dense one: on Cora the features are 2708 x 1433 and 1.3 % dense, so a sparse
-product is what makes the first layer fast. Both backwards compute the weight gradient in the order of operations
-that is fast on CPU; :class:`_SparseProject` also caches the transpose of the (constant) sparse features.
+product is what makes the first layer fast. Its backward, :class:`_SparseProject`, caches the transpose of the
+(constant) sparse features.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         ``[N, out]``.
     """
     if x.layout != torch.sparse_csr:
-        return _DenseProject.apply(x, weight) if torch.is_grad_enabled() else x @ weight.t()
+        return x @ weight.t()
     if not (torch.is_grad_enabled() and weight.requires_grad):  # no backward: no transpose to build
         return _sparse_product(x, weight)
     return _SparseProject.apply(weight, x, _transpose_structure(x, _block_rows(x, weight)))
@@ -36,30 +36,6 @@ def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def _sparse_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` for a sparse CSR ``x``, without gradients."""
     return csr_product(x.crow_indices(), x.col_indices(), x.values(), weight.t())
-
-
-class _DenseProject(torch.autograd.Function):
-    """``x @ W^T`` whose weight gradient is computed as ``grad_out^T @ x``.
-
-    For ``W`` stored input-major (:func:`gat.nn.layers.linear_projection`), autograd computes ``x^T @ grad_out``
-    instead, which MKL runs slower when the output is narrow (7 classes, 2 score halves); for wider outputs the two
-    orders cost the same.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return x @ weight.t()
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        x, weight = ctx.saved_tensors
-        grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = None
-        if ctx.needs_input_grad[1]:  # every leading dimension of x is a row of the product
-            grad_weight = grad_out.reshape(-1, grad_out.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
-            grad_weight = in_layout(grad_weight, weight.shape, weight.stride())
-        return grad_x, grad_weight
 
 
 # Rows of the output gradient read per block on CPU: about a core's L2 cache, so each row is fetched from memory
