@@ -19,9 +19,15 @@ Names below are imported on first use, so ``import gat`` (and a CLI's ``--help``
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# MKL's strict reproducibility mode: its matrix products give the same bits whatever the thread count (at no
+# measurable cost here), so a run's numbers do not depend on how many threads gat.threads gives it. MKL reads the
+# variable at its first product, so it holds for any process that imports gat before multiplying matrices.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -21,6 +21,10 @@ does not adapt (its sibling ranks would count as other load).
 An explicit choice always wins: ``--threads N`` on the command lines, else ``$GAT_THREADS``, else
 ``$OMP_NUM_THREADS`` (except in a torchrun rank, where torchrun sets that variable itself).
 
+A changing thread count never changes a run's numbers: a training step gives the same bits on any number of
+threads (gat's kernels write each output from one thread, and MKL's matrix products do so in the strict
+reproducibility mode that importing gat turns on, ``MKL_CBWR``; tests/test_threads.py checks it). Where that cannot be assured (another BLAS, or ``MKL_CBWR`` set otherwise) the count is chosen once.
+
 This module imports nothing heavy: the command lines read it before torch is imported.
 """
 
@@ -155,6 +159,15 @@ def requested_threads(
     return None
 
 
+def thread_count_free_numbers() -> bool:
+    """Whether a step gives the same bits on any thread count, so the count may change during a run without
+    changing its numbers: true with MKL's strict reproducibility mode (``MKL_CBWR=...,STRICT``, which importing
+    gat sets unless the variable is set already)."""
+    import torch
+
+    return torch.backends.mkl.is_available() and "STRICT" in os.environ.get("MKL_CBWR", "").upper()
+
+
 class ThreadPolicy:
     """Torch's intra-op thread count for a loop of steps of ``work_size`` edge-feature values (see the module
     docstring): set on creation, re-chosen by :meth:`update` from how busy the CPUs were since the last check.
@@ -178,7 +191,8 @@ class ThreadPolicy:
     ) -> None:
         self.work_size, self.cpus = work_size, available_cpus() if cpus is None else cpus
         self.requested = requested_threads(requested, honour_omp=honour_omp)
-        self.last_sample = sample_cpus() if adapt and self.requested is None else None
+        adapt = adapt and self.requested is None and thread_count_free_numbers()
+        self.last_sample = sample_cpus() if adapt else None
         # Until a load has been measured, the 1-minute load average stands for the other processes' (ours has
         # only just started: it adds little to it).
         load = os.getloadavg()[0] if self.last_sample is not None and hasattr(os, "getloadavg") else 0.0

@@ -216,6 +216,18 @@ def test_a_training_run_uses_the_policy_or_the_override_and_restores_torch(
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("dataset", ["synthetic", "cora"])
+def test_the_thread_count_never_changes_a_runs_numbers(tmp_path, dataset):
+    """What lets the policy change the count mid-run: 1 and 2 threads give the same bits, epoch after epoch."""
+    assert threads.thread_count_free_numbers()
+    histories = []
+    for count in (1, 2):
+        folders = {"runs_dir": str(tmp_path / f"runs{count}"), "models_dir": str(tmp_path / f"models{count}")}
+        config = TrainConfig(dataset=dataset, epochs=12, threads=count, tensorboard=False, quiet=True, **folders)
+        histories.append([{k: v for k, v in record.items() if k != "seconds"} for record in train(config).history])
+    assert histories[0] == histories[1]
+
+
 def test_minibatch_work_is_the_sampled_edges_of_a_step():
     assert sampled_edges(1024, (10, 10), 10**7) == 1024 * 10 + 1024 * 10 * 10
     assert sampled_edges(1024, (10, 10), 5000) == 5000 + 5000  # never more than the graph's edges per layer
