@@ -16,8 +16,10 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from gat.data.download import resolve_mirror
 from gat.data.planetoid import load_planetoid
 from gat.data.ppi import load_ppi
 from gat.errors import GATError
-from gat.io import ensure_writable, save_json, save_torch
+from gat.io import STALE_PART_SECONDS, ensure_writable, save_json, save_torch
 from gat.train.config import TrainConfig
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 from tests.helpers import REPO
@@ -285,17 +287,38 @@ def test_a_read_only_models_folder_is_refused_before_training(world, read_only, 
 # --- the writer and the validation as units --------------------------------------------------------------------
 
 
-def test_stale_part_files_of_dead_processes_are_removed(tmp_path):
+def _dead_pid() -> int:
     writer = subprocess.Popen([sys.executable, "-c", ""])
     writer.wait()  # exited and reaped: its pid names no process
-    dead_pid = writer.pid
-    dead = tmp_path / f".metrics.json.{dead_pid}.0a1b2c3d.part"
-    alive = tmp_path / f".metrics.json.{os.getpid()}.0a1b2c3d.part"  # a live writer's: keep it
-    foreign = tmp_path / ".notes.part"  # not ours (no pid): keep it
+    return writer.pid
+
+
+def test_stale_part_files_of_dead_processes_on_this_host_are_removed(tmp_path):
+    host = socket.gethostname().replace(".", "_")
+    dead = tmp_path / f".metrics.json.{host}.{_dead_pid()}.0a1b2c3d.part"
+    alive = tmp_path / f".metrics.json.{host}.{os.getpid()}.0a1b2c3d.part"  # a live writer's: keep it
+    foreign = tmp_path / ".notes.part"  # not ours (no host and pid): keep it
     for path in (dead, alive, foreign):
         path.write_bytes(b"half a file")
     save_json({"ok": True}, tmp_path / "metrics.json")
     assert not dead.exists() and alive.exists() and foreign.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([alive.name, foreign.name, "metrics.json"])
+
+
+def test_part_files_of_other_hosts_are_kept_until_they_are_a_day_old(tmp_path):
+    """Another machine writing into a shared folder: its pid means nothing here (a dead pid here may be its live
+    writer), so only age removes its files; the same goes for a pid of this host that a live process reused."""
+    pid = _dead_pid()
+    fresh = tmp_path / f".model.pt.other-machine_example_org.{pid}.0a1b2c3d.part"
+    old = tmp_path / f".model.pt.other-machine_example_org.{pid}.4e5f6a7b.part"
+    reused = tmp_path / f".model.pt.{socket.gethostname().replace('.', '_')}.{os.getpid()}.8c9d0e1f.part"
+    for path in (fresh, old, reused):
+        path.write_bytes(b"half a file")
+    two_days_ago = time.time() - 2 * STALE_PART_SECONDS
+    for path in (old, reused):
+        os.utime(path, (two_days_ago, two_days_ago))
+    save_torch({"weights": torch.zeros(3)}, tmp_path / "model.pt")
+    assert fresh.exists() and not old.exists() and not reused.exists()
 
 
 def test_ensure_writable_names_the_file_in_the_way(tmp_path):
