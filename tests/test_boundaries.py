@@ -11,6 +11,7 @@ real command lines in subprocesses.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -282,6 +283,64 @@ def test_a_read_only_models_folder_is_refused_before_training(world, read_only, 
     assert code == 1 and err.count("\n") == 1
     assert f"cannot write {read_only / 'models'}" in err and "Read-only file system" in err
     assert not (world.root / "runs").exists() or not list((world.root / "runs").rglob("metrics.json"))  # no epoch ran
+
+
+def _only_run(runs: Path) -> tuple[Path, dict]:
+    """The one run folder under ``runs`` and its metrics.json."""
+    (run_dir,) = runs.iterdir()
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def _assert_checkpoint_intact(models: Path) -> None:
+    """The run's last checkpoint before the fault loads and validates (it was written by an earlier epoch)."""
+    from gat.train import checkpoints
+
+    (checkpoint,) = (models / "checkpoints").glob("*.pt")
+    assert checkpoints.load(checkpoint, "checkpoint")["epoch"] >= 1
+
+
+TENSORBOARD_RUN = ("--tensorboard", "--epochs", "30", "--patience", "100", "--entropy-log-freq", "1",
+                   "--checkpoint-freq", "1")  # fmt: skip
+
+
+def test_tensorboard_writer_thread_failing_ends_the_run_in_one_line(world, capsys, monkeypatch):
+    """TensorBoard writes events from a background thread. Simulated at the lowest level the machine does not
+    need root for: the event file's append (tensorboard's local file system, called from that thread) raises
+    ENOSPC from its 100th record on (epoch 4 or so). The real full disk is the slow test below."""
+    from tensorboard.compat.tensorflow_stub.io import gfile
+
+    records = {"written": 0}
+    original = gfile.LocalFileSystem.append
+
+    def append(self, filename, file_content, binary_mode=False):
+        records["written"] += 1
+        if records["written"] >= 100:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(self, filename, file_content, binary_mode)
+
+    monkeypatch.setattr(gfile.LocalFileSystem, "append", append)
+    code, out, err = run_main("train", world.train(*TENSORBOARD_RUN), capsys)
+    run_dir, metrics = _only_run(world.root / "runs")
+    assert code == 1 and out == "" and "Traceback" not in err, err
+    assert err == f"error: cannot write {run_dir}: No space left on device\n"
+    assert metrics["status"] == f"failed: cannot write {run_dir}: No space left on device"
+    assert 0 < metrics["epochs"] < 30, "the fault ended the run where it happened"
+    _assert_checkpoint_intact(world.root / "models")
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_tensorboard_through_training_script(world, full_disk):
+    """A real full disk for the TensorBoard log (a 16 KiB tmpfs; the checkpoints are elsewhere): one line naming
+    the run folder, no traceback (from the writer thread either), and the checkpoints written before intact.
+    metrics.json lives on the same full disk here, so only the console can say why."""
+    subprocess.run(["mount", "-o", "remount,size=16k", str(full_disk)], check=True)
+    runs = full_disk / "runs"
+    result = run_command(str(REPO / "training_script.py"), *world.train("--runs-dir", str(runs), *TENSORBOARD_RUN),
+                         cwd=world.root)  # fmt: skip
+    (run_dir,) = runs.iterdir()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == f"error: cannot write {run_dir}: No space left on device\n"
+    _assert_checkpoint_intact(world.root / "models")
 
 
 # --- the writer and the validation as units --------------------------------------------------------------------

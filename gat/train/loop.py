@@ -327,6 +327,7 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     except TrainingInterrupted:
         raise
     except GATError as error:  # a full disk, a vanished folder...: say why in metrics.json too, if it can be written
+        log.abandon()  # pending events may fail to write too: the error on hand is the one to report
         _record_failure(log, run, error)
         raise
     finally:
@@ -393,6 +394,7 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress) -> dict[str, fl
     run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
     metrics = run.finish()
     log.final(config, metrics, run.stopper.best_epoch, len(run.history), run.seconds)
+    log.close()  # every event written, or the run failed: "completed" only once the whole log is on disk
     log.metrics(run.summary("completed", metrics))
     return metrics
 
