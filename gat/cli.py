@@ -275,25 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # anything the project's writer did not see first: still one line
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1
-    except (MemoryError, torch_out_of_memory()) as error:
-        print(f"error: out of memory ({str(error).splitlines()[0][:200]}): lower --hidden, --heads, --batch-size or "
-              "--num-layers", file=sys.stderr)  # fmt: skip
-        return 1
-
-
-def torch_out_of_memory() -> type[BaseException]:
-    """torch's out-of-memory error (a RuntimeError subclass raised by the CUDA allocator)."""
-    import torch
-
-    return torch.OutOfMemoryError
 
 
 def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> int:
     """Train (and draw) as the parsed flags say; returns the exit code."""
-    from gat.train.allocator import keep_freed_memory  # after parsing: fast --help
+    from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line  # after parsing: fast --help
     from gat.train.loop import TrainingInterrupted
-    from gat.train.steps import load_graph
-    from gat.train.trainer import train
 
     keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
     # One thread (or the requested count) for loading and pictures: small operations. The epoch loop chooses
@@ -301,23 +288,8 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
     apply_thread_policy(0, args.threads, honour_omp=not args.distributed)
 
     try:
-        if args.should_visualize:
-            from gat.io import ensure_writable
-            from visualization.reports import write_dataset_report
-
-            ensure_writable(args.figures_dir)  # before the dataset is loaded and drawn
-
-            report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
-        if args.seeds == 1:
-            results = [train(config, resume=args.resume, override=explicit)]
-        else:
-            results = run_seeds(config, args.seeds)
-        if args.visualize_after:
-            from visualization.reports import visualize_run
-
-            for result in results:
-                report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
-                       config.quiet)  # fmt: skip
+        with memory_errors_in_one_line():  # a failed allocation anywhere: one line with what to try
+            train_and_draw(args, config, explicit)
     except TrainingInterrupted as interruption:
         print(interruption, file=sys.stderr)
         return interruption.exit_code
@@ -328,6 +300,30 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def train_and_draw(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> None:
+    """The dataset's pictures (--should_visualize), the run or runs, then the trained models' pictures
+    (--visualize-after)."""
+    from gat.train.steps import load_graph
+    from gat.train.trainer import train
+
+    if args.should_visualize:
+        from gat.io import ensure_writable
+        from visualization.reports import write_dataset_report
+
+        ensure_writable(args.figures_dir)  # before the dataset is loaded and drawn
+        report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
+    if args.seeds == 1:
+        results = [train(config, resume=args.resume, override=explicit)]
+    else:
+        results = run_seeds(config, args.seeds)
+    if args.visualize_after:
+        from visualization.reports import visualize_run
+
+        for result in results:
+            report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
+                   config.quiet)  # fmt: skip
 
 
 def report(paths: list, quiet: bool) -> None:

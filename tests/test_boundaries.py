@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -38,7 +39,9 @@ from gat.data.planetoid import load_planetoid
 from gat.data.ppi import load_ppi
 from gat.errors import GATError
 from gat.io import STALE_PART_SECONDS, ensure_writable, save_json, save_torch
+from gat.train.allocator import memory_errors_in_one_line
 from gat.train.config import TrainConfig
+from gat.train.steps import available_memory
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 from tests.helpers import REPO
 
@@ -343,6 +346,47 @@ def test_a_full_disk_under_tensorboard_through_training_script(world, full_disk)
     _assert_checkpoint_intact(world.root / "models")
 
 
+# --- out of memory: one line with what to try ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error,message",
+    [
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                      "tried to allocate 4294967296 bytes. Error code 12 (Cannot allocate memory)"),
+         "out of CPU memory (asked for 4.0 GiB): "),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                                "79.19 GiB of which 3.50 GiB is free."), "out of GPU memory (asked for 20.00 GiB): "),
+        (MemoryError("Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type float64"),
+         "out of memory (asked for 8.00 GiB): "),
+        (MemoryError(), "out of memory: "),
+    ],
+    ids=["torch-cpu-allocator", "torch-cuda", "numpy", "python"],
+)  # fmt: skip
+def test_every_allocator_failure_is_one_line_with_what_to_try(error, message):
+    with pytest.raises(GATError) as converted, memory_errors_in_one_line("try less"):
+        raise error
+    assert str(converted.value) == message + "try less"
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory():
+    with pytest.raises(RuntimeError, match="shape mismatch"), memory_errors_in_one_line("try less"):
+        raise RuntimeError("shape mismatch")
+
+
+def test_the_pictures_running_out_of_memory_are_one_line(world, capsys, monkeypatch):
+    """A real allocation failure from torch's CPU allocator (2**60 bytes, which no machine grants) where the
+    t-SNE would allocate its map."""
+    import openTSNE
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", lambda self, features: torch.empty(2**60, dtype=torch.uint8))
+    code, out, err = run_main("draw", world.draw("embeddings"), capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert (
+        err == "error: out of CPU memory (asked for 1073741824.0 GiB): try a smaller --max-nodes or fewer --threads\n"
+    )
+
+
 # --- the writer and the validation as units --------------------------------------------------------------------
 
 
@@ -526,3 +570,25 @@ def test_a_malformed_result_through_python_m_gat_reproduce(world):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "'seed' is missing" in result.stderr
     assert snapshot(world.root) == before
+
+
+@pytest.mark.slow
+def test_running_out_of_memory_while_training_through_training_script(world):
+    """A real allocator failure: the process may map 1.5 GiB (RLIMIT_AS; a small run needs about 0.7), and a
+    --hidden 16384 step needs 1 GiB more than the model, though the estimate (about 2 GiB) fits a machine's
+    free memory and so is not refused at parse time."""
+    if available_memory(torch.device("cpu")) < 4 * 2**30:
+        pytest.skip("needs 4 GiB of free memory for the estimate to let the run start")
+
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**29, resource.RLIM_INFINITY))
+
+    argv = world.train("--hidden", "16384", "--epochs", "2", "--threads", "1")
+    result = subprocess.run([sys.executable, str(REPO / "training_script.py"), *argv], capture_output=True, text=True,
+                            timeout=300, cwd=world.root, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=limit_address_space)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: out of CPU memory (asked for ") and "--hidden" in line and "--threads" in line
+    _, metrics = _only_run(world.root / "runs")
+    assert metrics["status"] == "failed: " + line.removeprefix("error: ")

@@ -166,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     apply_thread_policy(0, args.threads)
     if not args.show:
         matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
+    from gat.train.allocator import memory_errors_in_one_line
+
     try:
-        paths, figures = run(args)
+        with memory_errors_in_one_line("try a smaller --max-nodes or fewer --threads"):
+            paths, figures = run(args)
     except GATError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

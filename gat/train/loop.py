@@ -29,6 +29,7 @@ from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
 from gat.threads import thread_policy
 from gat.train import checkpoints
+from gat.train.allocator import memory_errors_in_one_line
 from gat.train.config import SELECTION_RULES, TrainConfig
 from gat.train.presets import score_name
 from gat.train.progress import Progress
@@ -322,7 +323,8 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     progress = Progress(config, graph, run.model, device, run.run_id, resumed_from=run.last_epoch)
     try:
         # the thread policy's count for the epochs and the final evaluation, then the caller's again
-        with thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads):
+        threads = thread_policy(run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads)
+        with threads, memory_errors_in_one_line():  # out of memory: one line, and metrics.json says so
             metrics = _train_and_finish(run, log, progress)
     except TrainingInterrupted:
         raise
