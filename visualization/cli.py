@@ -282,7 +282,7 @@ def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
     count = len(trained.inspection.hidden)
     chosen = args.layer or default_layers(trained.inspection)
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
-    figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes)
+    figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes, trained.maps)
     return {reports.embeddings_name(layers): figure}, []
 
 

@@ -82,7 +82,7 @@ def model_figures(
     }
     figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes, trained.maps)
     return figures
 
 
