@@ -387,6 +387,21 @@ def test_the_pictures_running_out_of_memory_are_one_line(world, capsys, monkeypa
     )
 
 
+def test_reproduce_running_out_of_memory_is_one_line(world, capsys, monkeypatch):
+    """A real allocation failure from torch's CPU allocator (2**60 bytes) in a run's training step: the error line
+    (reproduce adds how to resume) and no traceback."""
+    from gat.train.loop import Run
+
+    monkeypatch.setattr(Run, "train_epoch", lambda self, epoch: torch.empty(2**60, dtype=torch.uint8))
+    argv = ["--datasets", "synthetic", "--layers", "gat", "--seeds", "1", "--epochs", "1",
+            "--output", str(world.root / "results"), "--data-dir", str(world.root / "data")]  # fmt: skip
+    code, out, err = run_main("reproduce", argv, capsys)
+    assert code == 1 and "Traceback" not in err, err
+    # reproduce's progress bar is on stderr too, and its error is followed by how to resume the finished runs
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: out of CPU memory (asked for 1073741824.0 GiB): ")
+
+
 # --- the writer and the validation as units --------------------------------------------------------------------
 
 
