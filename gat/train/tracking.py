@@ -190,7 +190,7 @@ class RunLog:
             self.abandon()
 
     def abandon(self) -> None:
-        """Close the log without waiting for pending events (after a failure, whose error is the news)."""
+        """Close the log, ignoring a write that fails on the way (after a failure, whose error is the news)."""
         writer, self.writer = self.writer, None
         if writer is not None:
             with suppress(OSError):
