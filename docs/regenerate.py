@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"## `python -m visualization explain --node {node}`\n\n```\n{format_explanation(explanation)}\n```\n")
         figures[explanation_name(node)] = explanation_figure(explanation, graph.num_classes)
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed=0)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed=0, maps=trained.maps)
     print("## Attention entropy (nats)\n\n```\n" + format_statistics(entropy_statistics(inspection)) + "\n```\n")
 
     paths = save_figures(figures, args.out)

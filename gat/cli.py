@@ -12,11 +12,11 @@ accepted as aliases, spelled with underscores or dashes. Run with --help for eve
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import statistics
 import sys
 from dataclasses import fields, replace
+from typing import Any
 
 # Huge pages for torch's large CPU tensors (read once, at torch's first allocation: before any import of torch);
 # gat/allocator.py explains why.
@@ -34,13 +34,18 @@ DEFAULTS = TrainConfig()
 
 
 class DefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Show a flag's default in --help, unless it is None/False (nothing to say) or the help states it already;
-    keep the epilog's table of presets as written."""
+    """Show a flag's default in --help (a training setting's: `TrainConfig`'s), unless there is nothing to say
+    (None, False, empty), the help states it already, or the flag is an alias that takes no value; keep the
+    epilog's table of presets as written."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False or "default" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
+        text = action.help or ""
+        default = getattr(DEFAULTS, action.dest, None) if action.default is argparse.SUPPRESS else action.default
+        alias = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
+        nothing = default is None or default is False or default == ""
+        if nothing or alias or "default" in text:
+            return text
+        return f"{text} (default: {default})"
 
 
 def heads_list(text: str) -> tuple[int, ...]:
@@ -51,28 +56,26 @@ def heads_list(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # A training setting's flag has no default here (SUPPRESS): the parsed namespace holds exactly the settings
+    # given, which win over the dataset's preset and must agree with a checkpoint being resumed (given_fields).
+    # The other flags name their defaults.
     parser = OneLineErrorParser(
         description="Train a Graph Attention Network (defaults: the GAT paper's Cora setup).",
         epilog="dataset presets (the papers' settings; a flag given explicitly wins):\n" + describe_presets(),
         formatter_class=DefaultsFormatter,
+        argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=version_text())
     data = parser.add_argument_group("data")
-    data.add_argument(
-        "--dataset", type=str.lower, choices=dataset_names(), default=DEFAULTS.dataset, help="graph to train on"
-    )
-    data.add_argument("--data-dir", default=DEFAULTS.data_dir, help="dataset cache (raw files, processed .npz)")
+    data.add_argument("--dataset", type=str.lower, choices=dataset_names(), help="graph to train on")
+    data.add_argument("--data-dir", help="dataset cache (raw files, processed .npz)")
     data.add_argument(
         "--data-mirror",
-        default=None,
         help="folder or URL holding the Planetoid raw files (default: $GAT_DATA_MIRROR, else GitHub)",
     )
 
     model = parser.add_argument_group("model")
-    # default=None for every flag a preset may set: None means "not given", so the dataset's preset applies.
-    model.add_argument(
-        "--layer", choices=tuple(LAYERS), default=DEFAULTS.layer, help="gat, or gatv2 (dynamic attention)"
-    )
+    model.add_argument("--layer", choices=tuple(LAYERS), help="gat, or gatv2 (dynamic attention)")
     model.add_argument("--num-layers", type=int, help=f"attention layers (default {DEFAULTS.num_layers}, or preset)")
     model.add_argument("--hidden", type=int, help=f"features per head in hidden layers (default {DEFAULTS.hidden})")
     model.add_argument(
@@ -95,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--num_of_epochs",
         "--num-of-epochs",
         type=int,
-        default=None,
         help=f"at most (default {DEFAULTS.epochs}; when resuming, the run's own)",
     )
     optimisation.add_argument(
@@ -103,13 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience_period",
         "--patience-period",
         type=int,
-        default=DEFAULTS.patience,
         help="stop after this many epochs without val loss or val accuracy improving",
     )
     optimisation.add_argument(
         "--select",
         choices=tuple(SELECTION_RULES),
-        default=DEFAULTS.select,
         help="which epoch's model to keep, from validation scores: "
         + "; ".join(f"{rule}: {meaning}" for rule, meaning in SELECTION_RULES.items()),
     )
@@ -117,27 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument(
         "--weight-decay", type=float, help=f"L2 penalty (default {DEFAULTS.weight_decay}, or preset)"
     )
-    optimisation.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed on CPU = same numbers")
+    optimisation.add_argument("--seed", type=int, help="same seed on CPU = same numbers")
     optimisation.add_argument(
         "--seeds", type=int, default=1, help="train this many runs (seeds seed, seed+1, ...) and print mean ± std"
     )
-    optimisation.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS.device, help="auto = cuda if available"
-    )
+    optimisation.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto = cuda if available")
     optimisation.add_argument(
         "--force_cpu", "--force-cpu", dest="device", action="store_const", const="cpu", help="alias of --device cpu"
     )
     optimisation.add_argument(
         "--threads",
         type=bounded_int(1),
-        default=None,
         help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, else chosen from the "
         "step's size and the CPUs this process may use: 1 for Cora-sized steps)",
     )
     optimisation.add_argument(
         "--cuda-graphs",
         action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.cuda_graphs,
         help="on a GPU, replay each full-batch step from a CUDA graph (--no-cuda-graphs: launch every kernel)",
     )
 
@@ -145,13 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     minibatch.add_argument(
         "--fanouts",
         type=heads_list,
-        default=DEFAULTS.fanouts,
         help="train on sampled neighbourhoods: in-neighbours kept per node, one count per layer, the first layer's "
         "first, e.g. 10,10 (default: full-batch)",
     )
-    minibatch.add_argument(
-        "--batch-size", type=int, default=DEFAULTS.batch_size, help="seed nodes per step (per process)"
-    )
+    minibatch.add_argument("--batch-size", type=int, help="seed nodes per step (per process)")
     minibatch.add_argument(
         "--distributed",
         action="store_true",
@@ -160,25 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="TensorBoard logs and metrics.json")
-    outputs.add_argument("--models-dir", default=DEFAULTS.models_dir, help="checkpoints/ and binaries/ go here")
-    outputs.add_argument("--checkpoint-freq", type=int, default=DEFAULTS.checkpoint_freq, help="in epochs")
+    outputs.add_argument("--runs-dir", help="TensorBoard logs and metrics.json")
+    outputs.add_argument("--models-dir", help="checkpoints/ and binaries/ go here")
+    outputs.add_argument("--checkpoint-freq", type=int, help="in epochs")
     outputs.add_argument(
         "--console-log-freq",
         type=int,
-        default=DEFAULTS.console_log_freq,
         help="log line every N epochs when no progress bar is shown",
     )
     outputs.add_argument(
         "--entropy-log-freq",
         type=int,
-        default=DEFAULTS.entropy_log_freq,
         help="attention-entropy histograms and mean KL from uniform attention to TensorBoard every N epochs "
         "(and once before training)",
     )
     outputs.add_argument(
         "--run-name",
-        default=DEFAULTS.run_name,
         help="name the run: runs/<dataset>_<run-name>_<date>-<time>_<random> (letters, digits, . _ = + -)",
     )
     outputs.add_argument(
@@ -193,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--should_test",
         "--should-test",
         action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.test,
         help="evaluate the best model on the test split at the end",
     )
     outputs.add_argument(
@@ -201,19 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--enable_tensorboard",
         "--enable-tensorboard",
         action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.tensorboard,
         help="write TensorBoard event files",
     )
     outputs.add_argument(
         "--should_visualize",
         "--should-visualize",
         action="store_true",
+        default=False,
         help="first draw the dataset's degree pictures, whole-graph drawing and summary into --figures-dir",
     )
     outputs.add_argument("--figures-dir", default="figures", help="where --should_visualize writes")
     outputs.add_argument(
         "--visualize-after",
         action="store_true",
+        default=False,
         help="then draw attention, entropy and t-SNE into runs/<run-id>/figures (and TensorBoard)",
     )
     outputs.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -231,23 +221,20 @@ def version_text() -> str:
     return f"gat {__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
 
 
+def given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The `TrainConfig` fields given on the command line, by name: the parser leaves out every one not given."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Flags -> TrainConfig: the dataset's preset, then the flags given explicitly (not None) on top; invalid
-    values raise GATError with a one-line reason."""
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    preset_heads = get_dataset(args.dataset).preset.get("heads", DEFAULTS.heads)
+    """Flags -> TrainConfig: the dataset's preset, then the flags given explicitly on top; invalid values raise
+    GATError with a one-line reason."""
+    values = given_fields(args)
+    dataset = values.get("dataset", DEFAULTS.dataset)
+    preset_heads = get_dataset(dataset).preset.get("heads", DEFAULTS.heads)
     if "heads" not in values and values.get("num_layers", len(preset_heads)) != len(preset_heads):
         values["heads"] = (8,) * (values["num_layers"] - 1) + (1,)  # a new depth: 8 heads per hidden layer
-    return preset_config(args.dataset, **values)
-
-
-def explicit_fields(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[str, ...]:
-    """The `TrainConfig` fields the command line set explicitly (not left at their defaults)."""
-    quiet = copy.deepcopy(parser)
-    for action in quiet._actions:  # parse again with no defaults: only what was typed remains
-        action.default = argparse.SUPPRESS
-    given = vars(quiet.parse_args(argv))
-    return tuple(f.name for f in fields(TrainConfig) if f.name in given)
+    return preset_config(dataset, **values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,60 +251,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None and args.seeds > 1:
         parser.error("--resume continues one run: it cannot be combined with --seeds")
     try:
-        requested_threads(args.threads)  # a malformed $GAT_THREADS is a usage error too
+        requested_threads(config.threads)  # a malformed $GAT_THREADS is a usage error too
     except GATError as error:
         parser.error(str(error))
 
-    if args.threads is not None:
-        os.environ[THREADS_VARIABLE] = str(args.threads)  # the flag is the variable: the pictures' t-SNE reads it too
+    if config.threads is not None:
+        os.environ[THREADS_VARIABLE] = str(config.threads)  # the flag is the variable: the pictures' t-SNE reads it
     try:
-        return run_command(args, config, explicit_fields(parser, argv))
+        return run_command(args, config, tuple(given_fields(args)))
     except OSError as error:  # anything the project's writer did not see first: still one line
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1
-    except (MemoryError, torch_out_of_memory()) as error:
-        print(f"error: out of memory ({str(error).splitlines()[0][:200]}): lower --hidden, --heads, --batch-size or "
-              "--num-layers", file=sys.stderr)  # fmt: skip
-        return 1
-
-
-def torch_out_of_memory() -> type[BaseException]:
-    """torch's out-of-memory error (a RuntimeError subclass raised by the CUDA allocator)."""
-    import torch
-
-    return torch.OutOfMemoryError
 
 
 def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> int:
     """Train (and draw) as the parsed flags say; returns the exit code."""
-    from gat.train.allocator import keep_freed_memory  # after parsing: fast --help
+    from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line  # after parsing: fast --help
     from gat.train.loop import TrainingInterrupted
-    from gat.train.steps import load_graph
-    from gat.train.trainer import train
 
     keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
     # One thread (or the requested count) for loading and pictures: small operations. The epoch loop chooses
     # again from the size of its step (gat.threads).
-    apply_thread_policy(0, args.threads, honour_omp=not args.distributed)
+    apply_thread_policy(0, config.threads, honour_omp=not config.distributed)
 
     try:
-        if args.should_visualize:
-            from gat.io import ensure_writable
-            from visualization.reports import write_dataset_report
-
-            ensure_writable(args.figures_dir)  # before the dataset is loaded and drawn
-
-            report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
-        if args.seeds == 1:
-            results = [train(config, resume=args.resume, override=explicit)]
-        else:
-            results = run_seeds(config, args.seeds)
-        if args.visualize_after:
-            from visualization.reports import visualize_run
-
-            for result in results:
-                report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
-                       config.quiet)  # fmt: skip
+        with memory_errors_in_one_line():  # a failed allocation anywhere: one line with what to try
+            train_and_draw(args, config, explicit)
     except TrainingInterrupted as interruption:
         print(interruption, file=sys.stderr)
         return interruption.exit_code
@@ -328,6 +287,30 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def train_and_draw(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> None:
+    """The dataset's pictures (--should_visualize), the run or runs, then the trained models' pictures
+    (--visualize-after)."""
+    from gat.train.steps import load_graph
+    from gat.train.trainer import train
+
+    if args.should_visualize:
+        from gat.io import ensure_writable
+        from visualization.reports import write_dataset_report
+
+        ensure_writable(args.figures_dir)  # before the dataset is loaded and drawn
+        report(write_dataset_report(load_graph(config), args.figures_dir), config.quiet)
+    if args.seeds == 1:
+        results = [train(config, resume=args.resume, override=explicit)]
+    else:
+        results = run_seeds(config, args.seeds)
+    if args.visualize_after:
+        from visualization.reports import visualize_run
+
+        for result in results:
+            report(visualize_run(result.binary_path, config.data_dir, config.data_mirror, config.tensorboard),
+                   config.quiet)  # fmt: skip
 
 
 def report(paths: list, quiet: bool) -> None:

@@ -2,8 +2,9 @@
 
 - Atomic: a file is written to a temporary ``.part`` file in the destination's folder (same file system, so the
   final rename is atomic), flushed to disk, and only then moved into place with ``os.replace``. A crash, Ctrl-C or
-  full disk mid-write leaves the previous version intact and no temporary file behind; ``.part`` files of a
-  process that was killed (SIGKILL skips every clean-up) are removed by the next write into the same folder.
+  full disk mid-write leaves the previous version intact and no temporary file behind. A ``.part`` file is named
+  after its writer (``.<name>.<host>.<pid>.<random>.part``), so the next write into the same folder can remove
+  the leftovers of a process that was killed (SIGKILL skips every clean-up): see :func:`remove_stale_parts`.
 - One line per failure: an ``OSError`` (a folder that is a file, a read-only file system, a full disk; torch's
   zip writer hides it behind a ``RuntimeError``) becomes a :class:`GATError` naming the path and the cause.
 - Fail fast: :func:`ensure_writable` checks a folder before any work starts (training, drawing, downloading).
@@ -15,6 +16,8 @@ import json
 import math
 import os
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +28,10 @@ import torch
 from gat.errors import GATError
 
 PART_SUFFIX = ".part"
+# A temporary file older than this is a leftover whoever wrote it: no single write takes a day. It is the only
+# rule for another machine's files on a shared (network) folder, whose pids this machine cannot check, and it
+# also clears a file whose writer's pid was reused by a live process.
+STALE_PART_SECONDS = 24 * 60 * 60
 
 
 def os_error(path: str | os.PathLike, error: OSError) -> GATError:
@@ -42,7 +49,7 @@ def ensure_writable(folder: str | os.PathLike) -> Path:
     Called before work starts, so a read-only or mistyped output folder is found in a second, not after hours.
     """
     folder = Path(folder)
-    probe = folder / f".write-test.{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}"
+    probe = folder / part_name("write-test")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -52,11 +59,30 @@ def ensure_writable(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def part_name(name: str) -> str:
+    """The temporary name for ``name``: ``.<name>.<host>.<pid>.<random>.part``, naming its writer."""
+    return f".{name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}"
+
+
 def remove_stale_parts(folder: str | os.PathLike) -> None:
-    """Delete ``.part`` files in ``folder`` whose writing process no longer exists (killed mid-write)."""
+    """Delete the ``.part`` files in ``folder`` left by writers that are gone.
+
+    A file written on this machine goes as soon as its pid names no process. A file from another machine (a
+    shared folder) stays, since its writer may be alive there, until it is `STALE_PART_SECONDS` old (by its
+    modification time, which a live writer keeps fresh); so does one whose pid now names another live process.
+    Files not named by :func:`part_name` are not ours and are never touched.
+    """
+    now = time.time()
     for part in Path(folder).glob(f".*{PART_SUFFIX}"):
-        pid = _writer_pid(part.name)
-        if pid is not None and not _alive(pid):
+        writer = _writer(part.name)
+        if writer is None:
+            continue
+        host, pid = writer
+        try:
+            old = now - part.stat().st_mtime > STALE_PART_SECONDS
+        except FileNotFoundError:  # its writer just finished or cleaned up
+            continue
+        if old or (host == _host() and not _alive(pid)):
             part.unlink(missing_ok=True)
 
 
@@ -68,8 +94,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     `GATError` naming ``path``.
     """
     path = Path(path)
-    # The writer's pid is in the name, so a later write can tell a dead process's leftovers from a live one's.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}")
+    # Named after its writer, so a later write can tell a dead process's leftovers from a live one's.
+    temporary = path.with_name(part_name(path.name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_parts(path.parent)
@@ -110,10 +136,18 @@ def save_torch(data: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _writer_pid(name: str) -> int | None:
-    """The pid in ``.<name>.<pid>.<hex>.part``, or None for a name of another shape."""
+def _host() -> str:
+    """This machine's name with dots made underscores, so a temporary name splits unambiguously on dots (host
+    names never hold an underscore)."""
+    return socket.gethostname().replace(".", "_") or "unknown-host"
+
+
+def _writer(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of ``.<name>.<host>.<pid>.<hex>.part``, or None for a name of another shape."""
     parts = name.removesuffix(PART_SUFFIX).split(".")
-    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+    if len(parts) < 5 or not parts[-2].isdigit():
+        return None
+    return parts[-3], int(parts[-2])
 
 
 def _alive(pid: int) -> bool:

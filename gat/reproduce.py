@@ -32,7 +32,7 @@ from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_si
 from gat.nn.model import LAYERS, Inspection
 from gat.threads import apply_thread_policy, choose_threads, requested_threads
 from gat.train import checkpoints
-from gat.train.allocator import keep_freed_memory
+from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line
 from gat.train.config import MAX_SEED, SELECTION_RULES, TrainConfig
 from gat.train.loop import inspect_model
 from gat.train.presets import preset_config, score_name
@@ -203,7 +203,8 @@ def run(config: TrainConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args, datasets, layers = parse_args(argv)
     try:
-        return reproduce(args, datasets, layers, argv)
+        with memory_errors_in_one_line("try fewer --threads, or leave the largest dataset out of --datasets"):
+            return reproduce(args, datasets, layers, argv)
     except GATError as error:  # a bad saved result, an unwritable --output
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -11,13 +11,17 @@ real command lines in subprocesses.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
+import resource
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,8 +38,10 @@ from gat.data.download import resolve_mirror
 from gat.data.planetoid import load_planetoid
 from gat.data.ppi import load_ppi
 from gat.errors import GATError
-from gat.io import ensure_writable, save_json, save_torch
+from gat.io import STALE_PART_SECONDS, ensure_writable, save_json, save_torch
+from gat.train.allocator import memory_errors_in_one_line
 from gat.train.config import TrainConfig
+from gat.train.steps import available_memory
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 from tests.helpers import REPO
 
@@ -282,20 +288,155 @@ def test_a_read_only_models_folder_is_refused_before_training(world, read_only, 
     assert not (world.root / "runs").exists() or not list((world.root / "runs").rglob("metrics.json"))  # no epoch ran
 
 
+def _only_run(runs: Path) -> tuple[Path, dict]:
+    """The one run folder under ``runs`` and its metrics.json."""
+    (run_dir,) = runs.iterdir()
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def _assert_checkpoint_intact(models: Path) -> None:
+    """The run's last checkpoint before the fault loads and validates (it was written by an earlier epoch)."""
+    from gat.train import checkpoints
+
+    (checkpoint,) = (models / "checkpoints").glob("*.pt")
+    assert checkpoints.load(checkpoint, "checkpoint")["epoch"] >= 1
+
+
+TENSORBOARD_RUN = ("--tensorboard", "--epochs", "30", "--patience", "100", "--entropy-log-freq", "1",
+                   "--checkpoint-freq", "1")  # fmt: skip
+
+
+def test_tensorboard_writer_thread_failing_ends_the_run_in_one_line(world, capsys, monkeypatch):
+    """TensorBoard writes events from a background thread. Simulated at the lowest level the machine does not
+    need root for: the event file's append (tensorboard's local file system, called from that thread) raises
+    ENOSPC from its 100th record on (epoch 4 or so). The real full disk is the slow test below."""
+    from tensorboard.compat.tensorflow_stub.io import gfile
+
+    records = {"written": 0}
+    original = gfile.LocalFileSystem.append
+
+    def append(self, filename, file_content, binary_mode=False):
+        records["written"] += 1
+        if records["written"] >= 100:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(self, filename, file_content, binary_mode)
+
+    monkeypatch.setattr(gfile.LocalFileSystem, "append", append)
+    code, out, err = run_main("train", world.train(*TENSORBOARD_RUN), capsys)
+    run_dir, metrics = _only_run(world.root / "runs")
+    assert code == 1 and out == "" and "Traceback" not in err, err
+    assert err == f"error: cannot write {run_dir}: No space left on device\n"
+    assert metrics["status"] == f"failed: cannot write {run_dir}: No space left on device"
+    assert 0 < metrics["epochs"] < 30, "the fault ended the run where it happened"
+    _assert_checkpoint_intact(world.root / "models")
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_tensorboard_through_training_script(world, full_disk):
+    """A real full disk for the TensorBoard log (a 16 KiB tmpfs; the checkpoints are elsewhere): one line naming
+    the run folder, no traceback (from the writer thread either), and the checkpoints written before intact.
+    metrics.json lives on the same full disk here, so only the console can say why."""
+    subprocess.run(["mount", "-o", "remount,size=16k", str(full_disk)], check=True)
+    runs = full_disk / "runs"
+    result = run_command(str(REPO / "training_script.py"), *world.train("--runs-dir", str(runs), *TENSORBOARD_RUN),
+                         cwd=world.root)  # fmt: skip
+    (run_dir,) = runs.iterdir()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == f"error: cannot write {run_dir}: No space left on device\n"
+    _assert_checkpoint_intact(world.root / "models")
+
+
+# --- out of memory: one line with what to try ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error,message",
+    [
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                      "tried to allocate 4294967296 bytes. Error code 12 (Cannot allocate memory)"),
+         "out of CPU memory (asked for 4.0 GiB): "),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                                "79.19 GiB of which 3.50 GiB is free."), "out of GPU memory (asked for 20.00 GiB): "),
+        (MemoryError("Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type float64"),
+         "out of memory (asked for 8.00 GiB): "),
+        (MemoryError(), "out of memory: "),
+    ],
+    ids=["torch-cpu-allocator", "torch-cuda", "numpy", "python"],
+)  # fmt: skip
+def test_every_allocator_failure_is_one_line_with_what_to_try(error, message):
+    with pytest.raises(GATError) as converted, memory_errors_in_one_line("try less"):
+        raise error
+    assert str(converted.value) == message + "try less"
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory():
+    with pytest.raises(RuntimeError, match="shape mismatch"), memory_errors_in_one_line("try less"):
+        raise RuntimeError("shape mismatch")
+
+
+def test_the_pictures_running_out_of_memory_are_one_line(world, capsys, monkeypatch):
+    """A real allocation failure from torch's CPU allocator (2**60 bytes, which no machine grants) where the
+    t-SNE would allocate its map."""
+    import openTSNE
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", lambda self, features: torch.empty(2**60, dtype=torch.uint8))
+    code, out, err = run_main("draw", world.draw("embeddings"), capsys)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert (
+        err == "error: out of CPU memory (asked for 1073741824.0 GiB): try a smaller --max-nodes or fewer --threads\n"
+    )
+
+
+def test_reproduce_running_out_of_memory_is_one_line(world, capsys, monkeypatch):
+    """A real allocation failure from torch's CPU allocator (2**60 bytes) in a run's training step: the error line
+    (reproduce adds how to resume) and no traceback."""
+    from gat.train.loop import Run
+
+    monkeypatch.setattr(Run, "train_epoch", lambda self, epoch: torch.empty(2**60, dtype=torch.uint8))
+    argv = ["--datasets", "synthetic", "--layers", "gat", "--seeds", "1", "--epochs", "1",
+            "--output", str(world.root / "results"), "--data-dir", str(world.root / "data")]  # fmt: skip
+    code, out, err = run_main("reproduce", argv, capsys)
+    assert code == 1 and "Traceback" not in err, err
+    # reproduce's progress bar is on stderr too, and its error is followed by how to resume the finished runs
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: out of CPU memory (asked for 1073741824.0 GiB): ")
+
+
 # --- the writer and the validation as units --------------------------------------------------------------------
 
 
-def test_stale_part_files_of_dead_processes_are_removed(tmp_path):
+def _dead_pid() -> int:
     writer = subprocess.Popen([sys.executable, "-c", ""])
     writer.wait()  # exited and reaped: its pid names no process
-    dead_pid = writer.pid
-    dead = tmp_path / f".metrics.json.{dead_pid}.0a1b2c3d.part"
-    alive = tmp_path / f".metrics.json.{os.getpid()}.0a1b2c3d.part"  # a live writer's: keep it
-    foreign = tmp_path / ".notes.part"  # not ours (no pid): keep it
+    return writer.pid
+
+
+def test_stale_part_files_of_dead_processes_on_this_host_are_removed(tmp_path):
+    host = socket.gethostname().replace(".", "_")
+    dead = tmp_path / f".metrics.json.{host}.{_dead_pid()}.0a1b2c3d.part"
+    alive = tmp_path / f".metrics.json.{host}.{os.getpid()}.0a1b2c3d.part"  # a live writer's: keep it
+    foreign = tmp_path / ".notes.part"  # not ours (no host and pid): keep it
     for path in (dead, alive, foreign):
         path.write_bytes(b"half a file")
     save_json({"ok": True}, tmp_path / "metrics.json")
     assert not dead.exists() and alive.exists() and foreign.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([alive.name, foreign.name, "metrics.json"])
+
+
+def test_part_files_of_other_hosts_are_kept_until_they_are_a_day_old(tmp_path):
+    """Another machine writing into a shared folder: its pid means nothing here (a dead pid here may be its live
+    writer), so only age removes its files; the same goes for a pid of this host that a live process reused."""
+    pid = _dead_pid()
+    fresh = tmp_path / f".model.pt.other-machine_example_org.{pid}.0a1b2c3d.part"
+    old = tmp_path / f".model.pt.other-machine_example_org.{pid}.4e5f6a7b.part"
+    reused = tmp_path / f".model.pt.{socket.gethostname().replace('.', '_')}.{os.getpid()}.8c9d0e1f.part"
+    for path in (fresh, old, reused):
+        path.write_bytes(b"half a file")
+    two_days_ago = time.time() - 2 * STALE_PART_SECONDS
+    for path in (old, reused):
+        os.utime(path, (two_days_ago, two_days_ago))
+    save_torch({"weights": torch.zeros(3)}, tmp_path / "model.pt")
+    assert fresh.exists() and not old.exists() and not reused.exists()
 
 
 def test_ensure_writable_names_the_file_in_the_way(tmp_path):
@@ -444,3 +585,25 @@ def test_a_malformed_result_through_python_m_gat_reproduce(world):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "'seed' is missing" in result.stderr
     assert snapshot(world.root) == before
+
+
+@pytest.mark.slow
+def test_running_out_of_memory_while_training_through_training_script(world):
+    """A real allocator failure: the process may map 1.5 GiB (RLIMIT_AS; a small run needs about 0.7), and a
+    --hidden 16384 step needs 1 GiB more than the model, though the estimate (about 2 GiB) fits a machine's
+    free memory and so is not refused at parse time."""
+    if available_memory(torch.device("cpu")) < 4 * 2**30:
+        pytest.skip("needs 4 GiB of free memory for the estimate to let the run start")
+
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**29, resource.RLIM_INFINITY))
+
+    argv = world.train("--hidden", "16384", "--epochs", "2", "--threads", "1")
+    result = subprocess.run([sys.executable, str(REPO / "training_script.py"), *argv], capture_output=True, text=True,
+                            timeout=300, cwd=world.root, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=limit_address_space)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: out of CPU memory (asked for ") and "--hidden" in line and "--threads" in line
+    _, metrics = _only_run(world.root / "runs")
+    assert metrics["status"] == "failed: " + line.removeprefix("error: ")

@@ -166,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     apply_thread_policy(0, args.threads)
     if not args.show:
         matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
+    from gat.train.allocator import memory_errors_in_one_line
+
     try:
-        paths, figures = run(args)
+        with memory_errors_in_one_line("try a smaller --max-nodes or fewer --threads"):
+            paths, figures = run(args)
     except GATError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -279,7 +282,7 @@ def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> t
     count = len(trained.inspection.hidden)
     chosen = args.layer or default_layers(trained.inspection)
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
-    figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes)
+    figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes, trained.maps)
     return {reports.embeddings_name(layers): figure}, []
 
 

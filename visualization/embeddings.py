@@ -59,6 +59,24 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
     return np.asarray(tsne_map.fit(np.ascontiguousarray(features, dtype=np.float64)))
 
 
+def layer_map(
+    inspection: Inspection, layer: int, nodes: np.ndarray, seed: int, maps: dict[tuple, np.ndarray] | None = None
+) -> np.ndarray:
+    """``[len(nodes), 2]`` :func:`tsne` of ``layer``'s output at ``nodes``.
+
+    With ``maps`` (a model's :attr:`~visualization.loading.TrainedModel.maps`), each map is made once per layer,
+    node sample and seed and kept there: the pictures and the report of one model show the same map, made once.
+    """
+    layer = checked_index(layer, len(inspection.hidden), "layer", "the model")
+    key = (layer, seed, nodes.tobytes())
+    if maps is not None and key in maps:
+        return maps[key]
+    points = tsne(layer_output(inspection, layer).detach().cpu().double().numpy()[nodes], seed)
+    if maps is not None:
+        maps[key] = points
+    return points
+
+
 def sample_nodes(num_nodes: int, max_nodes: int | None, seed: int) -> np.ndarray:
     """All node ids, or a sorted seeded random sample of ``max_nodes`` of them."""
     if max_nodes is None or num_nodes <= max_nodes:
@@ -73,8 +91,10 @@ def embedding_figure(
     layers: list[int] | None = None,
     seed: int = 0,
     max_nodes: int | None = MAX_NODES,
+    maps: dict[tuple, np.ndarray] | None = None,
 ) -> Figure:
-    """One t-SNE map per layer in ``layers`` (default :func:`default_layers`), points coloured by class.
+    """One t-SNE map per layer in ``layers`` (default :func:`default_layers`), points coloured by class; ``maps``
+    shares them with other pictures of the same model (see :func:`layer_map`).
 
     Each title gives the silhouette score by class of the layer's output itself and of the 2-D map: from -1 to 1,
     higher when same-class nodes lie closer to each other than to other classes. Training nodes are ringed and
@@ -90,7 +110,7 @@ def embedding_figure(
     axes = np.atleast_1d(figure.subplots(1, len(layers)))
     for ax, layer, output in zip(axes, layers, outputs, strict=True):
         features = output.detach().cpu().double().numpy()[nodes]
-        points = tsne(features, seed)
+        points = layer_map(inspection, layer, nodes, seed, maps)
         ax.scatter(*points.T, s=7, c=node_colours(labels, graph.num_classes), alpha=0.85, linewidths=0)
         ax.scatter(*points[training].T, s=30, facecolors="none", edgecolors=INK, linewidths=0.7,
                    label=f"training node ({np.count_nonzero(training)})")  # fmt: skip

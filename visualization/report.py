@@ -25,7 +25,7 @@ from gat.io import atomic_write
 from gat.nn.analysis import attention_homophily, head_agreement
 from visualization.choices import MAP_MAX_NODES
 from visualization.degrees import dataset_summary
-from visualization.embeddings import default_layers, layer_output, sample_nodes, tsne
+from visualization.embeddings import default_layers, layer_map, sample_nodes
 from visualization.entropy import entropy_statistics
 from visualization.explain import Explainer, reading
 from visualization.loading import TrainedModel, checked_index
@@ -144,7 +144,7 @@ def _explorer(
 ) -> str:
     graph, inspection = trained.graph, trained.inspection
     nodes = sample_nodes(graph.num_nodes, max_nodes, seed)
-    points = tsne(layer_output(inspection, layer).detach().cpu().double().numpy()[nodes], seed)
+    points = layer_map(inspection, layer, nodes, seed, trained.maps)  # the pictures' map when they drew it
     degrees = explainer.neighbour_counts.sum(1)
     data = _explorer_data(trained, explainer, nodes, points, degrees, command_model)
     layer_name = "logits" if layer == len(inspection.hidden) - 1 else f"layer {layer} output"

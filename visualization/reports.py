@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.io import save_json
+from gat.train.tracking import writing_events
 from visualization.attention import draw_attention
 from visualization.choices import MAX_NODES, TOP_K
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
@@ -81,7 +82,7 @@ def model_figures(
     }
     figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes)
+    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes, trained.maps)
     return figures
 
 
@@ -112,15 +113,13 @@ def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> Non
     projector (3-D PCA, t-SNE, UMAP), each node with the columns of
     :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
     misclassified."""
-    from torch.utils.tensorboard import SummaryWriter  # slow to import: only when asked for
-
     graph = trained.graph
     header, rows = projector_metadata(graph, trained.inspection.logits)
     sprites = None
     if graph.y.dim() == 1:
         labels = graph.y.cpu().numpy()
         sprites = class_sprites(labels, labels == predictions(trained.inspection.logits), graph.num_classes)
-    with SummaryWriter(log_dir=str(trained.run_dir)) as writer:
+    with writing_events(trained.run_dir) as writer:  # a failed write (a full disk) is one line, not lost
         for name, figure in figures.items():
             writer.add_figure(f"figures/{name}", figure, trained.best_epoch, close=False)
         for layer in default_layers(trained.inspection):

@@ -17,13 +17,31 @@ The same entry points (the scripts; ``python -m`` imports torch before it could)
 for tensors of 2 MiB or more (granted on request where the kernel's THP mode is ``madvise``). A big graph's
 step reads node rows at random over hundreds of MiB, and with 4 KiB pages almost every such read also misses
 the TLB. Small graphs do not change.
+
+When an allocation fails all the same, :func:`out_of_memory` says so in one line with what to try, instead of
+torch's traceback.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gat.errors import GATError
+
+# What to try when a training step (or the pictures after it) runs out of memory.
+TRAINING_ADVICE = (
+    "try a smaller --hidden or --heads, mini-batches (--fanouts 10,10 with a smaller --batch-size), or fewer --threads"
+)
+# How each allocator says how much it was asked for: torch's CPU allocator in bytes, torch's CUDA allocator and
+# numpy with a unit.
+_ASKED = re.compile(
+    r"tried to allocate (\d+) bytes|Tried to allocate ([\d.]+ [KMGT]?i?B)|Unable to allocate ([\d.]+ [KMGT]?i?B)"
+)
 
 # mallopt(3) parameter numbers from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
@@ -49,6 +67,48 @@ def release_freed_memory() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def out_of_memory(error: BaseException, advice: str = TRAINING_ADVICE) -> GATError | None:
+    """``error`` as one line if it is an allocation that failed, else None.
+
+    Three shapes: Python's and numpy's ``MemoryError``, torch's ``OutOfMemoryError`` (the CUDA allocator), and
+    the ``RuntimeError`` of torch's CPU allocator (``DefaultCPUAllocator: can't allocate memory``). The line says
+    which memory ran out, how much was asked for when the message tells, and ``advice``.
+    """
+    import torch
+
+    text = str(error)
+    if isinstance(error, torch.OutOfMemoryError):
+        memory = "GPU memory" if "CUDA" in text else "device memory"
+    elif isinstance(error, RuntimeError) and "can't allocate memory" in text:
+        memory = "CPU memory"
+    elif isinstance(error, MemoryError):
+        memory = "memory"
+    else:
+        return None
+    match = _ASKED.search(text)
+    asked = ""
+    if match is not None:
+        asked = f" (asked for {gib(int(match[1])) if match[1] else match[2] or match[3]})"
+    return GATError(f"out of {memory}{asked}: {advice}")
+
+
+@contextmanager
+def memory_errors_in_one_line(advice: str = TRAINING_ADVICE) -> Iterator[None]:
+    """Raise a failed allocation in the block as :func:`out_of_memory`'s `GATError`; other errors pass."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        converted = out_of_memory(error, advice)
+        if converted is None:
+            raise
+        raise converted from None
+
+
+def gib(num_bytes: int) -> str:
+    """``num_bytes`` in GiB, one decimal: ``"4.0 GiB"``."""
+    return f"{num_bytes / 2**30:.1f} GiB"
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -29,6 +29,7 @@ from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
 from gat.threads import ThreadPolicy, thread_policy
 from gat.train import checkpoints
+from gat.train.allocator import memory_errors_in_one_line
 from gat.train.config import SELECTION_RULES, TrainConfig
 from gat.train.presets import score_name
 from gat.train.progress import Progress
@@ -323,13 +324,15 @@ def run_epochs(run: Run, device: torch.device) -> TrainResult:
     try:
         # the thread policy's count for the epochs and the final evaluation, then the caller's again; a torchrun
         # rank (run.cpus set) keeps its share of the CPUs instead of following the load
-        with thread_policy(
+        threads = thread_policy(
             run.work_size, config.threads, run.cpus, honour_omp=run.honours_omp_num_threads, adapt=run.cpus is None
-        ) as threads:
-            metrics = _train_and_finish(run, log, progress, threads)
+        )
+        with threads as policy, memory_errors_in_one_line():  # out of memory: one line, and metrics.json says so
+            metrics = _train_and_finish(run, log, progress, policy)
     except TrainingInterrupted:
         raise
     except GATError as error:  # a full disk, a vanished folder...: say why in metrics.json too, if it can be written
+        log.abandon()  # pending events may fail to write too: the error on hand is the one to report
         _record_failure(log, run, error)
         raise
     finally:
@@ -397,6 +400,7 @@ def _train_and_finish(run: Run, log: RunLog, progress: Progress, threads: Thread
     run.save_checkpoint()  # the final state, so a finished run can be continued with more epochs
     metrics = run.finish()
     log.final(config, metrics, run.stopper.best_epoch, len(run.history), run.seconds)
+    log.close()  # every event written, or the run failed: "completed" only once the whole log is on disk
     log.metrics(run.summary("completed", metrics))
     return metrics
 

@@ -23,6 +23,7 @@ from gat.nn.kernels.projection import cached_transposes
 from gat.nn.layers import attention_layers
 from gat.nn.model import GAT
 from gat.sampling.sampler import SampledBatch, gather_rows, receptive_field
+from gat.train.allocator import gib
 from gat.train.config import TrainConfig
 
 
@@ -68,9 +69,9 @@ def check_memory(config: TrainConfig, graph: Graph, device: torch.device) -> Non
     available = available_memory(device)
     if model_bytes + step_bytes > available:
         raise GATError(
-            f"this model needs at least {_gib(model_bytes + step_bytes)} (model, gradients and Adam state "
-            f"{_gib(model_bytes)}, one pass over {graph.name} {_gib(step_bytes)}) but {device} has "
-            f"{_gib(available)} free: lower --hidden, --heads or --num-layers"
+            f"this model needs at least {gib(model_bytes + step_bytes)} (model, gradients and Adam state "
+            f"{gib(model_bytes)}, one pass over {graph.name} {gib(step_bytes)}) but {device} has "
+            f"{gib(available)} free: lower --hidden, --heads or --num-layers"
         )
 
 
@@ -84,10 +85,6 @@ def available_memory(device: torch.device) -> int:
         return int(fields["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):  # not Linux: all physical memory
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _gib(num_bytes: int) -> str:
-    return f"{num_bytes / 2**30:.1f} GiB"
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Adam:

@@ -12,19 +12,29 @@ TensorBoard, tab by tab:
   heads, hidden, dropout, lr, weight decay, skip connection, seed, fan-outs and batch size) against what it reached
   (test and validation score, test loss, best epoch, epochs run, training seconds).
 - Text: the same numbers as a table, under ``summary``.
+
+TensorBoard writes its event files from a background thread. A write that fails there (a full disk, a folder
+removed under a run) kills that thread, and tensorboard raises the same error again in the calling thread at the
+writer's next call or flush: :func:`event_faults` turns it into one line naming the folder, and every writer is
+flushed before a run is called complete, so a log never goes missing silently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gat.io import ensure_writable, save_json
+from gat.io import ensure_writable, os_error, save_json
 from gat.nn.analysis import attention_entropy, kl_from_uniform
 from gat.nn.model import Inspection
 from gat.train.config import TrainConfig
 from gat.train.presets import score_name
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 EPOCH_SCALARS = {
     "loss/train": "train_loss",
@@ -42,6 +52,7 @@ SUMMARY_RUN = "summary"
 # Attention tags sort after loss/ and accuracy/: TensorBoard orders tag groups alphabetically.
 KL_TAG = "uniformity/kl_layer{layer}_head{head}"
 ENTROPY_TAG = "uniformity/entropy_layer{layer}_head{head}"
+EVENT_THREAD_MODULE = "tensorboard.summary.writer.event_file_writer"  # where TensorBoard's writer thread is defined
 
 
 def run_hparams(config: TrainConfig) -> dict[str, bool | float | str]:
@@ -112,20 +123,20 @@ class RunLog:
         if write:
             ensure_writable(self.run_dir)
         if tensorboard and write:
-            from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
-
-            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=first_epoch if first_epoch > 1 else None)
+            self.writer = open_events(self.run_dir, purge_step=first_epoch if first_epoch > 1 else None)
 
     def layout(self, dataset: str, num_layers: int) -> None:
         """The Custom Scalars layout (written once, when a run starts)."""
         if self.writer is not None:
-            self.writer.add_custom_scalars(scalar_layout(dataset, num_layers))
+            with event_faults(self.run_dir, self.abandon):
+                self.writer.add_custom_scalars(scalar_layout(dataset, num_layers))
 
     def epoch(self, record: dict[str, float]) -> None:
         if self.writer is not None:
-            for tag, key in EPOCH_SCALARS.items():
-                if key in record:
-                    self.writer.add_scalar(tag, record[key], record["epoch"])
+            with event_faults(self.run_dir, self.abandon):
+                for tag, key in EPOCH_SCALARS.items():
+                    if key in record:
+                        self.writer.add_scalar(tag, record[key], record["epoch"])
 
     def attention(self, epoch: int, inspect: Callable[[], Inspection], num_nodes: int) -> None:
         """Per layer and head: the histogram of the nodes' attention entropies and the mean KL divergence from
@@ -137,9 +148,10 @@ class RunLog:
         for layer, attention in enumerate(inspection.attention):
             entropy = attention_entropy(attention, inspection.edge_index, num_nodes)
             kl = kl_from_uniform(attention, inspection.edge_index, num_nodes).mean(dim=0)
-            for head in range(entropy.shape[1]):
-                self.writer.add_histogram(ENTROPY_TAG.format(layer=layer, head=head), entropy[:, head], epoch)
-                self.writer.add_scalar(KL_TAG.format(layer=layer, head=head), kl[head].item(), epoch)
+            with event_faults(self.run_dir, self.abandon):
+                for head in range(entropy.shape[1]):
+                    self.writer.add_histogram(ENTROPY_TAG.format(layer=layer, head=head), entropy[:, head], epoch)
+                    self.writer.add_scalar(KL_TAG.format(layer=layer, head=head), kl[head].item(), epoch)
 
     def final(
         self, config: TrainConfig, metrics: dict[str, float], best_epoch: int, epochs: int, seconds: float
@@ -148,7 +160,6 @@ class RunLog:
         numbers as a table in the Text tab."""
         if self.writer is None:
             return
-        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
         hparams = run_hparams(config)
@@ -157,19 +168,83 @@ class RunLog:
         # sessions and marks the hyper-parameters that differ between runs, which its table shows first (given an
         # experiment summary, it lists them alphabetically and shows the first five).
         _, session_start, session_end = hparams_summaries(hparams, final)
-        with SummaryWriter(log_dir=str(self.run_dir / SUMMARY_RUN)) as writer:
+        with writing_events(self.run_dir / SUMMARY_RUN) as writer:
             writer.file_writer.add_summary(session_start)
             for tag, value in final.items():
                 writer.add_scalar(tag, value, epochs)
             writer.file_writer.add_summary(session_end)
         rows = [*(f"| {name} | {value} |" for name, value in hparams.items()),
                 *(f"| **{tag.split('/')[1]}** | {value:.6g} |" for tag, value in final.items())]  # fmt: skip
-        self.writer.add_text("summary", "\n".join(["| | |", "|---|---|", *rows]), epochs)
+        with event_faults(self.run_dir, self.abandon):
+            self.writer.add_text("summary", "\n".join(["| | |", "|---|---|", *rows]), epochs)
 
     def metrics(self, summary: dict[str, Any]) -> Path:
         path = self.run_dir / "metrics.json"
         return save_json(summary, path) if self.write else path
 
     def close(self) -> None:
+        """Write out every pending event and close the log; a write that failed is raised here, as one line."""
         if self.writer is not None:
-            self.writer.close()
+            with event_faults(self.run_dir, self.abandon):
+                self.writer.flush()  # waits for the writer thread and raises what failed in it (close() would not)
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Close the log, ignoring a write that fails on the way (after a failure, whose error is the news)."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            with suppress(OSError):
+                writer.close()
+
+
+def open_events(log_dir: Path, purge_step: int | None = None) -> SummaryWriter:
+    """A TensorBoard writer for ``log_dir`` whose background thread's faults reach the caller as one line."""
+    from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
+
+    _report_event_faults_in_the_calling_thread()
+    with event_faults(log_dir):
+        return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+@contextmanager
+def writing_events(log_dir: Path) -> Iterator[SummaryWriter]:
+    """:func:`open_events` for one block: flushed at its end, so a failed write is raised there, then closed."""
+    writer = open_events(log_dir)
+    try:
+        with event_faults(log_dir):
+            yield writer
+            writer.flush()
+    finally:
+        with suppress(OSError):
+            writer.close()
+
+
+@contextmanager
+def event_faults(log_dir: Path, on_fault: Callable[[], None] | None = None) -> Iterator[None]:
+    """Raise an ``OSError`` of TensorBoard's writer (its thread's, raised again here) as one-line `GATError`
+    ``cannot write <log_dir>: <cause>``, after calling ``on_fault``."""
+    try:
+        yield
+    except OSError as error:
+        if on_fault is not None:
+            on_fault()
+        raise os_error(log_dir, error) from None
+
+
+class _QuietEventThreads:
+    """A ``threading.excepthook`` that leaves out the ``OSError`` of TensorBoard's writer thread: tensorboard raises
+    it again in the calling thread, where :func:`event_faults` reports it in one line; the thread's own report
+    would be a traceback. Every other thread's exception goes to the hook that was there before."""
+
+    def __init__(self, previous: Callable[[threading.ExceptHookArgs], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, args: threading.ExceptHookArgs) -> None:
+        if issubclass(args.exc_type, OSError) and type(args.thread).__module__ == EVENT_THREAD_MODULE:
+            return
+        self.previous(args)
+
+
+def _report_event_faults_in_the_calling_thread() -> None:
+    if not isinstance(threading.excepthook, _QuietEventThreads):
+        threading.excepthook = _QuietEventThreads(threading.excepthook)

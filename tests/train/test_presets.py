@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gat.cli import DEFAULTS, build_parser, config_from_args
+from gat.cli import DEFAULTS, build_parser, config_from_args, given_fields
 from gat.data.registry import dataset_names
 from gat.nn.layers import GATLayer, GATv2Layer
 from gat.nn.model import GAT
@@ -97,3 +97,12 @@ def test_load_model_rebuilds_a_gatv2_model(tmp_path, capsys):
     assert data["config"]["layer"] == "gatv2" and isinstance(model.layers[0], GATv2Layer)
     graph = load_graph(config)
     torch.testing.assert_close(inspect_model(model, graph).logits, inspect_model(result.model, graph).logits)
+
+
+def test_the_parsed_flags_are_exactly_the_settings_given():
+    """One parse serves the presets and --resume: a setting typed at its default value is still given (and so
+    must match a resumed checkpoint), one not typed is absent (and so the preset fills it)."""
+    assert given_fields(build_parser().parse_args([])) == {}
+    parsed = build_parser().parse_args(["--seed", "0", "--force_cpu", "--no-tensorboard", "--seeds", "3"])
+    assert given_fields(parsed) == {"seed": 0, "device": "cpu", "tensorboard": False}
+    assert parsed.seeds == 3 and parsed.resume is None and parsed.visualize_after is False

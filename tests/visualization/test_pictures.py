@@ -18,7 +18,7 @@ from gat.nn.model import GAT, Inspection
 from gat.train.loop import inspect_model
 from visualization.attention import MIN_WIDTH, POINTS_PER_UNIT, draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
-from visualization.embeddings import embedding_figure, tsne
+from visualization.embeddings import embedding_figure, layer_map, tsne
 from visualization.entropy import entropy_bins, entropy_figure, entropy_statistics
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
@@ -384,3 +384,25 @@ def test_tsne_rings_training_nodes_and_crosses_misclassified_ones(small_graph, s
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert f"training node ({int(small_graph.train_mask.sum())})" in legend
     assert f"misclassified ({int((predicted != small_graph.y).sum())})" in legend
+
+
+def test_a_models_t_sne_map_is_made_once_per_layer_sample_and_seed(small_graph, small_inspection, monkeypatch):
+    import openTSNE
+
+    fitted = []
+    fit = openTSNE.TSNE.fit
+
+    def counted_fit(self, features):
+        fitted.append(features.shape)
+        return fit(self, features)
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
+    maps = {}
+    figure = embedding_figure(small_inspection, small_graph, layers=[-1], max_nodes=None, maps=maps)
+    everyone = np.arange(small_graph.num_nodes)
+    shared = layer_map(small_inspection, len(small_inspection.hidden) - 1, everyone, 0, maps)  # -1, counted from 0
+    np.testing.assert_array_equal(shared, figure.axes[0].collections[0].get_offsets())
+    assert len(fitted) == 1
+    layer_map(small_inspection, -1, everyone, seed=1, maps=maps)  # another seed, another sample: new maps
+    layer_map(small_inspection, -1, everyone[:100], seed=0, maps=maps)
+    assert len(fitted) == 3

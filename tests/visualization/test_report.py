@@ -261,3 +261,25 @@ def test_report_in_a_browser(browser_available, synthetic_report, tmp_path):
         print(f"report screenshot: {screenshot}")
         assert severe_console_messages(driver) == []
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_the_pictures_and_the_report_share_one_t_sne_map(synthetic_binary, tmp_path, monkeypatch):
+    """After training, the pictures map the last hidden layer and the logits, and the report maps the last hidden
+    layer again, over the same nodes (all of a graph this size) with the same seed: that map is made once and
+    shared. Every t-SNE, whoever calls it, goes through openTSNE's fit, which is counted."""
+    import openTSNE
+
+    from visualization.reports import visualize_run
+
+    fitted = []
+    fit = openTSNE.TSNE.fit
+
+    def counted_fit(self, features):
+        fitted.append(features.shape)
+        return fit(self, features)
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
+    paths = visualize_run(synthetic_binary, tmp_path / "data", tensorboard=False)
+    assert len(fitted) == 2, f"one map per layer drawn, not {len(fitted)}"
+    assert paths[-1].name == "report.html" and "embedding" in paths[-1].read_text()
