@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from gat.data.registry import load_dataset
 from gat.errors import GATError
@@ -23,7 +24,7 @@ from visualization.entropy import entropy_bins, entropy_figure, entropy_statisti
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
 from visualization.loading import load_trained
-from visualization.style import class_colours, save_figure
+from visualization.style import DPI, class_colours, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +224,11 @@ def test_packed_components_do_not_overlap():
             assert (high_a < low_b).any() or (high_b < low_a).any()  # separated along some axis
 
 
-def test_saved_png_has_the_requested_size(small_graph, tmp_path):
+def test_saved_png_has_the_requested_size_and_records_its_dpi(small_graph, tmp_path):
     (path,) = save_figure(degree_figure(small_graph), tmp_path, "degrees", size=(640, 480))
     assert matplotlib.image.imread(path).shape[:2] == (480, 640)
+    # PNG stores pixels per metre, a whole number: the dpi read back is within a rounding of the figure's
+    assert Image.open(path).info["dpi"] == pytest.approx((DPI, DPI), abs=0.02)
 
 
 def test_loading_a_model_checks_the_dataset_and_the_file(synthetic_binary, tmp_path):
