@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=bounded_int(1),
         help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, else chosen from the "
-        "step's size and the CPUs this process may use: 1 for Cora-sized steps)",
+        "step's size and the CPUs other programs leave free, re-checked as it trains)",
     )
     optimisation.add_argument(
         "--cuda-graphs",

@@ -83,7 +83,7 @@ def build_parser() -> OneLineErrorParser:
         type=bounded_int(1),
         default=None,
         help="CPU threads per operation (default: $GAT_THREADS, else $OMP_NUM_THREADS, else chosen per run from its "
-        "step's size and the CPUs this process may use)",
+        "step's size and the CPUs other programs leave free)",
     )
     return parser
 
