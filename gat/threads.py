@@ -23,7 +23,8 @@ An explicit choice always wins: ``--threads N`` on the command lines, else ``$GA
 
 A changing thread count never changes a run's numbers: a training step gives the same bits on any number of
 threads (gat's kernels write each output from one thread, and MKL's matrix products do so in the strict
-reproducibility mode that importing gat turns on, ``MKL_CBWR``; tests/test_threads.py checks it). Where that cannot be assured (another BLAS, or ``MKL_CBWR`` set otherwise) the count is chosen once.
+reproducibility mode that importing gat turns on, ``MKL_CBWR``; tests/test_threads.py checks it). Where that
+cannot be assured (another BLAS, or ``MKL_CBWR`` set otherwise) the count is chosen once.
 
 This module imports nothing heavy: the command lines read it before torch is imported.
 """
