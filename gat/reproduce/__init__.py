@@ -273,7 +273,7 @@ def run(job: Job) -> dict:
     return record
 
 
-def run_jobs(jobs: list[Job], output: str | Path, description: str, skip: set[str] = frozenset()) -> dict[Path, dict]:
+def run_jobs(jobs: list[Job], description: str, skip: frozenset[str] = frozenset()) -> dict[Path, dict]:
     """Run every job without a saved result (`finished`), saving each result atomically the moment it ends, with a
     progress bar; returns every job's result by path. ``skip``: datasets not to run (their files are missing).
 
@@ -324,7 +324,7 @@ def reproduce(args, datasets: list[str], layers: list[str], argv: list[str] | No
         problem = data_problem(next(job.config for job in jobs if job.config.dataset == dataset))
         if problem is not None:
             missing[dataset] = problem
-    records = run_jobs(jobs, args.output, "reproduce", skip=set(missing))
+    records = run_jobs(jobs, "reproduce", skip=frozenset(missing))
     text = results_markdown(list(records.values()), missing, args, argv)
     save_text(text, Path(args.output) / "results.md")
     print(text)

@@ -79,7 +79,7 @@ def study(args, layers: list[str], argv: list[str] | None) -> int:
                 for seed in range(args.seeds):
                     config = run_config(args, name, layer, seed, epochs=epochs, **TRAINING)
                     jobs.append(Job(config, result_path(output, config), {"dataset": name, **options}))
-        records = list(run_jobs(jobs, output, "attention study").values())
+        records = list(run_jobs(jobs, "attention study").values())
     command = " ".join(["python -m gat.reproduce", *(argv if argv is not None else sys.argv[1:])])
     text = study_markdown(records, list(graphs), layers, command)
     save_text(text, output / "attention.md")
