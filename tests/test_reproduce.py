@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ import torch
 from gat import reproduce
 from gat.nn.kernels.neighbourhoods import build_neighbourhoods
 from gat.nn.model import Inspection
-from tests.helpers import random_graph
+from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, random_graph
 
 
 def arguments(tmp_path, *extra: str) -> list[str]:
@@ -84,8 +86,8 @@ def test_the_mean_layer_reproduces_with_uniform_attention(tmp_path):
 def test_a_second_invocation_redoes_no_run(table, tmp_path, monkeypatch, capsys):
     before = {path: path.read_text() for path in (table / "runs").glob("*.json")}
 
-    def must_not_train(config):
-        raise AssertionError(f"run {config.dataset} {config.layer} seed {config.seed} was redone")
+    def must_not_train(job):
+        raise AssertionError(f"run {job.config.dataset} {job.config.layer} seed {job.config.seed} was redone")
 
     monkeypatch.setattr(reproduce, "run", must_not_train)
     assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
@@ -97,7 +99,9 @@ def test_only_missing_or_changed_runs_are_redone(table, tmp_path, monkeypatch):
     (table / "runs" / "synthetic_gat_seed1.json").unlink()
     redone = []
     original = reproduce.run
-    monkeypatch.setattr(reproduce, "run", lambda config: redone.append((config.layer, config.seed)) or original(config))
+    monkeypatch.setattr(
+        reproduce, "run", lambda job: redone.append((job.config.layer, job.config.seed)) or original(job)
+    )
     assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
     assert redone == [("gat", 1)]
     # other settings (here: a different epoch cap) are other runs: all of them are redone
@@ -155,3 +159,47 @@ def test_entropy_by_layer_matches_the_visualization_statistics():
         assert rows[layer]["kl"] == pytest.approx(statistics.mean(row["mean_kl"] for row in heads))
         assert rows[layer]["uniform"] == pytest.approx(heads[0]["mean_uniform_entropy"])
     assert rows[1]["kl"] > 0.01
+
+
+def test_attention_on_same_and_different_class_neighbours_by_hand():
+    # tests/helpers.py's four nodes, self-loops left out. Head 0: node 0 gives 0.3 to node 1 (same class) and 0.2 to
+    # node 2 (other): share 0.3 / 0.5 = 0.6; node 1 gives all to node 0 (same): 1; node 2 gives 0.2 to node 0 (other)
+    # and 0.6 to node 3 (same): 0.75; node 3 has no neighbour. Head 1: 0.2 / 0.8 = 0.25, 1, 0.4 / 0.5 = 0.8.
+    inspection = Inspection(torch.zeros(4, 2), [], [HAND_ATTENTION], HAND_EDGE_INDEX)
+    (row,) = reproduce.attention_classes(inspection, HAND_LABELS)
+    assert row["layer"] == 0
+    assert row["same_class_share"] == pytest.approx(((0.6 + 1 + 0.75) / 3 + (0.25 + 1 + 0.8) / 3) / 2)
+    assert row["uniform_same_class_share"] == pytest.approx((0.5 + 1 + 0.5) / 3)  # 1 of 2, 1 of 1, 1 of 2
+    # same-class edges 1->0, 0->1, 3->2; different-class 2->0, 0->2
+    assert row["mean_same"] == pytest.approx(((0.3 + 0.4 + 0.6) / 3 + (0.2 + 0.4 + 0.4) / 3) / 2)
+    assert row["mean_different"] == pytest.approx(((0.2 + 0.2) / 2 + (0.6 + 0.1) / 2) / 2)
+
+
+@pytest.mark.slow
+def test_quick_attention_study_end_to_end(tmp_path):
+    command = [sys.executable, "-m", "gat.reproduce", "--study", "attention", "--quick", "--output", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "attention"
+    records = {path.name: json.loads(path.read_text()) for path in (folder / "runs").glob("*.json")}
+    graphs = ("sbm-h0.20", "sbm-h0.80", "noisy-neighbours")
+    assert set(records) == {f"{g}_{m}_seed{s}.json" for g in graphs for m in ("gat", "gatv2", "mean") for s in (0, 1)}
+    text = (folder / "attention.md").read_text()
+    for graph in graphs:
+        for model in ("gat", "gatv2", "mean"):
+            runs = [records[f"{graph}_{model}_seed{seed}.json"] for seed in (0, 1)]
+            accuracy = [run["test_score"] for run in runs]
+            homophily = statistics.mean(run["edge_homophily"] for run in runs)
+            kl = [statistics.mean(run["entropy"][layer]["kl"] for run in runs) for layer in (0, 1)]
+            row = f"| {graph} | {homophily:.3f} | {model} | 2 | **{statistics.mean(accuracy):.3f} ± "
+            assert row + f"{statistics.stdev(accuracy):.3f}** | {kl[0]:.3f} | {kl[1]:.3f} |" in text
+            if model == "mean":  # constant attention: uniform, with uniform attention's same-class share
+                assert kl == pytest.approx([0, 0], abs=1e-9)
+                assert all(c["same_class_share"] == pytest.approx(c["uniform_same_class_share"])
+                           for run in runs for c in run["classes"])  # fmt: skip
+    assert (folder / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second invocation redoes no run: every result file is left as it was
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in (folder / "runs").glob("*.json")}
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in (folder / "runs").glob("*.json")} == before

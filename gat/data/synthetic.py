@@ -94,7 +94,24 @@ def _sample_edge_keys(
     return (lo * num_nodes + hi)[lo != hi]
 
 
-def _split(rng: np.random.Generator, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:
+def homophilous_edges(rng: np.random.Generator, y: np.ndarray, num_edges: int, homophily: float) -> torch.Tensor:
+    """Exactly ``num_edges`` distinct undirected edges, each joining two nodes of one class with probability
+    ``homophily`` (else nodes of two different classes), as the ``[2, 2 * num_edges]`` project edge list.
+
+    Drawn in rounds of vectorised samples until duplicates and self-loops are made up for; the caller keeps
+    ``num_edges`` well below the number of possible pairs, so a round or two suffice."""
+    num_nodes = y.shape[0]
+    members = np.argsort(y, kind="stable")  # node ids grouped by class
+    keys = np.empty(0, dtype=np.int64)
+    while keys.shape[0] < num_edges:  # top up what duplicates and self-loops removed
+        deficit = num_edges - keys.shape[0]
+        fresh = _sample_edge_keys(rng, y, members, deficit + deficit // 10 + 16, homophily)
+        keys = sorted_unique(np.concatenate([keys, fresh]))
+    keys = keys[rng.choice(keys.shape[0], num_edges, replace=False)]  # drop the surplus uniformly
+    return undirected_edge_index(keys // num_nodes, keys % num_nodes, num_nodes)
+
+
+def split_masks(rng: np.random.Generator, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:
     """Train/val/test masks by the rule in the module docstring."""
     num_nodes = y.shape[0]
     order = rng.permutation(num_nodes)
@@ -150,16 +167,7 @@ def make_synthetic(
     rng = np.random.default_rng(seed)
 
     y = rng.permutation(np.arange(num_nodes) % num_classes)
-    members = np.argsort(y, kind="stable")  # node ids grouped by class
-
-    num_edges = round(num_nodes * average_degree / 2)
-    keys = np.empty(0, dtype=np.int64)
-    while keys.shape[0] < num_edges:  # top up what duplicates and self-loops removed
-        deficit = num_edges - keys.shape[0]
-        fresh = _sample_edge_keys(rng, y, members, deficit + deficit // 10 + 16, homophily)
-        keys = sorted_unique(np.concatenate([keys, fresh]))
-    keys = keys[rng.choice(keys.shape[0], num_edges, replace=False)]  # drop the surplus uniformly
-    edge_index = undirected_edge_index(keys // num_nodes, keys % num_nodes, num_nodes)
+    edge_index = homophilous_edges(rng, y, round(num_nodes * average_degree / 2), homophily)
 
     topic_size = num_features // num_classes
     shape = (num_nodes, features_per_node)
@@ -173,7 +181,7 @@ def make_synthetic(
     indices = words[keep]
     x = sparse_features(indptr, indices, np.ones(indices.shape[0]), num_features, normalize_features)
 
-    train, val, test = _split(rng, y, num_classes)
+    train, val, test = split_masks(rng, y, num_classes)
     return Graph(
         x=x,
         y=torch.from_numpy(y.astype(np.int64)),

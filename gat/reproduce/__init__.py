@@ -2,6 +2,7 @@
 
     python -m gat.reproduce                                    # 10 seeds x (cora, citeseer, pubmed, ppi) x (gat, gatv2)
     python -m gat.reproduce --seeds 2 --datasets cora,citeseer # a quick check
+    python -m gat.reproduce --study attention                  # where attention matters: gat.reproduce.attention
 
 Every run (dataset, layer, seed) is one `gat.train.trainer.train` with the dataset's preset, quiet and without
 TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
@@ -13,6 +14,9 @@ records the test score at the epoch each rule chooses (from validation scores on
 extra training. Last, for the transductive datasets, the attention entropy of each model side by side. A
 dataset whose files are missing and cannot be downloaded is listed as "needs download" with the command to
 run, not a crash.
+
+The attention study (`gat.reproduce.attention`) trains on generated graphs through the same runner: `Job`,
+`finished`, `run` and `run_jobs` are shared, so both tables save, resume and report progress alike.
 """
 
 from __future__ import annotations
@@ -20,21 +24,23 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from gat.data.registry import dataset_names, get_dataset
+from gat.data.sbm import edge_homophily
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.io import ensure_writable, save_json, save_text
-from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes
+from gat.nn.analysis import attention_entropy, attention_homophily, kl_from_uniform, neighbourhood_sizes
 from gat.nn.model import LAYERS, Inspection
 from gat.threads import apply_thread_policy, choose_threads, requested_threads
 from gat.train import checkpoints
 from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line
 from gat.train.config import MAX_SEED, SELECTION_RULES, TrainConfig
-from gat.train.loop import inspect_model
+from gat.train.loop import TrainingInterrupted, inspect_model
 from gat.train.presets import preset_config, score_name
 from gat.train.steps import load_graph
 from gat.train.trainer import ENVIRONMENT_FIELDS, train
@@ -58,21 +64,44 @@ RESULT_SCHEMA = {
     "entropy": Optional(ListOf({"layer": Number(int, 0), "entropy": float, "uniform": float, "kl": float})),
     "selections": Optional(dict),  # rule -> its epoch and test score (older results have none)
     "test_by_rule": Optional(dict),
+    "graph": Optional(dict),  # a generated graph's settings (the attention study)
+    "edge_homophily": Optional(float),
+    "classes": Optional(
+        ListOf(
+            {
+                "layer": Number(int, 0),
+                "same_class_share": float,
+                "uniform_same_class_share": float,
+                "mean_same": Optional(float),
+                "mean_different": Optional(float),
+            }
+        )
+    ),
 }
 
 
 def build_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="python -m gat.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10, help="runs per dataset and layer: seeds 0..N-1 (default 10)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="runs per dataset and layer: seeds 0..N-1 (default 10; study: 5)"
+    )
     parser.add_argument("--datasets", default="cora,citeseer,pubmed,ppi", help="comma-separated (default: %(default)s)")
     parser.add_argument(
-        "--layers", default="gat,gatv2", help="comma-separated: gat, gatv2, mean (default: %(default)s)"
+        "--layers", default=None, help="comma-separated: gat, gatv2, mean (default: gat,gatv2; study: all three)"
     )
     parser.add_argument("--output", default="results", help="folder for runs/*.json and results.md (default: results)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (default: the preset's)")
     parser.add_argument(
         "--select", choices=tuple(SELECTION_RULES), default="paper", help="the model each run keeps (default: paper)"
     )
+    parser.add_argument(
+        "--study",
+        choices=("attention",),
+        default=None,
+        help="instead of the paper's table: attention (GAT, GATv2 and mean on generated graphs from heterophilous "
+        "to homophilous, and with noisy neighbours; writes <output>/attention/)",
+    )
+    parser.add_argument("--quick", action="store_true", help="with --study: tiny graphs, 2 seeds, few epochs (a test)")
     parser.add_argument("--data-dir", default="data", help="dataset cache (default: data)")
     parser.add_argument(
         "--data-mirror", default=None, help="folder or URL with the raw files (default: $GAT_DATA_MIRROR)"
@@ -91,6 +120,12 @@ def build_parser() -> OneLineErrorParser:
 def parse_args(argv: list[str] | None) -> tuple:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = 2 if args.quick else 5 if args.study else 10
+    if args.quick and not args.study:
+        parser.error("--quick belongs to --study attention")
+    if args.layers is None:
+        args.layers = "gat,gatv2,mean" if args.study else "gat,gatv2"
     datasets, layers = args.datasets.split(","), args.layers.split(",")
     for name, chosen, allowed in (("dataset", datasets, dataset_names()), ("layer", layers, tuple(LAYERS))):
         unknown = [value for value in chosen if value not in allowed]
@@ -107,10 +142,21 @@ def parse_args(argv: list[str] | None) -> tuple:
     return args, datasets, layers
 
 
-def run_config(args, dataset: str, layer: str, seed: int) -> TrainConfig:
-    """The preset of ``dataset`` with ``layer`` and ``seed``; training files go under ``<output>/training/``."""
+@dataclass(frozen=True)
+class Job:
+    """One run of a table: its config, where its result goes, and for a generated graph the generator's settings
+    (with the config, what the run computes: a saved result is reused only if both match)."""
+
+    config: TrainConfig
+    path: Path
+    graph: dict = field(default_factory=dict)
+
+
+def run_config(args, dataset: str, layer: str, seed: int, **overrides) -> TrainConfig:
+    """The preset of ``dataset`` with ``layer``, ``seed`` and ``overrides`` (``--epochs`` wins over them);
+    training files go under ``<output>/training/``."""
     training = Path(args.output) / "training"
-    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+    overrides = {**overrides, "epochs": args.epochs} if args.epochs is not None else overrides
     return preset_config(
         dataset,
         layer=layer,
@@ -133,17 +179,18 @@ def result_path(output: str | Path, config: TrainConfig) -> Path:
     return Path(output) / "runs" / f"{config.dataset}_{config.layer}_seed{config.seed}.json"
 
 
-def finished(path: Path, config: TrainConfig) -> dict | None:
+def finished(job: Job) -> dict | None:
     """The saved result of this run if it exists and was made with the same settings, else None (run it).
 
     A file that is JSON but not a result (a field missing or of the wrong type) is refused with one line: it is
     not silently redone over, nor half-used in the table."""
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(job.path.read_text())
     except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
         return None
-    check(record, RESULT_SCHEMA, f"{path} (delete it to redo this run)")
-    return record if _what_it_computes(record.get("config", {})) == _what_it_computes(config.to_dict()) else None
+    check(record, RESULT_SCHEMA, f"{job.path} (delete it to redo this run)")
+    same_config = _what_it_computes(record.get("config", {})) == _what_it_computes(job.config.to_dict())
+    return record if same_config and record.get("graph", {}) == job.graph else None
 
 
 def _what_it_computes(config: dict) -> dict:
@@ -175,8 +222,28 @@ def entropy_by_layer(inspection: Inspection) -> list[dict[str, float]]:
     ]
 
 
-def run(config: TrainConfig) -> dict:
+def attention_classes(inspection: Inspection, labels: torch.Tensor) -> list[dict[str, float]]:
+    """Per layer, averaged over heads (`gat.nn.analysis.attention_homophily`, self-loops left out): the mean share
+    of a node's neighbour attention on same-class neighbours, the share uniform attention would give, and the mean
+    coefficient on a same-class and on a different-class edge (nan where the graph has no such edge)."""
+    rows = []
+    for index, attention in enumerate(inspection.attention):
+        measured = attention_homophily(attention, inspection.edge_index, labels)
+        rows.append(
+            {
+                "layer": index,
+                "same_class_share": measured.same_class_share.mean().item(),
+                "uniform_same_class_share": measured.uniform_same_class_share,
+                "mean_same": measured.mean_same.mean().item(),
+                "mean_different": measured.mean_different.mean().item(),
+            }
+        )
+    return rows
+
+
+def run(job: Job) -> dict:
     """Train one run and return what the table needs (plus the config, to recognise it when resuming)."""
+    config = job.config
     result = train(config)
     score = score_name(config.dataset)
     record = {
@@ -195,17 +262,51 @@ def run(config: TrainConfig) -> dict:
         "config": config.to_dict(),
         "environment": checkpoints.environment(),
     }
+    if job.graph:
+        record["graph"] = job.graph
     if get_dataset(config.dataset).task == "transductive":  # entropy needs one graph's attention
-        record["entropy"] = entropy_by_layer(inspect_model(result.model, load_graph(config)))
+        graph = load_graph(config)
+        inspection = inspect_model(result.model, graph)
+        record["entropy"] = entropy_by_layer(inspection)
+        record["classes"] = attention_classes(inspection, graph.y)
+        record["edge_homophily"] = edge_homophily(graph.edge_index, graph.y)
     return record
+
+
+def run_jobs(jobs: list[Job], description: str, skip: frozenset[str] = frozenset()) -> dict[Path, dict]:
+    """Run every job without a saved result (`finished`), saving each result atomically the moment it ends, with a
+    progress bar; returns every job's result by path. ``skip``: datasets not to run (their files are missing).
+
+    Raises GATError (TrainingInterrupted on Ctrl-C) with the finished runs saved: the same command resumes."""
+    records = {job.path: finished(job) for job in jobs}
+    pending = [job for job in jobs if records[job.path] is None and job.config.dataset not in skip]
+    done = sum(record is not None for record in records.values())
+    with tqdm(total=done + len(pending), initial=done, unit="run", desc=description, dynamic_ncols=True) as bar:
+        for job in pending:
+            bar.set_postfix_str(f"{job.config.dataset} {job.config.layer} seed {job.config.seed}")
+            records[job.path] = run(job)
+            save_json(records[job.path], job.path)  # now: a later invocation will not redo this run
+            bar.update(1)
+    return {path: record for path, record in records.items() if record is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
     args, datasets, layers = parse_args(argv)
     try:
+        ensure_writable(args.output)  # fail fast, before the first run
+        keep_freed_memory()  # an entry point, like training_script.py: same speed per run
+        apply_thread_policy(0, args.threads)  # for loading and inspection; each run's epoch loop chooses for its step
         with memory_errors_in_one_line("try fewer --threads, or leave the largest dataset out of --datasets"):
+            if args.study:
+                from gat.reproduce.attention import study  # the study's graphs and figure load only when asked for
+
+                return study(args, layers, argv)
             return reproduce(args, datasets, layers, argv)
-    except GATError as error:  # a bad saved result, an unwritable --output
+    except TrainingInterrupted as error:  # Ctrl-C: finished runs are already saved
+        print(f"error: {error}\nfinished runs are saved in {args.output}; run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return error.exit_code
+    except GATError as error:  # a bad saved result, an unwritable --output, a failed run
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # a fault the project's writer did not see first: still one line
@@ -215,36 +316,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def reproduce(args, datasets: list[str], layers: list[str], argv: list[str] | None) -> int:
     """Run what is missing of the table, then write and print it; returns the exit code."""
-    ensure_writable(args.output)  # fail fast, before the first run
-    keep_freed_memory()  # an entry point, like training_script.py: same speed per run
-    apply_thread_policy(0, args.threads)  # for loading and inspection; each run's epoch loop chooses for its step
-    jobs = [
+    configs = [
         run_config(args, dataset, layer, seed) for dataset in datasets for layer in layers for seed in range(args.seeds)
     ]
-    records = {result_path(args.output, job): finished(result_path(args.output, job), job) for job in jobs}
-    pending = [job for job in jobs if records[result_path(args.output, job)] is None]
+    jobs = [Job(config, result_path(args.output, config)) for config in configs]
     missing = {}  # dataset -> why its files cannot be had
-    for dataset in dict.fromkeys(job.dataset for job in pending):
-        problem = data_problem(next(job for job in pending if job.dataset == dataset))
+    for dataset in dict.fromkeys(job.config.dataset for job in jobs if finished(job) is None):
+        problem = data_problem(next(job.config for job in jobs if job.config.dataset == dataset))
         if problem is not None:
             missing[dataset] = problem
-    pending = [job for job in pending if job.dataset not in missing]
-    done = sum(record is not None for record in records.values())
-    bar = tqdm(total=done + len(pending), initial=done, unit="run", desc="reproduce", dynamic_ncols=True)
-    try:
-        for job in pending:
-            bar.set_postfix_str(f"{job.dataset} {job.layer} seed {job.seed}")
-            path = result_path(args.output, job)
-            records[path] = run(job)
-            save_json(records[path], path)  # now: a later invocation will not redo this run
-            bar.update(1)
-    except GATError as error:  # includes TrainingInterrupted (Ctrl-C): finished runs are already saved
-        bar.close()
-        print(f"error: {error}\nfinished runs are saved in {args.output}/runs; run the same command to resume",
-              file=sys.stderr)  # fmt: skip
-        return getattr(error, "exit_code", 1)
-    bar.close()
-    text = results_markdown([record for record in records.values() if record is not None], missing, args, argv)
+    records = run_jobs(jobs, "reproduce", skip=frozenset(missing))
+    text = results_markdown(list(records.values()), missing, args, argv)
     save_text(text, Path(args.output) / "results.md")
     print(text)
     print(f"wrote {Path(args.output) / 'results.md'}")
@@ -357,7 +439,3 @@ def _mean_by_layer(runs: list[list[dict]]) -> list[dict[str, float]]:
 
 def _cell(rows: list[dict[str, float]], index: int, key: str) -> str:
     return f"{rows[index][key]:.4f}" if index < len(rows) else "—"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
