@@ -9,9 +9,9 @@ Sections (--sections, comma-separated):
            (sparse CSR features), the dense N x N reference and PyG (dense features): time per training step
            and per inference pass, peak memory, and test accuracy after --budget-epochs epochs from the same
            initial weights (of the final model, and of the model at the first epoch with the best val accuracy).
-           "ours" steps as gat.train.loop does, on the training nodes' receptive field (the same loss and
-           gradient as the whole graph, see gat.train.steps.training_batch) and, on a GPU, replayed from a CUDA graph
-           (gat.train.steps.CapturedStep); "ours-whole" launches its kernels on the whole graph, as the references
+           "ours" steps as gat.training.loop does, on the training nodes' receptive field (the same loss and
+           gradient as the whole graph, see gat.training.steps.training_batch) and, on a GPU, replayed from a CUDA graph
+           (gat.training.steps.CapturedStep); "ours-whole" launches its kernels on the whole graph, as the references
            do, which compares the kernels like for like.
   scaling  synthetic graphs of 1e4, 1e5, ... directed edges (10 per node, 128 sparse features) up to
            --max-edges (default 1e7, what 24 GiB of RAM holds; 1e8 adds 3e7 and 1e8 for a GPU): time per training
@@ -64,9 +64,9 @@ from benchmarks.timing import time_interleaved  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.train.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
-from gat.train.config import TrainConfig  # noqa: E402
-from gat.train.steps import (  # noqa: E402
+from gat.training.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
+from gat.training.config import TrainConfig  # noqa: E402
+from gat.training.steps import (  # noqa: E402
     build_model,
     build_optimizer,
     evaluate,
@@ -123,8 +123,8 @@ def optimizer_for(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def training_step(model: torch.nn.Module, graph: Graph, impl: str, data: str = "cora") -> Callable[[], object]:
-    """One full step - forward, loss, backward, Adam - with `gat.train.steps`' functions. "ours" steps exactly as
-    `gat.train.loop` trains: on Cora on the training nodes' receptive field (elsewhere on the whole graph: time per
+    """One full step - forward, loss, backward, Adam - with `gat.training.steps`' functions. "ours" steps exactly as
+    `gat.training.loop` trains: on Cora on the training nodes' receptive field (elsewhere on the whole graph: time per
     edge is what the scaling section measures), and on a GPU replayed from a CUDA graph. Every other
     implementation, "ours-whole" included, launches its kernels eagerly on the whole graph."""
     receptive_field = impl == "ours" and data == "cora"

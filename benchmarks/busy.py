@@ -161,13 +161,13 @@ def busy_table(result: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------------- threads
 def thread_workloads(args: argparse.Namespace) -> dict[str, tuple[Callable[[], object], int]]:
-    """name -> (one training step, its work size in edge-feature values as gat.train.loop.Run computes it)."""
+    """name -> (one training step, its work size in edge-feature values as gat.training.loop.Run computes it)."""
     from benchmarks.benchmark import PAPER, build, load_graph, optimizer_for, training_step
     from gat.data.registry import load_dataset
     from gat.sampling.sampler import NeighbourSampler
-    from gat.train.loop import attention_width
-    from gat.train.minibatch import sampled_edges
-    from gat.train.steps import sampled_batch, training_loss
+    from gat.training.loop import attention_width
+    from gat.training.minibatch import sampled_edges
+    from gat.training.steps import sampled_batch, training_loss
 
     cora = load_graph("cora", 0, args.data_dir)
     width = attention_width(PAPER, cora.num_classes)

@@ -50,7 +50,7 @@ def times_faster(timings: dict, impl: str, than: str, spec: str = ".3g") -> str:
 
 def cora_table(result: dict, impls: list[str]) -> str:
     """One row per implementation asked for; one that was asked for but not run was not installed. "ours"
-    trains as gat.train.loop does (receptive field; CUDA graph on a GPU), "ours-whole" eagerly on the whole graph."""
+    trains as gat.training.loop does (receptive field; CUDA graph on a GPU), "ours-whole" eagerly on the whole graph."""
     train, infer, memory, accuracy = result["train"], result["inference"], result["memory"], result["accuracy"]
     rows = [["baseline: import torch + load Cora", "–", "–", memory_cell(memory, "baseline"), "–", "–"]]
     for impl in impls:

@@ -7,10 +7,10 @@ For each synthetic graph (benchmark.py's: 10 directed edges per node, 7 classes,
 ``--train-fraction`` of the nodes are training seeds) and each mode, a fresh process (or ``torchrun`` pair)
 loads the graph from a file, trains ``--epochs`` epochs, and reports the fastest:
 
-* ``full``   one full-batch step on the whole graph (what an epoch is for ``gat.train.loop``), then one
+* ``full``   one full-batch step on the whole graph (what an epoch is for ``gat.training.loop``), then one
              full-batch inference pass;
 * ``mini-1`` one process walking the training seeds in batches of ``--batch-size`` with ``--fanouts``
-             (``gat.train.minibatch``), then exact layer-wise inference of every node (``gat.sampling.layerwise``);
+             (``gat.training.minibatch``), then exact layer-wise inference of every node (``gat.sampling.layerwise``);
 * ``mini-2`` the same under ``torchrun --nproc_per_node=2``: each process takes half of every global batch
              (2 x ``--batch-size``/2 seeds, so the same steps as ``mini-1``) with 1 thread each.
 
@@ -50,12 +50,12 @@ from gat.data.graph import Graph  # noqa: E402
 from gat.io import save_json, save_torch  # noqa: E402
 from gat.sampling.layerwise import layerwise_inference  # noqa: E402
 from gat.sampling.sampler import NeighbourSampler, SampledBatch  # noqa: E402
-from gat.train.allocator import keep_freed_memory  # noqa: E402
-from gat.train.config import TrainConfig  # noqa: E402
-from gat.train.distributed import world_for  # noqa: E402
-from gat.train.fullbatch import FullBatchRun  # noqa: E402
-from gat.train.minibatch import _MiniBatchRun  # noqa: E402
-from gat.train.steps import train_step, training_batch  # noqa: E402
+from gat.training.allocator import keep_freed_memory  # noqa: E402
+from gat.training.config import TrainConfig  # noqa: E402
+from gat.training.distributed import world_for  # noqa: E402
+from gat.training.fullbatch import FullBatchRun  # noqa: E402
+from gat.training.minibatch import _MiniBatchRun  # noqa: E402
+from gat.training.steps import train_step, training_batch  # noqa: E402
 
 MODES = ("full", "mini-1", "mini-2")
 MiB = 2**20

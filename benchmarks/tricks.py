@@ -7,7 +7,7 @@ Two runs of the same model train in turn in one process, A B B A A B ...: one wi
 with the trick replaced by its plain version (patched in). A drift in machine load hits both alike. Gain is the
 median time without the trick over the median time with it, minus 1: how much longer the plain code takes.
 
-Workloads: a Cora epoch as ``gat.train.fullbatch`` runs it (a step on the training nodes' receptive field, then
+Workloads: a Cora epoch as ``gat.training.fullbatch`` runs it (a step on the training nodes' receptive field, then
 validation on the validation nodes' receptive field), and a training step on the whole of a synthetic graph of
 1e5 nodes and 1e6 edges (128 sparse features), the paper's model on both. Huge pages (``thp``) are read once per
 process, so that trick alternates fresh processes instead.
@@ -42,8 +42,8 @@ from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
 from gat.nn.kernels import neighbourhoods, ops, projection  # noqa: E402
 from gat.nn.kernels.neighbourhoods import AggregationPlan, Neighbourhoods  # noqa: E402
-from gat.train import allocator, steps  # noqa: E402
-from gat.train.config import TrainConfig  # noqa: E402
+from gat.training import allocator, steps  # noqa: E402
+from gat.training.config import TrainConfig  # noqa: E402
 
 PAPER = TrainConfig()
 THIS = sys.modules[__name__]
@@ -52,7 +52,7 @@ Plain = Callable[[], contextlib.AbstractContextManager]
 
 # ------------------------------------------------------------------------------------------------- workloads
 def validation(model: nn.Module, graph: Graph) -> Callable[[], object]:
-    """Every epoch's validation, as gat.train.fullbatch runs it on CPU: on the validation nodes' receptive field."""
+    """Every epoch's validation, as gat.training.fullbatch runs it on CPU: on the validation nodes' receptive field."""
     batch = steps.split_batch(graph, "val", PAPER.num_layers)
     return lambda: steps.evaluate_batch(model, batch, "val")
 

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `visua
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
 from gat.errors import GATError  # noqa: E402
-from gat.train.config import TrainConfig  # noqa: E402
-from gat.train.trainer import train  # noqa: E402
+from gat.training.config import TrainConfig  # noqa: E402
+from gat.training.trainer import train  # noqa: E402
 from visualization.attention import draw_attention  # noqa: E402
 from visualization.browser import missing_browser, screenshot  # noqa: E402
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes  # noqa: E402

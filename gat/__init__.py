@@ -10,7 +10,7 @@ The package, from data to trained model (each subpackage imports only the ones b
 - `gat.nn`        the GAT and GATv2 layers, the model, attention analysis; `gat.nn.reference` is the layer in
                   plain PyTorch (read it first), `gat.nn.kernels` the fused edge-list kernels behind the fast path;
 - `gat.sampling`  neighbour sampling and exact layer-wise inference for graphs too big for one step;
-- `gat.train`     the config, presets, the shared epoch loop and its trainers, checkpoints, logs;
+- `gat.training`     the config, presets, the shared epoch loop and its trainers, checkpoints, logs;
 - `gat.cli`, `gat.reproduce`: the training command and the paper's results table.
 
 Names below are imported on first use, so ``import gat`` (and a CLI's ``--help``) stays fast.
@@ -39,10 +39,10 @@ _EXPORTS = {
     "load_dataset": "gat.data.registry",
     "get_dataset": "gat.data.registry",
     "register_dataset": "gat.data.registry",
-    "TrainConfig": "gat.train.config",
-    "TrainResult": "gat.train.loop",
-    "train": "gat.train.trainer",
-    "load_model": "gat.train.trainer",
+    "TrainConfig": "gat.training.config",
+    "TrainResult": "gat.training.loop",
+    "train": "gat.training.trainer",
+    "load_model": "gat.training.trainer",
     "GATError": "gat.errors",
 }
 __all__ = sorted(_EXPORTS)
@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from gat.nn.layers import GATLayer as GATLayer
     from gat.nn.layers import GATv2Layer as GATv2Layer
     from gat.nn.model import GAT as GAT
-    from gat.train.config import TrainConfig as TrainConfig
-    from gat.train.loop import TrainResult as TrainResult
-    from gat.train.trainer import load_model as load_model
-    from gat.train.trainer import train as train
+    from gat.training.config import TrainConfig as TrainConfig
+    from gat.training.loop import TrainResult as TrainResult
+    from gat.training.trainer import load_model as load_model
+    from gat.training.trainer import train as train

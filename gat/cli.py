@@ -1,4 +1,4 @@
-"""The training command: flags -> TrainConfig -> gat.train.trainer.train (``training_script.py``, ``python -m gat``).
+"""The training command: flags -> TrainConfig -> gat.training.trainer.train (``training_script.py``, ``python -m gat``).
 
     python training_script.py                       # the paper's GAT on Cora
     python training_script.py --dataset citeseer --seeds 10
@@ -27,8 +27,8 @@ from gat import __version__
 from gat.data.registry import dataset_names, get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
-from gat.train.config import LAYERS, MAX_SEED, SELECTION_RULES, TrainConfig
-from gat.train.presets import describe_presets, preset_config, score_label, score_name
+from gat.training.config import LAYERS, MAX_SEED, SELECTION_RULES, TrainConfig
+from gat.training.presets import describe_presets, preset_config, score_label, score_name
 
 DEFAULTS = TrainConfig()
 
@@ -266,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> int:
     """Train (and draw) as the parsed flags say; returns the exit code."""
-    from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line  # after parsing: fast --help
-    from gat.train.loop import TrainingInterrupted
+    from gat.training.allocator import keep_freed_memory, memory_errors_in_one_line  # after parsing: fast --help
+    from gat.training.loop import TrainingInterrupted
 
     keep_freed_memory()  # reuse freed tensors' memory rather than page-fault fresh pages every step
     # One thread (or the requested count) for loading and pictures: small operations. The epoch loop chooses
@@ -292,8 +292,8 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
 def train_and_draw(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> None:
     """The dataset's pictures (--should_visualize), the run or runs, then the trained models' pictures
     (--visualize-after)."""
-    from gat.train.steps import load_graph
-    from gat.train.trainer import train
+    from gat.training.steps import load_graph
+    from gat.training.trainer import train
 
     if args.should_visualize:
         from gat.io import ensure_writable
@@ -321,7 +321,7 @@ def report(paths: list, quiet: bool) -> None:
 
 def run_seeds(config: TrainConfig, num_seeds: int) -> list:
     """Train with ``num_seeds`` consecutive seeds, print each result and the mean ± std; returns the results."""
-    from gat.train.trainer import train
+    from gat.training.trainer import train
 
     results = []
     score, label = score_name(config.dataset), score_label(config.dataset)

@@ -9,7 +9,7 @@ all the others at every barrier, and a small step then takes 5-30x as long as on
     threads = clamp(min(work_size // WORK_PER_THREAD, round(available CPUs - CPUs busy elsewhere)), 1, ...)
 
 where the work is the number of edge-feature values one step computes (edges x heads x features, summed over the
-layers: `gat.train.loop.Run.work_size`; the paper's Cora step, 10^4 edges x 71), so tiny steps stay on one
+layers: `gat.training.loop.Run.work_size`; the paper's Cora step, 10^4 edges x 71), so tiny steps stay on one
 thread; the available CPUs are those this process may run on: its affinity mask (``os.sched_getaffinity``, set by
 ``taskset``, Slurm, or a container's cpuset) and its cgroup CPU quota (Docker's ``--cpus``, Kubernetes' limits),
 whichever is smaller; and the CPUs busy elsewhere are what other processes (and the hypervisor's steal) used of
@@ -237,7 +237,7 @@ def thread_policy(
     adapt: bool = True,
 ) -> Iterator[ThreadPolicy]:
     """A :class:`ThreadPolicy` for the duration of a block, then the previous thread count again (a library call
-    such as `gat.train.trainer.train` leaves its caller's setting as it found it)."""
+    such as `gat.training.trainer.train` leaves its caller's setting as it found it)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -86,8 +86,8 @@ def citeseer(planetoid_folder: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def synthetic_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The binary of a GAT trained for 1 epoch on the default synthetic graph (runs/ and models/ in a temp dir)."""
-    from gat.train.config import TrainConfig
-    from gat.train.trainer import train
+    from gat.training.config import TrainConfig
+    from gat.training.trainer import train
 
     root = tmp_path_factory.mktemp("synthetic_run")
     folders = {name: str(root / name) for name in ("data_dir", "runs_dir", "models_dir")}

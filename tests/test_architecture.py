@@ -33,11 +33,11 @@ def test_the_code_keeps_its_layers() -> None:
 @pytest.mark.parametrize(
     "module, upward_import",
     [
-        ("gat/data/graph.py", "import gat.train.trainer"),  # data must not know about training
+        ("gat/data/graph.py", "import gat.training.trainer"),  # data must not know about training
         ("gat/nn/kernels/ops.py", "import gat.nn.model"),  # kernels must not know about the model
-        ("gat/train/loop.py", "import gat.train.trainer"),  # the shared loop must not know its trainers
+        ("gat/training/loop.py", "import gat.training.trainer"),  # the shared loop must not know its trainers
         ("gat/nn/reference.py", "import gat.nn.kernels.ops"),  # the reference stays plain PyTorch
-        ("gat/train/steps.py", "import visualization.style"),  # the library must not import the pictures
+        ("gat/training/steps.py", "import visualization.style"),  # the library must not import the pictures
     ],
 )
 def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, upward_import: str) -> None:

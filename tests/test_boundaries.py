@@ -39,9 +39,9 @@ from gat.data.planetoid import load_planetoid
 from gat.data.ppi import load_ppi
 from gat.errors import GATError
 from gat.io import STALE_PART_SECONDS, ensure_writable, save_json, save_torch
-from gat.train.allocator import memory_errors_in_one_line
-from gat.train.config import TrainConfig
-from gat.train.steps import available_memory
+from gat.training.allocator import memory_errors_in_one_line
+from gat.training.config import TrainConfig
+from gat.training.steps import available_memory
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 from tests.helpers import REPO
 
@@ -296,7 +296,7 @@ def _only_run(runs: Path) -> tuple[Path, dict]:
 
 def _assert_checkpoint_intact(models: Path) -> None:
     """The run's last checkpoint before the fault loads and validates (it was written by an earlier epoch)."""
-    from gat.train import checkpoints
+    from gat.training import checkpoints
 
     (checkpoint,) = (models / "checkpoints").glob("*.pt")
     assert checkpoints.load(checkpoint, "checkpoint")["epoch"] >= 1
@@ -390,7 +390,7 @@ def test_the_pictures_running_out_of_memory_are_one_line(world, capsys, monkeypa
 def test_reproduce_running_out_of_memory_is_one_line(world, capsys, monkeypatch):
     """A real allocation failure from torch's CPU allocator (2**60 bytes) in a run's training step: the error line
     (reproduce adds how to resume) and no traceback."""
-    from gat.train.loop import Run
+    from gat.training.loop import Run
 
     monkeypatch.setattr(Run, "train_epoch", lambda self, epoch: torch.empty(2**60, dtype=torch.uint8))
     argv = ["--datasets", "synthetic", "--layers", "gat", "--seeds", "1", "--epochs", "1",

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from gat.train import checkpoints
-from gat.train.config import TrainConfig
-from gat.train.loop import inspect_model
-from gat.train.steps import build_model, load_graph
-from gat.train.trainer import train
+from gat.training import checkpoints
+from gat.training.config import TrainConfig
+from gat.training.loop import inspect_model
+from gat.training.steps import build_model, load_graph
+from gat.training.trainer import train
 from visualization.degrees import degree_figure
 from visualization.loading import load_trained
 from visualization.reports import log_to_tensorboard

@@ -21,10 +21,10 @@ from gat.threads import (
     sample_cpus,
     thread_policy,
 )
-from gat.train.config import TrainConfig
-from gat.train.loop import attention_width
-from gat.train.minibatch import sampled_edges
-from gat.train.trainer import train
+from gat.training.config import TrainConfig
+from gat.training.loop import attention_width
+from gat.training.minibatch import sampled_edges
+from gat.training.trainer import train
 
 CORA_EDGES, CORA_CLASSES = 10_556, 7
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
 from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
-from gat.train.config import MAX_SEED
+from gat.training.config import MAX_SEED
 from visualization.choices import (
     BACKENDS,
     FORMATS,
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_thread_policy(0, args.threads)
     if not args.show:
         matplotlib.use("Agg")  # no window, no display needed (switching is allowed while no pyplot figure exists)
-    from gat.train.allocator import memory_errors_in_one_line
+    from gat.training.allocator import memory_errors_in_one_line
 
     try:
         with memory_errors_in_one_line("try a smaller --max-nodes or fewer --threads"):

@@ -11,10 +11,10 @@ import numpy as np
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
-from gat.train.config import TrainConfig
-from gat.train.loop import inspect_model
-from gat.train.steps import load_graph
-from gat.train.trainer import load_model
+from gat.training.config import TrainConfig
+from gat.training.loop import inspect_model
+from gat.training.steps import load_graph
+from gat.training.trainer import load_model
 from gat.validate import first_non_finite
 
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.io import save_json
-from gat.train.tracking import writing_events
+from gat.training.tracking import writing_events
 from visualization.attention import draw_attention
 from visualization.choices import MAX_NODES, TOP_K
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes

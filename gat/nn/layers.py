@@ -62,7 +62,7 @@ class _AttentionLayer(nn.Module):
         for cached_edge_index, cached_key, neighbourhoods in self._cache:
             if cached_edge_index is edge_index and cached_key == key:
                 return neighbourhoods
-        # Built with inference mode off: evaluation runs in it (gat.train.steps.evaluate), and a training step on the
+        # Built with inference mode off: evaluation runs in it (gat.training.steps.evaluate), and a training step on the
         # same graph saves these index tensors for its backward (GATv2's edge gathers do).
         with torch.inference_mode(False):
             neighbourhoods = build_neighbourhoods(edge_index, num_nodes, self.add_self_loops, num_targets)

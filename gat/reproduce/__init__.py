@@ -4,12 +4,12 @@
     python -m gat.reproduce --seeds 2 --datasets cora,citeseer # a quick check
     python -m gat.reproduce --study attention                  # where attention matters: gat.reproduce.attention
 
-Every run (dataset, layer, seed) is one `gat.train.trainer.train` with the dataset's preset, quiet and without
+Every run (dataset, layer, seed) is one `gat.training.trainer.train` with the dataset's preset, quiet and without
 TensorBoard. Its result is written to ``<output>/runs/<dataset>_<layer>_seed<seed>.json`` the moment it
 finishes (atomically), so an interrupted table resumes where it stopped: a finished run with the same settings is
 read back, never redone. Then ``<output>/results.md`` gets the Markdown table — test accuracy (micro-F1 for PPI)
 mean ± std, min, max, epochs and seconds per run, next to the published figures — then the test score each
-model-selection rule (``--select``; `gat.train.config.SELECTION_RULES`) would have given, side by side: every run
+model-selection rule (``--select``; `gat.training.config.SELECTION_RULES`) would have given, side by side: every run
 records the test score at the epoch each rule chooses (from validation scores only), so the rules cost no
 extra training. Last, for the transductive datasets, the attention entropy of each model side by side. A
 dataset whose files are missing and cannot be downloaded is listed as "needs download" with the command to
@@ -37,13 +37,13 @@ from gat.io import ensure_writable, save_json, save_text
 from gat.nn.analysis import attention_entropy, attention_homophily, kl_from_uniform, neighbourhood_sizes
 from gat.nn.model import LAYERS, Inspection
 from gat.threads import apply_thread_policy, choose_threads, requested_threads
-from gat.train import checkpoints
-from gat.train.allocator import keep_freed_memory, memory_errors_in_one_line
-from gat.train.config import MAX_SEED, SELECTION_RULES, TrainConfig
-from gat.train.loop import TrainingInterrupted, inspect_model
-from gat.train.presets import preset_config, score_name
-from gat.train.steps import load_graph
-from gat.train.trainer import ENVIRONMENT_FIELDS, train
+from gat.training import checkpoints
+from gat.training.allocator import keep_freed_memory, memory_errors_in_one_line
+from gat.training.config import MAX_SEED, SELECTION_RULES, TrainConfig
+from gat.training.loop import TrainingInterrupted, inspect_model
+from gat.training.presets import preset_config, score_name
+from gat.training.steps import load_graph
+from gat.training.trainer import ENVIRONMENT_FIELDS, train
 from gat.validate import ListOf, Number, Optional, check
 
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.

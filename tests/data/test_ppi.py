@@ -19,8 +19,8 @@ from sklearn.metrics import f1_score
 from gat.data.ppi import PPI_ZIP, ProteinGraph, batch, load_ppi
 from gat.errors import GATError
 from gat.nn.model import GAT
-from gat.train.inductive import micro_f1
-from gat.train.presets import preset_config
+from gat.training.inductive import micro_f1
+from gat.training.presets import preset_config
 
 NUM_FEATURES, NUM_LABELS = 50, 121
 GRAPHS = {"train": (1, 2, 3, 4), "valid": (5,), "test": (6,)}  # graph ids per split, numbered as in the real files
@@ -145,8 +145,8 @@ def ppi_config(mirror: Path, root: Path, **overrides):
 
 @pytest.mark.parametrize("layer", ["gat", "gatv2"])
 def test_training_end_to_end(mirror, tmp_path, layer):
-    from gat.train.inductive import batches, evaluate
-    from gat.train.trainer import load_model, train
+    from gat.training.inductive import batches, evaluate
+    from gat.training.trainer import load_model, train
 
     result = train(ppi_config(mirror, tmp_path, layer=layer, lr=0.01))
     losses = [record["train_loss"] for record in result.history]
@@ -165,7 +165,7 @@ def test_training_end_to_end(mirror, tmp_path, layer):
 
 
 def test_resumed_run_continues_exactly(mirror, tmp_path):
-    from gat.train.trainer import train
+    from gat.training.trainer import train
 
     whole = train(ppi_config(mirror, tmp_path / "whole", epochs=4))
     first = train(ppi_config(mirror, tmp_path / "parts", epochs=2))

@@ -52,7 +52,7 @@ def test_a_mistyped_name_gets_a_suggestion() -> None:
 
 def test_a_registered_dataset_trains_evaluates_and_reloads_with_no_other_change(toy: Dataset, tmp_path: Path) -> None:
     from gat.cli import build_parser, config_from_args
-    from gat.train.trainer import load_model, train
+    from gat.training.trainer import load_model, train
 
     assert load_dataset("TOY").name == "toy"
     folders = ["--data-dir", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs")]

@@ -189,7 +189,7 @@ def test_neighbourhoods_are_cached_and_rebuilt_on_change():
 
 @each_layer
 def test_caches_built_in_inference_mode_serve_a_later_training_step(layer_class):
-    # Evaluation runs in inference mode (gat.train.steps.evaluate) and may build a layer's caches (sorted edges,
+    # Evaluation runs in inference mode (gat.training.steps.evaluate) and may build a layer's caches (sorted edges,
     # aggregation plan, segment sums) first; a training step on the same graph must still save them for backward.
     torch.manual_seed(0)
     layer = make_layer(3, 2, heads=2, concat=True, layer_class=layer_class)

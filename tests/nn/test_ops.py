@@ -304,7 +304,9 @@ def test_flat_gather_and_scatter_equal_index_select_and_scatter(parallel_from, t
                 weights = values.clone().requires_grad_()
                 assert torch.equal(gather_flat(weights, permutation), values[permutation])
                 assert torch.equal(scatter_flat(weights, permutation), expected)
-            with torch.inference_mode():  # as in evaluation (gat.train.steps.evaluate), whose outputs the chunks write
+            with (
+                torch.inference_mode()
+            ):  # as in evaluation (gat.training.steps.evaluate), whose outputs the chunks write
                 assert torch.equal(gather_flat(values, permutation), values[permutation])
                 assert torch.equal(scatter_flat(values, permutation), expected)
 

@@ -16,7 +16,7 @@ from gat.data.registry import load_dataset
 from gat.errors import GATError
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes, uniform_attention
 from gat.nn.model import GAT, Inspection
-from gat.train.loop import inspect_model
+from gat.training.loop import inspect_model
 from visualization.attention import MIN_WIDTH, POINTS_PER_UNIT, draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
 from visualization.embeddings import embedding_figure, layer_map, tsne

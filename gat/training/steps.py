@@ -1,5 +1,5 @@
 """The pieces of one training epoch, as plain functions: the model and optimiser a config describes, the nodes a
-full-batch step computes on, one gradient step, and evaluation. :mod:`gat.train.loop` strings them into a run
+full-batch step computes on, one gradient step, and evaluation. :mod:`gat.training.loop` strings them into a run
 (early stopping, checkpoints, logs); the notebook and the benchmarks call them directly.
 """
 
@@ -23,8 +23,8 @@ from gat.nn.kernels.projection import cached_transposes
 from gat.nn.layers import attention_layers
 from gat.nn.model import GAT
 from gat.sampling.sampler import SampledBatch, gather_rows, receptive_field
-from gat.train.allocator import gib
-from gat.train.config import TrainConfig
+from gat.training.allocator import gib
+from gat.training.config import TrainConfig
 
 
 def resolve_device(name: str) -> torch.device:

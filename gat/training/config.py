@@ -16,7 +16,7 @@ from gat.validate import ListOf, check
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
 LAYERS = ("gat", "gatv2", "mean")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
-# Which epoch's model a run keeps (`gat.train.loop.EarlyStopping`), from validation scores only:
+# Which epoch's model a run keeps (`gat.training.loop.EarlyStopping`), from validation scores only:
 SELECTION_RULES = {
     "paper": "the last epoch at which validation loss and accuracy both matched or beat their best so far (the "
     "GAT paper's code)",
@@ -55,8 +55,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # CPU threads per operation; None: chosen from the step's size (gat.threads)
-    cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (gat.train.steps.CapturedStep)
-    # mini-batch training (gat/minibatch.py): in-neighbours sampled per node, one count per layer (layer 0 the
+    cuda_graphs: bool = True  # on a GPU, replay each full-batch step from a CUDA graph (steps.CapturedStep)
+    # mini-batch training (gat.training.minibatch): in-neighbours sampled per node, one count per layer (layer 0 the
     # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
     fanouts: tuple[int, ...] = ()
     batch_size: int = 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gat.data.registry import dataset_names, get_dataset
-from gat.train.config import TrainConfig
+from gat.training.config import TrainConfig
 
 
 def score_name(dataset: str) -> str:

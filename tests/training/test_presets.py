@@ -7,7 +7,7 @@ from gat.cli import DEFAULTS, build_parser, config_from_args, given_fields
 from gat.data.registry import dataset_names
 from gat.nn.layers import GATLayer, GATv2Layer
 from gat.nn.model import GAT
-from gat.train.presets import preset_config
+from gat.training.presets import preset_config
 from tests.helpers import random_graph
 
 
@@ -85,9 +85,9 @@ def test_model_builds_the_chosen_layer():
 
 
 def test_load_model_rebuilds_a_gatv2_model(tmp_path, capsys):
-    from gat.train.loop import inspect_model
-    from gat.train.steps import load_graph
-    from gat.train.trainer import load_model, train
+    from gat.training.loop import inspect_model
+    from gat.training.steps import load_graph
+    from gat.training.trainer import load_model, train
 
     folders = {name: str(tmp_path / name) for name in ("data_dir", "runs_dir", "models_dir")}
     config = preset_config("synthetic", layer="gatv2", epochs=2, tensorboard=False, **folders)

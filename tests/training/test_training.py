@@ -11,10 +11,10 @@ import torch
 from gat.data.registry import load_dataset
 from gat.errors import GATError
 from gat.nn.model import GAT
-from gat.train import checkpoints
-from gat.train.config import TrainConfig
-from gat.train.loop import EarlyStopping, inspect_model
-from gat.train.steps import (
+from gat.training import checkpoints
+from gat.training.config import TrainConfig
+from gat.training.loop import EarlyStopping, inspect_model
+from gat.training.steps import (
     CapturedEvaluation,
     CapturedStep,
     build_model,
@@ -28,7 +28,7 @@ from gat.train.steps import (
     training_batch,
     training_loss,
 )
-from gat.train.trainer import load_model, train
+from gat.training.trainer import load_model, train
 
 
 def synthetic_config(tmp_path, **overrides) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""gat.train.allocator: after keep_freed_memory() a freed large tensor's memory stays in the process for reuse, until
+"""gat.training.allocator: after keep_freed_memory() a freed large tensor's memory stays in the process for reuse, until
 release_freed_memory()."""
 
 import subprocess
@@ -11,7 +11,7 @@ from tests.helpers import REPO
 MEASURE = """
 import sys
 import torch
-from gat.train.allocator import keep_freed_memory, release_freed_memory
+from gat.training.allocator import keep_freed_memory, release_freed_memory
 
 def resident_kib():
     with open("/proc/self/status") as status:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
-from gat.train.presets import score_label, score_name
+from gat.training.presets import score_label, score_name
 
 if TYPE_CHECKING:
     from gat.data.graph import Graph
     from gat.nn.model import GAT
-    from gat.train.config import TrainConfig
+    from gat.training.config import TrainConfig
 
 
 class Progress:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import torch
 
-from gat.train.config import TrainConfig
-from gat.train.loop import Run, TrainResult, run_epochs
-from gat.train.steps import (
+from gat.training.config import TrainConfig
+from gat.training.loop import Run, TrainResult, run_epochs
+from gat.training.steps import (
     CapturedEvaluation,
     evaluate_batch,
     full_batch_step,

@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from gat.errors import GATError
 from gat.threads import available_cpus, choose_threads, requested_threads
-from gat.train.config import TrainConfig
+from gat.training.config import TrainConfig
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from gat.io import ensure_writable, os_error, save_json
 from gat.nn.analysis import attention_entropy, kl_from_uniform
 from gat.nn.model import Inspection
-from gat.train.config import TrainConfig
-from gat.train.presets import score_name
+from gat.training.config import TrainConfig
+from gat.training.presets import score_name
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter

@@ -1,8 +1,8 @@
 """The epoch loop every trainer shares: a `Run` (state, early stopping, checkpoints, files) and `run_epochs`
 (log, checkpoint, stop early or on a signal, then keep the best model).
 
-The trainers build on it: `gat.train.fullbatch` (one graph, one step per epoch), `gat.train.minibatch` (sampled
-neighbourhoods, one or many processes) and `gat.train.inductive` (many graphs: PPI). `gat.train.trainer.train`
+The trainers build on it: `gat.training.fullbatch` (one graph, one step per epoch), `gat.training.minibatch` (sampled
+neighbourhoods, one or many processes) and `gat.training.inductive` (many graphs: PPI). `gat.training.trainer.train`
 picks one from the config."""
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
 from gat.threads import ThreadPolicy, thread_policy
-from gat.train import checkpoints
-from gat.train.allocator import memory_errors_in_one_line
-from gat.train.config import SELECTION_RULES, TrainConfig
-from gat.train.presets import score_name
-from gat.train.progress import Progress
-from gat.train.steps import (
+from gat.training import checkpoints
+from gat.training.allocator import memory_errors_in_one_line
+from gat.training.config import SELECTION_RULES, TrainConfig
+from gat.training.presets import score_name
+from gat.training.progress import Progress
+from gat.training.steps import (
     build_model,
     build_optimizer,
     check_memory,
 )
-from gat.train.tracking import RunLog
+from gat.training.tracking import RunLog
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Run:
 
     Everything else is shared: seeding, the model and optimiser from the config, the paper's early stopping and
     the kept best weights, resuming from a checkpoint, checkpoints, the binary and ``metrics.json``. Pass the run
-    to `run_epochs` to train it. `gat.train.fullbatch.FullBatchRun` is the simplest subclass.
+    to `run_epochs` to train it. `gat.training.fullbatch.FullBatchRun` is the simplest subclass.
     """
 
     def __init__(
@@ -162,7 +162,7 @@ class Run:
             checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
         self.started, self.stopped = time.perf_counter(), None
 
-    # Only one process of a multi-process run writes files (see gat.train.minibatch); a run of its own always does.
+    # Only one process of a multi-process run writes files (see gat.training.minibatch); a run of its own always does.
     writes_files = True
     # Entropy histograms need the whole graph's attention at once (mini-batch runs never hold it).
     logs_attention_entropy = True

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from gat.errors import GATError
-from gat.train.config import TrainConfig
-from gat.train.trainer import load_model, train
+from gat.training.config import TrainConfig
+from gat.training.trainer import load_model, train
 from tests.helpers import REPO
 
 

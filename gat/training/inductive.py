@@ -2,9 +2,9 @@
 
 The GAT paper's PPI setup: every step trains on a batch of two whole training graphs (their disjoint union), the
 loss is binary cross-entropy over the 121 independent labels, and the model kept is chosen by the paper's early
-stopping rule with micro-F1 in place of accuracy (`gat.train.loop.EarlyStopping`). Checkpoints, binaries,
+stopping rule with micro-F1 in place of accuracy (`gat.training.loop.EarlyStopping`). Checkpoints, binaries,
 ``metrics.json`` and TensorBoard logs are written by the same modules as full-batch training, so
-`gat.train.trainer.load_model` rebuilds a PPI model too. ``python training_script.py --dataset ppi`` comes here.
+`gat.training.trainer.load_model` rebuilds a PPI model too. ``python training_script.py --dataset ppi`` comes here.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 from gat.data.ppi import ProteinGraph, batch
 from gat.nn.model import GAT
-from gat.train.config import TrainConfig
-from gat.train.loop import Run, TrainResult, run_epochs
-from gat.train.steps import load_graph
+from gat.training.config import TrainConfig
+from gat.training.loop import Run, TrainResult, run_epochs
+from gat.training.steps import load_graph
 
 GRAPHS_PER_BATCH = 2  # the paper's batch: two whole graphs per gradient step
 
@@ -61,7 +61,7 @@ def evaluate(model: GAT, unions: list[ProteinGraph], split: str) -> dict[str, fl
 
 
 class _InductiveRun(Run):
-    """A PPI run: `gat.train.loop.Run` (state, checkpoints, binary, metrics.json) with batches of whole graphs
+    """A PPI run: `gat.training.loop.Run` (state, checkpoints, binary, metrics.json) with batches of whole graphs
     for the step and micro-F1 over graphs for the evaluation."""
 
     def __init__(
@@ -114,7 +114,7 @@ def train_inductive(
     config: TrainConfig, device: torch.device, saved: dict | None = None, source: str = ""
 ) -> TrainResult:
     """Train on PPI as ``config`` says, or continue the run in the checkpoint contents ``saved`` (read from
-    ``source``); `gat.train.trainer.train` calls this for ``dataset="ppi"``. The same epoch loop and files as
+    ``source``); `gat.training.trainer.train` calls this for ``dataset="ppi"``. The same epoch loop and files as
     full-batch training; the metrics are ``{split}_loss`` and ``{split}_micro_f1``."""
     graphs_by_split = load_graph(config)  # the registry's loader: {split: [graphs]}
     splits = {split: [graph.to(device) for graph in graphs] for split, graphs in graphs_by_split.items()}

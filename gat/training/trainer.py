@@ -9,13 +9,13 @@ from gat.data.registry import get_dataset
 from gat.errors import GATError
 from gat.io import ensure_writable
 from gat.nn.model import GAT
-from gat.train import checkpoints
-from gat.train.config import TrainConfig
-from gat.train.fullbatch import train_full_batch
-from gat.train.inductive import train_inductive
-from gat.train.loop import TrainResult
-from gat.train.minibatch import train_minibatch
-from gat.train.steps import build_model, resolve_device
+from gat.training import checkpoints
+from gat.training.config import TrainConfig
+from gat.training.fullbatch import train_full_batch
+from gat.training.inductive import train_inductive
+from gat.training.loop import TrainResult
+from gat.training.minibatch import train_minibatch
+from gat.training.steps import build_model, resolve_device
 
 # Flags that describe where and how loudly a run happens, not what it computes: a resumed run takes them from
 # the new command line; everything else comes from the checkpoint so the run continues exactly.
@@ -68,9 +68,9 @@ def train(config: TrainConfig, resume: str | os.PathLike | None = None, override
         refuse_finished(saved, config, resume)
     check_outputs(config)
     device = resolve_device(config.device)
-    if get_dataset(config.dataset).task == "inductive":  # many graphs: gat/train/inductive.py
+    if get_dataset(config.dataset).task == "inductive":  # many graphs: gat/training/inductive.py
         return train_inductive(config, device, saved, str(resume))
-    if config.fanouts:  # sampled mini-batches, on one process or several: gat/train/minibatch.py
+    if config.fanouts:  # sampled mini-batches, on one process or several: gat/training/minibatch.py
         return train_minibatch(config, device, saved, str(resume))
     return train_full_batch(config, device, saved, str(resume))
 

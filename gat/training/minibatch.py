@@ -8,7 +8,7 @@ neighbourhoods (:mod:`gat.sampling.sampler`), runs the model on that small graph
 seeds' loss. Under ``--distributed`` every rank takes its own part of each global batch, so ``n`` processes with
 ``--batch-size B`` take the same steps as one process with ``n * B``. Validation and test use exact layer-wise
 inference on the whole graph (:mod:`gat.sampling.layerwise`). Everything else — early stopping, checkpoints, resume,
-logs, signals — is the full-batch trainer's (:func:`gat.train.loop.run_epochs`).
+logs, signals — is the full-batch trainer's (:func:`gat.training.loop.run_epochs`).
 
 Randomness is drawn from generators seeded by ``(seed, epoch, rank)``, so a resumed run continues exactly
 without storing any generator state, and every rank draws the same permutation of the training nodes.
@@ -26,14 +26,14 @@ from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.sampling.layerwise import layerwise_inference
 from gat.sampling.sampler import NeighbourSampler, SampledBatch
-from gat.train.config import TrainConfig
-from gat.train.distributed import World, world_for
-from gat.train.loop import Run, TrainResult, run_epochs
-from gat.train.steps import load_graph, sampled_batch, split_metrics, training_loss
+from gat.training.config import TrainConfig
+from gat.training.distributed import World, world_for
+from gat.training.loop import Run, TrainResult, run_epochs
+from gat.training.steps import load_graph, sampled_batch, split_metrics, training_loss
 
 
 def train_minibatch(config: TrainConfig, device: torch.device, saved: dict | None, source: str) -> TrainResult:
-    """Train as ``config`` says (``config.fanouts`` set); called by :func:`gat.train.trainer.train`, which resolves
+    """Train as ``config`` says (``config.fanouts`` set); called by :func:`gat.training.trainer.train`, which resolves
     ``--resume`` into ``saved`` (the checkpoint's contents) first."""
     with world_for(config, device) as world:
         if not world.is_writer:  # the other ranks print nothing and write nothing
@@ -44,7 +44,7 @@ def train_minibatch(config: TrainConfig, device: torch.device, saved: dict | Non
 
 
 class _MiniBatchRun(Run):
-    """A :class:`gat.train.loop.Run` whose epoch is many sampled mini-batch steps (on this rank's share)."""
+    """A :class:`gat.training.loop.Run` whose epoch is many sampled mini-batch steps (on this rank's share)."""
 
     logs_attention_entropy = False  # no step sees the whole graph
 
