@@ -49,3 +49,17 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, upwar
     done = lint_imports(tmp_path)
     assert done.returncode != 0
     assert "BROKEN" in done.stdout
+
+
+def test_every_public_name_is_what_its_module_defines_even_after_the_subpackages_load():
+    # A subpackage is bound on its parent when imported: one named like an export (once gat.train) would shadow it.
+    code = (
+        "import importlib, gat\n"
+        "for package in ('gat.data', 'gat.nn', 'gat.sampling', 'gat.training', 'gat.reproduce'):\n"
+        "    importlib.import_module(package)\n"
+        "from gat import *\n"
+        "for name, module in gat._EXPORTS.items():\n"
+        "    assert getattr(gat, name) is getattr(importlib.import_module(module), name), name\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr
