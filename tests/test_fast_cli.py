@@ -80,6 +80,23 @@ def test_visualization_cli_answers_without_torch(args, code, says):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--help"], 0, "--study"),
+        (["--layers", "bogus"], 2, "unknown layer bogus"),
+        (["--seeds", "0"], 2, "seeds must be >= 1"),
+        (["--quick"], 2, "--quick belongs to --study attention"),
+    ],
+)
+def test_reproduce_cli_answers_without_torch(args, code, says):
+    exit_code, heavy, output = run_entry_point("gat.reproduce", *args)
+    assert exit_code == code, output
+    assert says in output
+    assert heavy == [], f"{' '.join(args)} imported {heavy}"
+
+
+@pytest.mark.slow
 def test_the_runner_sees_heavy_imports(tmp_path):
     """The checks above can fail: a command that trains does import torch."""
     folders = [f"--{name}-dir={tmp_path / name}" for name in ("data", "runs", "models")]

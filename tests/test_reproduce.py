@@ -14,6 +14,7 @@ import torch
 from gat import reproduce
 from gat.nn.kernels.neighbourhoods import build_neighbourhoods
 from gat.nn.model import Inspection
+from gat.reproduce import runner
 from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, random_graph
 
 
@@ -89,7 +90,7 @@ def test_a_second_invocation_redoes_no_run(table, tmp_path, monkeypatch, capsys)
     def must_not_train(job):
         raise AssertionError(f"run {job.config.dataset} {job.config.layer} seed {job.config.seed} was redone")
 
-    monkeypatch.setattr(reproduce, "run", must_not_train)
+    monkeypatch.setattr(runner, "run", must_not_train)
     assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
     assert {path: path.read_text() for path in (table / "runs").glob("*.json")} == before
     assert "| synthetic | gatv2 | 2 |" in capsys.readouterr().out
@@ -98,10 +99,8 @@ def test_a_second_invocation_redoes_no_run(table, tmp_path, monkeypatch, capsys)
 def test_only_missing_or_changed_runs_are_redone(table, tmp_path, monkeypatch):
     (table / "runs" / "synthetic_gat_seed1.json").unlink()
     redone = []
-    original = reproduce.run
-    monkeypatch.setattr(
-        reproduce, "run", lambda job: redone.append((job.config.layer, job.config.seed)) or original(job)
-    )
+    original = runner.run
+    monkeypatch.setattr(runner, "run", lambda job: redone.append((job.config.layer, job.config.seed)) or original(job))
     assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 0
     assert redone == [("gat", 1)]
     # other settings (here: a different epoch cap) are other runs: all of them are redone
@@ -150,7 +149,7 @@ def test_entropy_by_layer_matches_the_visualization_statistics():
     learned = learned / sums[edge_index[1]]  # a random distribution over each neighbourhood
     inspection = Inspection(torch.zeros(num_nodes, 2), [], [uniform, learned], edge_index)
 
-    rows = reproduce.entropy_by_layer(inspection)
+    rows = runner.entropy_by_layer(inspection)
     assert rows[0]["kl"] == pytest.approx(0, abs=1e-12) and rows[0]["entropy"] == pytest.approx(rows[0]["uniform"])
     reference = entropy_statistics(inspection)
     for layer in (0, 1):
@@ -166,7 +165,7 @@ def test_attention_on_same_and_different_class_neighbours_by_hand():
     # node 2 (other): share 0.3 / 0.5 = 0.6; node 1 gives all to node 0 (same): 1; node 2 gives 0.2 to node 0 (other)
     # and 0.6 to node 3 (same): 0.75; node 3 has no neighbour. Head 1: 0.2 / 0.8 = 0.25, 1, 0.4 / 0.5 = 0.8.
     inspection = Inspection(torch.zeros(4, 2), [], [HAND_ATTENTION], HAND_EDGE_INDEX)
-    (row,) = reproduce.attention_classes(inspection, HAND_LABELS)
+    (row,) = runner.attention_classes(inspection, HAND_LABELS)
     assert row["layer"] == 0
     assert row["same_class_share"] == pytest.approx(((0.6 + 1 + 0.75) / 3 + (0.25 + 1 + 0.8) / 3) / 2)
     assert row["uniform_same_class_share"] == pytest.approx((0.5 + 1 + 0.5) / 3)  # 1 of 2, 1 of 1, 1 of 2

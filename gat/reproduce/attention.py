@@ -8,7 +8,7 @@ generated graphs (`gat.data.sbm`) with class-dependent Gaussian features:
 * the noisy-neighbours graph: every node has 3 same-class neighbours with clean features among 12 or more whose
   features are pure noise.
 
-Each run is one `gat.reproduce.run` of the paper table's runner (an atomic JSON per run, resumable, a progress
+Each run is one `gat.reproduce.runner.run` of the paper table's runner (an atomic JSON per run, resumable, a progress
 bar): test accuracy, per attention layer the KL divergence from uniform attention (mean over nodes and heads) and
 the share of neighbour attention on same-class neighbours next to the share uniform attention gives. Then
 ``<output>/attention/attention.md`` gets the table (mean ± std over seeds) and ``attention.png`` the figure:
@@ -30,7 +30,7 @@ from gat.data import registry
 from gat.data.registry import Dataset, register_dataset
 from gat.data.sbm import load_noisy_neighbours, load_sbm
 from gat.io import atomic_write, save_text
-from gat.reproduce import Job, result_path, run_config, run_jobs
+from gat.reproduce.runner import Job, result_path, run_config, run_jobs
 
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
 EPOCHS = 500
