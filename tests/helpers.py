@@ -134,3 +134,18 @@ HAND_ATTENTION = torch.tensor(
     ],
     dtype=torch.float64,
 )  # fmt: skip
+
+
+def count_tsne_fits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Count every t-SNE made from now on: each goes through openTSNE's fit; returns the list of fitted shapes."""
+    import openTSNE
+
+    fitted = []
+    fit = openTSNE.TSNE.fit
+
+    def counted_fit(self, features):
+        fitted.append(features.shape)
+        return fit(self, features)
+
+    monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
+    return fitted

@@ -17,6 +17,7 @@ from gat.errors import GATError
 from gat.nn.analysis import attention_entropy, kl_from_uniform, neighbourhood_sizes, uniform_attention
 from gat.nn.model import GAT, Inspection
 from gat.training.loop import inspect_model
+from tests.helpers import count_tsne_fits
 from visualization.attention import MIN_WIDTH, POINTS_PER_UNIT, draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
 from visualization.embeddings import embedding_figure, layer_map, tsne
@@ -390,16 +391,7 @@ def test_tsne_rings_training_nodes_and_crosses_misclassified_ones(small_graph, s
 
 
 def test_a_models_t_sne_map_is_made_once_per_layer_sample_and_seed(small_graph, small_inspection, monkeypatch):
-    import openTSNE
-
-    fitted = []
-    fit = openTSNE.TSNE.fit
-
-    def counted_fit(self, features):
-        fitted.append(features.shape)
-        return fit(self, features)
-
-    monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
+    fitted = count_tsne_fits(monkeypatch)
     maps = {}
     figure = embedding_figure(small_inspection, small_graph, layers=[-1], max_nodes=None, maps=maps)
     everyone = np.arange(small_graph.num_nodes)

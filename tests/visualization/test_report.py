@@ -18,7 +18,7 @@ import torch
 
 from gat.data.graph import Graph
 from gat.nn.model import Inspection
-from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO
+from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, count_tsne_fits
 from visualization.attention import neighbourhood_attention
 from visualization.browser import missing_browser, open_report, select_node
 from visualization.explain import Explainer, explanation_figure, format_explanation, reading
@@ -268,18 +268,9 @@ def test_the_pictures_and_the_report_share_one_t_sne_map(synthetic_binary, tmp_p
     """After training, the pictures map the last hidden layer and the logits, and the report maps the last hidden
     layer again, over the same nodes (all of a graph this size) with the same seed: that map is made once and
     shared. Every t-SNE, whoever calls it, goes through openTSNE's fit, which is counted."""
-    import openTSNE
-
     from visualization.reports import visualize_run
 
-    fitted = []
-    fit = openTSNE.TSNE.fit
-
-    def counted_fit(self, features):
-        fitted.append(features.shape)
-        return fit(self, features)
-
-    monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
+    fitted = count_tsne_fits(monkeypatch)
     paths = visualize_run(synthetic_binary, tmp_path / "data", tensorboard=False)
     assert len(fitted) == 2, f"one map per layer drawn, not {len(fitted)}"
     assert paths[-1].name == "report.html" and "embedding" in paths[-1].read_text()
