@@ -46,7 +46,7 @@ from gat import reproduce  # noqa: E402
 from gat.nn import layers, model  # noqa: E402
 from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa: E402
 from gat.nn.kernels.projection import project  # noqa: E402
-from gat.train.config import SELECTION_RULES  # noqa: E402
+from gat.training.config import SELECTION_RULES  # noqa: E402
 
 CHANGES = ("headin", "tfinit", "scorebias", "unfused")
 _create, _reset = layers.GATLayer._create_parameters, layers.GATLayer.reset_parameters
