@@ -340,15 +340,7 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
     of :func:`random_words`, each of the ``2**16`` values equally likely) is at least the threshold below which
     ``num_dropped`` of them lie, and 0 elsewhere."""
     threshold, scale = num_dropped - _LEVELS // 2, _LEVELS / (_LEVELS - num_dropped)
-    num_words = (count + 3) // 4
-    if device.type == "cpu":
-        # numpy compares and converts the integers in two calls where torch needs four, and inside a training
-        # step each call costs far more than its arithmetic.
-        uniform = _cpu_random_words(num_words).view(np.int16)[:count]
-        mask = (uniform >= threshold).astype(np.float64 if dtype == torch.float64 else np.float32)
-        mask *= mask.dtype.type(scale)
-        return torch.from_numpy(mask)
-    uniform = random_words(num_words, device).view(torch.int16)[:count]
+    uniform = random_words((count + 3) // 4, device).view(torch.int16)[:count]
     # In floating point these integers are exact: clamp(uniform - threshold + 1, 0, 1) is 1 for kept and 0 for
     # dropped elements, one pass cheaper than comparing (a bool tensor) and converting.
     return uniform.to(dtype).sub_(threshold - 1).clamp_(0, 1).mul_(scale)
