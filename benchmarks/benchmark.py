@@ -49,10 +49,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Huge pages for torch's large CPU tensors (read once, at torch's first allocation: before any import of torch);
-# gat/allocator.py explains why.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,9 @@
 """What each speed trick in gat/ gains end to end over the plain code it replaces.
 
-    python benchmarks/tricks.py                              # every trick, 2 threads then 1 (about an hour)
-    python benchmarks/tricks.py --tricks fused-adam,thp --cora-epochs 50 --threads 2
+    python benchmarks/tricks.py                              # every trick, 2 threads then 1 (about 15 minutes)
+    python benchmarks/tricks.py --tricks "fused Adam,mallopt" --cora-epochs 50 --threads 2
+    MKL_CBWR=AUTO python benchmarks/tricks.py --baseline     # each workload's median time only (JSON): compare
+                                                             # process-wide settings in fresh processes
 
 Two runs of the same model train in turn in one process, A B B A A B ...: one with the library as it is, one
 with the trick replaced by its plain version (patched in). A drift in machine load hits both alike. Gain is the
@@ -9,8 +11,7 @@ median time without the trick over the median time with it, minus 1: how much lo
 
 Workloads: a Cora epoch as ``gat.training.fullbatch`` runs it (a step on the training nodes' receptive field, then
 validation on the validation nodes' receptive field), and a training step on the whole of a synthetic graph of
-1e5 nodes and 1e6 edges (128 sparse features), the paper's model on both. Huge pages (``thp``) are read once per
-process, so that trick alternates fresh processes instead.
+1e5 nodes and 1e6 edges (128 sparse features), the paper's model on both.
 """
 
 from __future__ import annotations
@@ -19,16 +20,12 @@ import argparse
 import contextlib
 import ctypes
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the entry points (gat/allocator.py)
 
 import numpy as np
 import torch
@@ -105,12 +102,6 @@ def torch_generator_words(count: int) -> np.ndarray:
     return torch.empty(count, dtype=torch.int64).random_(-(2**63), 2**63 - 1).numpy().view(np.uint64)
 
 
-def torch_ops_mask(count: int, num_dropped: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    threshold, scale = num_dropped - ops._LEVELS // 2, ops._LEVELS / (ops._LEVELS - num_dropped)
-    uniform = ops.random_words((count + 3) // 4, device).view(torch.int16)[:count]
-    return uniform.to(dtype).sub_(threshold - 1).clamp_(0, 1).mul_(scale)
-
-
 def sampled_products(pad: bool, in_place: bool) -> Callable:
     def products(plan: AggregationPlan, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         if pad and 1 < left.shape[1] < 8:
@@ -182,7 +173,6 @@ TRICKS: dict[str, Plain] = {
     "transpose blocks of GRADIENT_BLOCK_BYTES": one_transpose_block,
     "dropout: own draws (vs bernoulli_)": lambda: patched((ops, "_keep_mask", bernoulli_keep_mask)),
     "dropout: SFC64 words (vs torch's generator)": lambda: patched((ops, "_cpu_random_words", torch_generator_words)),
-    "dropout: numpy mask (vs torch ops)": lambda: patched((ops, "_scaled_keep_mask", torch_ops_mask)),
     "threaded 1-D gathers (gather_flat)": lambda: patched((neighbourhoods, "_in_chunks", lambda n, work: work(0, n))),
     "SDDMM pad to 8 features": lambda: patched((AggregationPlan, "sampled_products", sampled_products(False, True))),
     "SDDMM in place": lambda: patched((AggregationPlan, "sampled_products", sampled_products(True, False))),
@@ -208,7 +198,6 @@ TRICKS: dict[str, Plain] = {
     ),
     "fused Adam": lambda: patched((steps, "build_optimizer", plain_adam)),
     "mallopt: keep freed memory": default_malloc,
-    "thp": contextlib.nullcontext,  # measured in fresh processes: see thp_gain
 }
 CORA_ONLY = {"training on the receptive field", "validation on the receptive field", "evaluation in inference mode"}
 
@@ -233,7 +222,7 @@ def gain(workload: Callable[[Graph], Callable], graph: Graph, plain: Plain, runs
 
 
 def baseline_times(graphs: dict[str, Graph], args: argparse.Namespace) -> dict[str, float]:
-    """In a child process: the median time of each workload as the library is."""
+    """The median time of each workload as the library is (``--baseline``)."""
     times = {}
     for name, (workload, runs, warmup) in workloads(args).items():
         step = workload(graphs[name])
@@ -244,22 +233,6 @@ def baseline_times(graphs: dict[str, Graph], args: argparse.Namespace) -> dict[s
             samples.append(time.perf_counter() - started)
         times[name] = statistics.median(samples[warmup:])
     return times
-
-
-def thp_gain(args: argparse.Namespace, threads: int, pairs: int = 2) -> dict[str, float]:
-    """Huge pages on against off, in ``pairs`` alternating pairs of fresh processes (torch reads the setting once)."""
-    command = [sys.executable, __file__, "--child", "--threads", str(threads)]
-    command += ["--cora-epochs", str(args.cora_epochs), "--steps", str(args.steps)]
-    times: dict[str, list[list[float]]] = {"1": [], "0": []}
-    for _ in range(pairs):
-        for setting in ("1", "0"):
-            environment = {**os.environ, "THP_MEM_ALLOC_ENABLE": setting}
-            output = subprocess.run(command, env=environment, capture_output=True, text=True, check=True).stdout
-            times[setting].append(json.loads(output.splitlines()[-1]))
-    return {
-        name: statistics.median(t[name] for t in times["0"]) / statistics.median(t[name] for t in times["1"]) - 1
-        for name in times["1"][0]
-    }
 
 
 def workloads(args: argparse.Namespace) -> dict[str, tuple[Callable, int, int]]:
@@ -279,12 +252,12 @@ def main() -> None:
     parser.add_argument("--cora-epochs", type=int, default=200, help="timed Cora epochs per variant")
     parser.add_argument("--steps", type=int, default=3, help="timed 1e6-edge steps per variant")
     parser.add_argument("--data-dir", default=PAPER.data_dir)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", action="store_true", help="only each workload's median time, as JSON")
     args = parser.parse_args()
     allocator.keep_freed_memory()  # as the entry points
     graphs = load_graphs(args.data_dir)
     thread_counts = [int(count) for count in args.threads.split(",")]
-    if args.child:
+    if args.baseline:
         torch.set_num_threads(thread_counts[0])
         print(json.dumps(baseline_times(graphs, args)))
         return
@@ -296,10 +269,6 @@ def main() -> None:
         row = []
         for threads in thread_counts:
             torch.set_num_threads(threads)
-            if name == "thp":
-                gains = thp_gain(args, threads)
-                row += [gains["cora"], gains["1e6"]]
-                continue
             for graph_name, (workload, runs, warmup) in workloads(args).items():
                 if graph_name == "1e6" and name in CORA_ONLY:  # the 1e6 step is a whole-graph step only
                     row.append(None)

@@ -18,10 +18,6 @@ import sys
 from dataclasses import fields, replace
 from typing import Any
 
-# Huge pages for torch's large CPU tensors (read once, at torch's first allocation: before any import of torch);
-# gat/allocator.py explains why.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 # Nothing imported here imports torch: --help, --version and a flag error answer at once; torch comes after parsing.
 from gat import __version__
 from gat.data.registry import dataset_names, get_dataset

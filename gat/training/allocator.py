@@ -12,12 +12,6 @@ docs/design.md gives the measured gains and the command that measures them.
 It changes the whole process, so only entry points call it (``training_script.py``, ``python -m gat.reproduce``
 and the benchmarks), never the library on import.
 
-The same entry points (the scripts; ``python -m`` imports torch before it could) also set
-``THP_MEM_ALLOC_ENABLE=1`` before torch is imported: torch then asks the kernel for 2 MiB transparent huge pages
-for tensors of 2 MiB or more (granted on request where the kernel's THP mode is ``madvise``). A big graph's
-step reads node rows at random over hundreds of MiB, and with 4 KiB pages almost every such read also misses
-the TLB. Small graphs do not change.
-
 When an allocation fails all the same, :func:`out_of_memory` says so in one line with what to try, instead of
 torch's traceback.
 """
