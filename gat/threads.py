@@ -43,8 +43,10 @@ from gat.errors import GATError
 
 # Edge-feature values one step must give each thread before another thread pays for its barriers.
 WORK_PER_THREAD = 250_000
-# How often a training loop re-reads how busy the CPUs are (a read of /proc/stat costs microseconds).
+# How often a training loop re-reads how busy the CPUs are (a read of /proc/stat costs microseconds), and how long
+# it looks before its first step (/proc/stat counts in 10 ms ticks).
 RECHECK_SECONDS = 1.0
+FIRST_LOOK_SECONDS = 0.1
 THREADS_VARIABLE = "GAT_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_STAT = Path("/proc/stat")
@@ -193,10 +195,13 @@ class ThreadPolicy:
         self.work_size, self.cpus = work_size, available_cpus() if cpus is None else cpus
         self.requested = requested_threads(requested, honour_omp=honour_omp)
         adapt = adapt and self.requested is None and thread_count_free_numbers()
-        self.last_sample = sample_cpus() if adapt else None
-        # Until a load has been measured, the 1-minute load average stands for the other processes' (ours has
-        # only just started: it adds little to it).
-        load = os.getloadavg()[0] if self.last_sample is not None and hasattr(os, "getloadavg") else 0.0
+        self.last_sample, load = None, 0.0
+        first = sample_cpus() if adapt else None
+        if first is not None:
+            # A first look while this process sleeps: what the others use now (the load average lags a minute).
+            time.sleep(FIRST_LOOK_SECONDS)
+            self.last_sample = sample_cpus()
+            load = busy_elsewhere(first, self.last_sample) if self.last_sample is not None else 0.0
         self.threads = self._set(choose_threads(self.cpus, work_size, self.requested, load))
 
     def update(self) -> int:

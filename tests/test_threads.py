@@ -156,10 +156,12 @@ def test_a_loop_takes_fewer_threads_while_others_are_busy_and_more_when_they_sto
     """ThreadPolicy.update re-chooses from the load measured since the last check (a fake clock and /proc/stat)."""
     monkeypatch.delenv("GAT_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    readings = iter([CpuSample(0.0, 0.0, 0.0), CpuSample(1.5, 3.0, 1.5), CpuSample(3.0, 4.5, 3.0)])
+    first_look = [CpuSample(0.0, 0.0, 0.0), CpuSample(0.1, 0.0, 0.0)]  # idle while the policy looked
+    later = [CpuSample(1.6, 3.0, 1.5), CpuSample(3.1, 4.5, 3.0)]
+    readings = iter(first_look + later)
     monkeypatch.setattr(threads, "sample_cpus", lambda: next(readings))
     monkeypatch.setattr(threads.time, "monotonic", lambda: 10.0)  # every check is due
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
     before = torch.get_num_threads()
     try:
         with thread_policy(paper_work(10**7), cpus=2) as policy:
@@ -180,16 +182,19 @@ def test_an_explicit_count_never_adapts(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_the_load_average_stands_for_other_processes_until_a_load_is_measured(monkeypatch):
+def test_the_first_choice_comes_from_a_look_at_the_cpus_before_the_first_step(monkeypatch):
     monkeypatch.delenv("GAT_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.5, 0.1))
+    slept = []
+    monkeypatch.setattr(threads.time, "sleep", slept.append)
+    busy = iter([CpuSample(0.0, 0.0, 0.0), CpuSample(0.1, 0.12, 0.0)])  # another process used 1.2 CPUs meanwhile
+    monkeypatch.setattr(threads, "sample_cpus", lambda: next(busy))
     before = torch.get_num_threads()
     try:
         with thread_policy(paper_work(10**7), cpus=2) as policy:
-            assert policy.threads == 1
+            assert policy.threads == 1 and slept == [threads.FIRST_LOOK_SECONDS]
         with thread_policy(paper_work(10**7), cpus=2, adapt=False) as policy:  # a torchrun rank: its share
-            assert policy.threads == 2
+            assert policy.threads == 2 and len(slept) == 1
     finally:
         torch.set_num_threads(before)
 
