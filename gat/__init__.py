@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# MKL's strict reproducibility mode: its matrix products give the same bits whatever the thread count (at no
-# measurable cost here), so a run's numbers do not depend on how many threads gat.threads gives it. MKL reads the
+# MKL's strict reproducibility mode: its matrix products give the same bits whatever the thread count, so a run's
+# numbers do not depend on how many threads gat.threads gives it (docs/design.md measures its price). MKL reads the
 # variable at its first product, so it holds for any process that imports gat before multiplying matrices.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
