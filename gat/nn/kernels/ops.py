@@ -340,6 +340,8 @@ def _scaled_keep_mask(count: int, num_dropped: int, dtype: torch.dtype, device: 
     of :func:`random_words`, each of the ``2**16`` values equally likely) is at least the threshold below which
     ``num_dropped`` of them lie, and 0 elsewhere."""
     threshold, scale = num_dropped - _LEVELS // 2, _LEVELS / (_LEVELS - num_dropped)
+    if count == 0:  # an empty array's stride may be 0, which view() cannot reinterpret
+        return torch.empty(0, dtype=dtype, device=device)
     uniform = random_words((count + 3) // 4, device).view(torch.int16)[:count]
     # In floating point these integers are exact: clamp(uniform - threshold + 1, 0, 1) is 1 for kept and 0 for
     # dropped elements, one pass cheaper than comparing (a bool tensor) and converting.
