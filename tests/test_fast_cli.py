@@ -38,6 +38,14 @@ def run_entry_point(target: str, *args: str) -> tuple[int, list[str], str]:
     return report["code"], report["heavy"], done.stdout + done.stderr
 
 
+def assert_answers_without_torch(target: str, args: list[str], code: int, says: str) -> None:
+    """``target`` run with ``args`` exits with ``code``, prints ``says`` and imports none of HEAVY."""
+    exit_code, heavy, output = run_entry_point(target, *args)
+    assert exit_code == code, output
+    assert says in output
+    assert heavy == [], f"{' '.join(args)} imported {heavy}"
+
+
 TRAINING = ["gat", str(REPO / "training_script.py")]
 
 
@@ -55,10 +63,7 @@ TRAINING = ["gat", str(REPO / "training_script.py")]
     ],
 )
 def test_training_cli_answers_without_torch(target, args, code, says):
-    exit_code, heavy, output = run_entry_point(target, *args)
-    assert exit_code == code, output
-    assert says in output
-    assert heavy == [], f"{' '.join(args)} imported {heavy}"
+    assert_answers_without_torch(target, args, code, says)
 
 
 @pytest.mark.slow
@@ -73,10 +78,7 @@ def test_training_cli_answers_without_torch(target, args, code, says):
     ],
 )
 def test_visualization_cli_answers_without_torch(args, code, says):
-    exit_code, heavy, output = run_entry_point("visualization", *args)
-    assert exit_code == code, output
-    assert says in output
-    assert heavy == [], f"{' '.join(args)} imported {heavy}"
+    assert_answers_without_torch("visualization", args, code, says)
 
 
 @pytest.mark.slow
@@ -90,10 +92,7 @@ def test_visualization_cli_answers_without_torch(args, code, says):
     ],
 )
 def test_reproduce_cli_answers_without_torch(args, code, says):
-    exit_code, heavy, output = run_entry_point("gat.reproduce", *args)
-    assert exit_code == code, output
-    assert says in output
-    assert heavy == [], f"{' '.join(args)} imported {heavy}"
+    assert_answers_without_torch("gat.reproduce", args, code, says)
 
 
 @pytest.mark.slow
