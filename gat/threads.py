@@ -194,7 +194,9 @@ class ThreadPolicy:
     ) -> None:
         self.work_size, self.cpus = work_size, available_cpus() if cpus is None else cpus
         self.requested = requested_threads(requested, honour_omp=honour_omp)
-        adapt = adapt and self.requested is None and thread_count_free_numbers()
+        # The load can only lower the work's count: where that is one thread already there is nothing to follow.
+        adapt = adapt and self.requested is None and choose_threads(self.cpus, work_size) > 1
+        adapt = adapt and thread_count_free_numbers()
         self.last_sample, load = None, 0.0
         first = sample_cpus() if adapt else None
         if first is not None:
