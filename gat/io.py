@@ -124,8 +124,13 @@ def save_json(data: Any, path: str | os.PathLike) -> Path:
 
 def save_text(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` (UTF-8), atomically."""
+    return save_bytes(text.encode(), path)
+
+
+def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data``, atomically."""
     with atomic_write(path) as file:
-        file.write(text.encode())
+        file.write(data)
     return Path(path)
 
 

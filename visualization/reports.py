@@ -6,14 +6,17 @@ both write through these functions, so the files and their names are the same wh
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from PIL import Image
+from tensorboard.compat.proto.summary_pb2 import Summary
 
 from gat.data.graph import Graph
-from gat.io import save_json
+from gat.io import save_bytes, save_json
 from gat.training.tracking import writing_events
 from visualization.attention import draw_attention
 from visualization.choices import MAX_NODES, TOP_K
@@ -24,7 +27,7 @@ from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.report import write_report
-from visualization.style import save_figure
+from visualization.style import encode_png, render, save_figure
 
 
 def attention_name(node: int, layer: int, head: int | None) -> str:
@@ -100,18 +103,18 @@ def visualize_run(
     projector) into the run's events."""
     trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
     out_dir = trained.run_dir / "figures"
-    figures = model_figures(trained, TOP_K)
-    paths = save_figures(figures, out_dir)
+    pngs = {name: encode_png(render(figure)) for name, figure in model_figures(trained, TOP_K).items()}
+    paths = [save_bytes(png, out_dir / f"{name}.png") for name, png in pngs.items()]
     paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
     if tensorboard:
-        log_to_tensorboard(trained, figures)
+        log_to_tensorboard(trained, pngs)
     return [*paths, write_report(trained, model_path=model_path)]  # after the pictures: its gallery shows them
 
 
-def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> None:
-    """Figures under ``figures/<name>``; the last hidden layer and the logits as embeddings for TensorBoard's
-    projector (3-D PCA, t-SNE, UMAP), each node with the columns of
-    :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
+def log_to_tensorboard(trained: TrainedModel, pngs: dict[str, bytes]) -> None:
+    """Pictures (PNG files' bytes, :func:`~visualization.style.encode_png`) under ``figures/<name>``; the last hidden
+    layer and the logits as embeddings for TensorBoard's projector (3-D PCA, t-SNE, UMAP), each node with the
+    columns of :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
     misclassified."""
     graph = trained.graph
     header, rows = projector_metadata(graph, trained.inspection.logits)
@@ -120,8 +123,12 @@ def log_to_tensorboard(trained: TrainedModel, figures: dict[str, Figure]) -> Non
         labels = graph.y.cpu().numpy()
         sprites = class_sprites(labels, labels == predictions(trained.inspection.logits), graph.num_classes)
     with writing_events(trained.run_dir) as writer:  # a failed write (a full disk) is one line, not lost
-        for name, figure in figures.items():
-            writer.add_figure(f"figures/{name}", figure, trained.best_epoch, close=False)
+        for name, png in pngs.items():
+            # The PNG as written, not add_image's new encoding of the pixels (which costs as much as drawing)
+            width, height = Image.open(io.BytesIO(png)).size
+            image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+            summary = Summary(value=[Summary.Value(tag=f"figures/{name}", image=image)])
+            writer._get_file_writer().add_summary(summary, trained.best_epoch)
         for layer in default_layers(trained.inspection):
             output = trained.inspection.hidden[layer]
             tag = "logits" if layer == len(trained.inspection.hidden) - 1 else f"layer{layer}_output"

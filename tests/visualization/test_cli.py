@@ -8,6 +8,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from PIL import Image
 
 from gat import cli as training_script
 from tests.helpers import REPO
@@ -117,6 +118,10 @@ def test_training_script_draws_before_and_after_training(tmp_path, monkeypatch):
     assert report.count('<img alt="') == len([name for name in figures if name.endswith(".png")])
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0}).Reload()
     assert {"figures/entropy", "figures/tsne_layer0-1"} <= set(events.Tags()["images"])
+    logged = events.Images("figures/entropy")[-1]  # the very file: one drawing serves both
+    assert logged.encoded_image_string == (run_dir / "figures" / "entropy.png").read_bytes()
+    with Image.open(run_dir / "figures" / "entropy.png") as saved:
+        assert (logged.width, logged.height) == saved.size
     projector = (run_dir / "projector_config.pbtxt").read_text()
     assert "logits" in projector and "layer0_output" in projector and "metadata.tsv" in projector
 
