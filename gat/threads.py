@@ -171,6 +171,27 @@ def thread_count_free_numbers() -> bool:
     return torch.backends.mkl.is_available() and "STRICT" in os.environ.get("MKL_CBWR", "").upper()
 
 
+def look_at_load() -> tuple[CpuSample | None, float]:
+    """How many CPUs other processes keep busy now, from a ``FIRST_LOOK_SECONDS`` look while this process sleeps
+    (the load average lags a minute); with the sample it ended on (None where /proc/stat cannot be read)."""
+    first = sample_cpus()
+    if first is None:
+        return None, 0.0
+    time.sleep(FIRST_LOOK_SECONDS)
+    last = sample_cpus()
+    return last, busy_elsewhere(first, last) if last is not None else 0.0
+
+
+def threads_for_long_work(requested: int | None = None, cpus: int | None = None) -> int:
+    """Threads for one long computation whose threads share its work well (a t-SNE map): the explicit count (see
+    :func:`requested_threads`), else every CPU other processes leave free now."""
+    requested = requested_threads(requested)
+    if requested is not None:
+        return requested
+    cpus = available_cpus() if cpus is None else cpus
+    return choose_threads(cpus, cpus * WORK_PER_THREAD, None, look_at_load()[1])  # work enough for every CPU
+
+
 class ThreadPolicy:
     """Torch's intra-op thread count for a loop of steps of ``work_size`` edge-feature values (see the module
     docstring): set on creation, re-chosen by :meth:`update` from how busy the CPUs were since the last check.
@@ -197,13 +218,7 @@ class ThreadPolicy:
         # The load can only lower the work's count: where that is one thread already there is nothing to follow.
         adapt = adapt and self.requested is None and choose_threads(self.cpus, work_size) > 1
         adapt = adapt and thread_count_free_numbers()
-        self.last_sample, load = None, 0.0
-        first = sample_cpus() if adapt else None
-        if first is not None:
-            # A first look while this process sleeps: what the others use now (the load average lags a minute).
-            time.sleep(FIRST_LOOK_SECONDS)
-            self.last_sample = sample_cpus()
-            load = busy_elsewhere(first, self.last_sample) if self.last_sample is not None else 0.0
+        self.last_sample, load = look_at_load() if adapt else (None, 0.0)
         self.threads = self._set(choose_threads(self.cpus, work_size, self.requested, load))
 
     def update(self) -> int:

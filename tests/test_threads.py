@@ -239,11 +239,27 @@ def test_minibatch_work_is_the_sampled_edges_of_a_step():
     assert choose_threads(2, sampled_edges(1024, (10, 10), 10**7) * attention_width(TrainConfig(), 7)) == 2
 
 
-def test_tsne_threads_follow_the_override(monkeypatch):
+@pytest.mark.parametrize(("busy", "variables", "expected"), [
+    (0.0, {}, 2),  # idle: every CPU
+    (0.9, {}, 1),  # one CPU kept busy by another program: the other one
+    (2.0, {}, 1),  # all busy: still one
+    (0.0, {"GAT_THREADS": "3"}, 3),  # an explicit count wins
+    (2.0, {"OMP_NUM_THREADS": "2"}, 2),
+])  # fmt: skip
+def test_long_work_gets_the_cpus_other_programs_leave_free(busy, variables, expected, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("GAT_THREADS", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(threads, "look_at_load", lambda: (None, busy))
+    assert threads.threads_for_long_work(cpus=2) == expected
+
+
+def test_tsne_maps_on_the_threads_of_long_work(monkeypatch):
     import numpy as np
     import openTSNE
 
-    from visualization.embeddings import tsne
+    from visualization import embeddings
 
     used = []
 
@@ -255,9 +271,6 @@ def test_tsne_threads_follow_the_override(monkeypatch):
             return np.zeros((features.shape[0], 2))
 
     monkeypatch.setattr(openTSNE, "TSNE", Recorder)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("GAT_THREADS", raising=False)
-    tsne(np.ones((20, 3)))
-    monkeypatch.setenv("GAT_THREADS", "2")
-    tsne(np.ones((20, 3)))
-    assert used == [1, 2]
+    monkeypatch.setattr(embeddings, "threads_for_long_work", lambda: 7)
+    embeddings.tsne(np.ones((20, 3)))
+    assert used == [7]

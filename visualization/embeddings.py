@@ -8,15 +8,17 @@ from matplotlib.figure import Figure
 
 from gat.data.graph import Graph
 from gat.nn.model import Inspection
-from gat.threads import available_cpus, choose_threads, requested_threads
+from gat.threads import threads_for_long_work
 from visualization.choices import MAX_NODES
 from visualization.loading import checked_index
 from visualization.style import INK, bare, class_handles, new_figure, node_colours, styled
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
-# Half openTSNE's defaults (250 early-exaggeration iterations, where clusters form, then 500, where they settle):
-# on Cora's layers the maps' silhouette and 10-NN class accuracy stay within 0.02 of the full schedule's.
-EARLY_EXAGGERATION_ITERATIONS, ITERATIONS = 125, 250
+# A shorter schedule than openTSNE's default (250 early-exaggeration iterations, where clusters form, then 500,
+# where they settle) and a coarser Barnes-Hut approximation (theta 0.8, default 0.5): a Cora map in a quarter of the
+# time, with silhouette and 10-NN class accuracy within 0.02 of scikit-learn's defaults (benchmarks/tsne.py).
+EARLY_EXAGGERATION_ITERATIONS, ITERATIONS, THETA = 100, 150, 0.8
+EXACT_NEIGHBOURS_MAX = 10_000  # up to here exact nearest neighbours cost less than building an Annoy index
 
 
 def default_layers(inspection: Inspection) -> list[int]:
@@ -32,12 +34,11 @@ def layer_output(inspection: Inspection, layer: int) -> torch.Tensor:
 def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """``[N, 2]`` t-SNE of ``features`` ``[N, D]`` (PCA to 50 dimensions first when wider); seeded.
 
-    openTSNE (Poličar et al.) rather than scikit-learn's TSNE: maps of the same quality (silhouette and 10-NN class
-    accuracy within 0.02 of scikit-learn's default on Cora's layers) for less than half the CPU time, with its
-    threads under our control. It picks Barnes-Hut below 10,000 points, where it is faster than its FFT
-    interpolation (whose grid costs the same whatever the number of points: 2-4x slower on Cora), and FFT above.
-    One thread unless asked for more (``$GAT_THREADS``, ``--threads``; see `gat.threads`): a map of a few thousand
-    points is too little work to share, and on a busy machine threads stall each other at every barrier.
+    openTSNE (Poličar et al.) rather than scikit-learn's TSNE: maps of the same quality for less CPU time, with its
+    threads under our control (benchmarks/tsne.py measures both). It picks Barnes-Hut below 10,000 points, where it
+    is faster than its FFT interpolation (whose grid grows with the map's extent, not the number of points), and FFT
+    above. The map gets every CPU other programs leave free (``$GAT_THREADS``, ``--threads`` fix the count; see
+    `gat.threads`): unlike a training step, one Barnes-Hut iteration is enough work to share.
     """
     from openTSNE import TSNE  # openTSNE and scikit-learn take seconds to import: only when a map is made
     from sklearn.decomposition import PCA
@@ -51,9 +52,11 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
         perplexity=perplexity,
         initialization="pca",
         negative_gradient_method="auto",
+        neighbors="exact" if features.shape[0] <= EXACT_NEIGHBOURS_MAX else "auto",
+        theta=THETA,
         early_exaggeration_iter=EARLY_EXAGGERATION_ITERATIONS,
         n_iter=ITERATIONS,
-        n_jobs=choose_threads(available_cpus(), 0, requested_threads(None)),
+        n_jobs=threads_for_long_work(),
         random_state=seed,
     )
     return np.asarray(tsne_map.fit(np.ascontiguousarray(features, dtype=np.float64)))
