@@ -25,7 +25,7 @@ from gat.training.trainer import train
 from visualization.degrees import degree_figure
 from visualization.loading import load_trained
 from visualization.reports import log_to_tensorboard
-from visualization.style import encode_png, render
+from visualization.style import figure_png
 
 EPOCHS, EVERY = 6, 3
 RUN_HPARAMS = {"dataset", "layer", "num_layers", "heads", "hidden", "dropout", "lr", "weight_decay",
@@ -46,7 +46,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
                              models_dir=str(root / "models"))  # fmt: skip
         results.append(train(config))
     trained = load_trained(results[0].binary_path, data_dir=root / "data")
-    log_to_tensorboard(trained, {"synthetic_degrees": encode_png(render(degree_figure(trained.graph)))})
+    log_to_tensorboard(trained, {"synthetic_degrees": figure_png(degree_figure(trained.graph))})
     return root / "runs", results, trained
 
 

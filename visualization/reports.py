@@ -27,7 +27,7 @@ from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.report import write_report
-from visualization.style import encode_png, render, save_figure
+from visualization.style import figure_png, save_figure
 
 
 def attention_name(node: int, layer: int, head: int | None) -> str:
@@ -103,7 +103,7 @@ def visualize_run(
     projector) into the run's events."""
     trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
     out_dir = trained.run_dir / "figures"
-    pngs = {name: encode_png(render(figure)) for name, figure in model_figures(trained, TOP_K).items()}
+    pngs = {name: figure_png(figure) for name, figure in model_figures(trained, TOP_K).items()}
     paths = [save_bytes(png, out_dir / f"{name}.png") for name, png in pngs.items()]
     paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
     if tensorboard:
@@ -112,7 +112,7 @@ def visualize_run(
 
 
 def log_to_tensorboard(trained: TrainedModel, pngs: dict[str, bytes]) -> None:
-    """Pictures (PNG files' bytes, :func:`~visualization.style.encode_png`) under ``figures/<name>``; the last hidden
+    """Pictures (PNG files' bytes, :func:`~visualization.style.figure_png`) under ``figures/<name>``; the last hidden
     layer and the logits as embeddings for TensorBoard's projector (3-D PCA, t-SNE, UMAP), each node with the
     columns of :func:`~visualization.projector.projector_metadata` and a sprite in its class colour, framed when
     misclassified."""

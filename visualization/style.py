@@ -138,7 +138,7 @@ def save_figure(
     for file_format in formats:
         path = Path(out_dir) / f"{name}.{file_format}"
         if file_format == "png":
-            save_bytes(encode_png(render(figure), figure.dpi), path)
+            save_bytes(figure_png(figure), path)
         else:
             with atomic_write(path) as file:
                 figure.savefig(file, format=file_format, dpi=figure.dpi, facecolor="white")
@@ -146,14 +146,24 @@ def save_figure(
     return paths
 
 
+def figure_png(figure: Figure) -> bytes:
+    """The PNG file of ``figure`` (:func:`render`, then :func:`encode_png`): one drawing for every use of a picture
+    (its file, TensorBoard), since drawing is most of its cost."""
+    return encode_png(render(figure), figure.dpi)
+
+
 def render(figure: Figure) -> np.ndarray:
-    """``[height, width, 3]`` uint8: the figure's pixels at its dpi on white, drawn once for every use (a PNG file,
-    TensorBoard), since drawing is most of a picture's cost."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())
-    alpha = pixels[..., 3:].astype(np.uint16)  # composite on white, as savefig(facecolor="white") does
-    return ((pixels[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    """``[height, width, 3]`` uint8: the figure's pixels at its dpi on a white background (as
+    ``savefig(facecolor="white")`` draws it, whatever the figure's own background)."""
+    background, canvas = figure.get_facecolor(), figure.canvas
+    figure.set_facecolor("white")
+    try:
+        agg = FigureCanvasAgg(figure)
+        agg.draw()
+        return np.asarray(agg.buffer_rgba())[..., :3].copy()  # opaque: the background is
+    finally:
+        figure.set_facecolor(background)
+        figure.set_canvas(canvas)  # as savefig leaves it: a notebook or a window can still show the figure
 
 
 def encode_png(pixels: np.ndarray, dpi: float = DPI) -> bytes:

@@ -1,6 +1,7 @@
 """The visualization library: the numbers behind every picture, checked against independent computations."""
 
 import dataclasses
+import io
 import math
 
 import matplotlib
@@ -25,7 +26,7 @@ from visualization.entropy import entropy_bins, entropy_figure, entropy_statisti
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
 from visualization.loading import load_trained
-from visualization.style import DPI, class_colours, save_figure
+from visualization.style import DPI, class_colours, render, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +231,16 @@ def test_saved_png_has_the_requested_size_and_records_its_dpi(small_graph, tmp_p
     assert matplotlib.image.imread(path).shape[:2] == (480, 640)
     # PNG stores pixels per metre, a whole number: the dpi read back is within a rounding of the figure's
     assert Image.open(path).info["dpi"] == pytest.approx((DPI, DPI), abs=0.02)
+
+
+@pytest.mark.parametrize("facecolor", ["white", (1, 1, 1, 0), (0.2, 0.4, 0.6, 0.5)])
+def test_a_picture_drawn_once_has_the_pixels_savefig_writes_on_white(small_graph, facecolor):
+    figure = degree_figure(small_graph)
+    figure.set_facecolor(facecolor)  # replaced by white, as savefig's facecolor replaces it
+    saved = io.BytesIO()
+    figure.savefig(saved, format="png", dpi=figure.dpi, facecolor="white")
+    expected = np.asarray(Image.open(saved).convert("RGB"), dtype=int)
+    assert (render(figure) == expected).all()
 
 
 def test_loading_a_model_checks_the_dataset_and_the_file(synthetic_binary, tmp_path):
