@@ -13,7 +13,8 @@ quality against the reference (scikit-learn's TSNE with its defaults, the usual 
 - clusters ARI: adjusted Rand index between k-means clusters (k = number of classes) of the map and of the
   reference map: 1 for the same clusters.
 
-``ours`` is :func:`visualization.embeddings.tsne` as it is, on the threads it chooses (``--threads`` overrides).
+``ours`` is :func:`visualization.embeddings.tsne` as it is, on the threads it chooses (``--threads`` overrides), and
+again on one thread, as the others run (scikit-learn's Barnes-Hut gradient has one thread).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -63,12 +65,19 @@ def open_tsne(**settings) -> Mapper:
     return run
 
 
-def ours(features: np.ndarray, seed: int) -> np.ndarray:
-    return embeddings.tsne(features, seed)
+def ours(threads: int | None = None) -> Mapper:
+    def run(features: np.ndarray, seed: int) -> np.ndarray:
+        if threads is None:
+            return embeddings.tsne(features, seed)
+        with mock.patch.dict(os.environ, {"GAT_THREADS": str(threads)}):
+            return embeddings.tsne(features, seed)
+
+    return run
 
 
 CANDIDATES: dict[str, Mapper] = {
-    "ours": ours,
+    "ours": ours(),
+    "ours, 1 thread": ours(1),
     "scikit-learn, defaults (reference)": sklearn_tsne(),
     "scikit-learn, 500 iterations": sklearn_tsne(max_iter=500),
     "openTSNE, defaults (FFT)": open_tsne(n_jobs=1, negative_gradient_method="fft"),
