@@ -130,7 +130,7 @@ def embedding_figure(
     axes[-1].legend(handles=class_handles(labels, graph.num_classes) + markers, loc="upper left",
                     bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     sampled = f", a random {len(nodes):,} of {graph.num_nodes:,} nodes" if len(nodes) < graph.num_nodes else ""
-    figure.suptitle(f"t-SNE of node representations, coloured by class: {graph.name}{sampled} (seed {seed}); "
+    figure.suptitle(f"t-SNE of node representations, coloured by class: {graph.name}{sampled} (seed {seed})\n"
                     "ring = training node, × = misclassified")  # fmt: skip
     return figure
 
