@@ -38,7 +38,7 @@ def tsne(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.nd
     threads under our control (benchmarks/tsne.py measures both). It picks Barnes-Hut below 10,000 points, where it
     is faster than its FFT interpolation (whose grid grows with the map's extent, not the number of points), and FFT
     above. The map gets every CPU other programs leave free (``$GAT_THREADS``, ``--threads`` fix the count; see
-    `gat.threads`): unlike a training step, one Barnes-Hut iteration is enough work to share.
+    `gat.threads`), never more: on a busy CPU its threads would wait for each other at every iteration.
     """
     from openTSNE import TSNE  # openTSNE and scikit-learn take seconds to import: only when a map is made
     from sklearn.decomposition import PCA
