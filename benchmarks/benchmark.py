@@ -365,8 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     args.json = args.json or report.result_path(REPO / "benchmarks" / "results", device, chosen, SECTIONS)
     results: dict = {"machine": report.machine_info(device, REPO, pyg, args.memory_limit_gb)}
     results["machine"]["malloc keeps freed memory"] = kept_freed_memory
-    # What was measured, not where this machine keeps its files: the dataset cache's path is left out.
-    results["args"] = {key: str(value) for key, value in vars(args).items() if key not in ("worker", "data_dir")}
+    arguments = report.stored_arguments(args, REPO, leave_out=("worker", "data_dir"))  # not the dataset cache's path
+    results["args"] = {key: str(value) for key, value in arguments.items()}
     print(report.machine_table(results["machine"]) + "\n", flush=True)
     sections = {  # name: (measure, show as a table)
         "cora": (lambda: cora_section(args, device, impls), lambda r: report.cora_table(r, wanted)),

@@ -5,6 +5,7 @@ As a command it prints the tables of stored results: ``python benchmarks/report.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -151,6 +152,18 @@ def machine_info(device: torch.device, repo: Path, pyg: str | None, memory_limit
         "commit": commit.stdout.strip() or "unknown",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def stored_arguments(args: argparse.Namespace, repo: Path, leave_out: tuple[str, ...] = ()) -> dict:
+    """The command's arguments as a results file records them: what was measured, not where this machine keeps its
+    files (paths inside ``repo`` relative to it; ``leave_out`` names others to drop, such as a dataset cache)."""
+
+    def stored(value: object) -> object:
+        if isinstance(value, Path) and value.resolve().is_relative_to(repo.resolve()):
+            return str(value.resolve().relative_to(repo.resolve()))
+        return str(value) if isinstance(value, Path) else value
+
+    return {key: stored(value) for key, value in vars(args).items() if key not in leave_out}
 
 
 def machine_kind(device: torch.device) -> str:

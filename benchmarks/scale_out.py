@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{graph_edges:,} edges, {mode}: {time.perf_counter() - started:.0f} s wall", flush=True)
                 results.append(row)
     info = report.machine_info(torch.device("cpu"), REPO, None, 0.0)
-    save_json({"machine": info, "arguments": {**vars(args), "json": str(args.json)}, "results": results}, args.json)
+    save_json({"machine": info, "arguments": report.stored_arguments(args, REPO), "results": results}, args.json)
     print(table(results))
     print(f"wrote {args.json}")
 

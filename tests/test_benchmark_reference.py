@@ -108,6 +108,16 @@ def test_cora_section_runs_and_prints_the_table(planetoid_mirror, tmp_path):
     assert all(isinstance(report["cora"]["memory"][impl], float) for impl in ("baseline", "ours"))
 
 
+def test_results_record_arguments_without_this_machines_paths(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(json=REPO / "benchmarks" / "results" / "x.json", out=tmp_path / "elsewhere.json",
+                              data_dir=str(tmp_path), repeats=5, fanouts=[10, 10])  # fmt: skip
+    stored = report.stored_arguments(args, REPO, leave_out=("data_dir",))
+    assert stored == {"json": "benchmarks/results/x.json", "out": str(tmp_path / "elsewhere.json"), "repeats": 5,
+                      "fanouts": [10, 10]}  # fmt: skip
+
+
 def test_flatness_table_divides_time_per_edge_by_the_warm_small_step():
     def timing(ms: float) -> Timing:
         return Timing(ms, ms, ms, 3)
