@@ -13,7 +13,7 @@ quality against the reference (scikit-learn's TSNE with its defaults, the usual 
 - clusters ARI: adjusted Rand index between k-means clusters (k = number of classes) of the map and of the
   reference map: 1 for the same clusters.
 
-``ours`` is :func:`visualization.embeddings.tsne` as it is, on the threads it chooses (``--threads`` overrides), and
+``ours`` is :func:`visualization.maps.tsne` as it is, on the threads it chooses (``--threads`` overrides), and
 again on one thread, as the others run (scikit-learn's Barnes-Hut gradient has one thread).
 """
 
@@ -33,8 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from visualization import embeddings  # noqa: E402
-from visualization.embeddings import PCA_DIMENSIONS, default_layers, layer_output  # noqa: E402
+from visualization.embeddings import default_layers, layer_output  # noqa: E402
+from visualization.maps import PCA_DIMENSIONS, tsne  # noqa: E402
 
 Mapper = Callable[[np.ndarray, int], np.ndarray]
 
@@ -68,9 +68,9 @@ def open_tsne(**settings) -> Mapper:
 def ours(threads: int | None = None) -> Mapper:
     def run(features: np.ndarray, seed: int) -> np.ndarray:
         if threads is None:
-            return embeddings.tsne(features, seed)
+            return tsne(features, seed)
         with mock.patch.dict(os.environ, {"GAT_THREADS": str(threads)}):
-            return embeddings.tsne(features, seed)
+            return tsne(features, seed)
 
     return run
 
@@ -100,17 +100,23 @@ def quality(points: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> tu
             float(adjusted_rand_score(reference_clusters, clusters)))  # fmt: skip
 
 
-def trained_model(model: str | None, data_dir: str) -> object:
+def trained_binary(model: str | None, data_dir: str) -> str:
+    """``model``, or the binary of the paper's Cora model trained now (seed 0)."""
     from gat.training.config import TrainConfig
     from gat.training.trainer import train
+
+    if model is not None:
+        return model
+    out = REPO / "runs" / "tsne-benchmark"
+    config = TrainConfig(quiet=True, tensorboard=False, data_dir=data_dir, runs_dir=str(out / "runs"),
+                         models_dir=str(out / "models"))  # fmt: skip
+    return str(train(config).binary_path)
+
+
+def trained_model(model: str | None, data_dir: str) -> object:
     from visualization.loading import load_trained
 
-    if model is None:
-        out = REPO / "runs" / "tsne-benchmark"
-        config = TrainConfig(quiet=True, tensorboard=False, data_dir=data_dir, runs_dir=str(out / "runs"),
-                             models_dir=str(out / "models"))  # fmt: skip
-        model = str(train(config).binary_path)
-    return load_trained(model, data_dir=data_dir)
+    return load_trained(trained_binary(model, data_dir), data_dir=data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,13 +36,14 @@ from gat.training.trainer import train  # noqa: E402
 from visualization.attention import draw_attention  # noqa: E402
 from visualization.browser import missing_browser, screenshot  # noqa: E402
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes  # noqa: E402
-from visualization.embeddings import default_layers, embedding_figure  # noqa: E402
+from visualization.embeddings import default_layers, embedding_figure, embeddings_name  # noqa: E402
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics  # noqa: E402
 from visualization.explain import explain_node, explanation_figure, explanation_name, format_explanation  # noqa: E402
 from visualization.graph_drawing import draw_graph  # noqa: E402
 from visualization.loading import load_trained  # noqa: E402
 from visualization.report import head_rows, homophily_finding, write_report  # noqa: E402
-from visualization.reports import attention_name, embeddings_name, save_figures  # noqa: E402
+from visualization.reports import attention_name  # noqa: E402
+from visualization.style import save_figures  # noqa: E402
 
 SMALL_NEIGHBOURHOOD = 1367  # a Cora node with 10 neighbours: every edge of its picture can be read
 EXPLAINED = (1728, 2175)  # two Cora test nodes of degree 5: the default model gets the first right, the second wrong

@@ -149,3 +149,13 @@ def count_tsne_fits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
 
     monkeypatch.setattr(openTSNE.TSNE, "fit", counted_fit)
     return fitted
+
+
+def without_map_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every :class:`~visualization.maps.MapWorker` fail (its process exits at once), so that the maps are made
+    in the test's own process, where they can be counted or made to fail."""
+    import sys
+
+    from visualization.maps import MapWorker
+
+    monkeypatch.setattr(MapWorker, "command", (sys.executable, "-c", "raise SystemExit(3)"))

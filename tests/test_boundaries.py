@@ -43,7 +43,7 @@ from gat.training.allocator import memory_errors_in_one_line
 from gat.training.config import TrainConfig
 from gat.training.steps import available_memory
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
-from tests.helpers import REPO
+from tests.helpers import REPO, without_map_worker
 
 ENTRY_POINTS = {"train": gat.cli.main, "draw": visualization.cli.main, "reproduce": gat.reproduce.main}
 
@@ -376,9 +376,10 @@ def test_other_runtime_errors_are_not_called_out_of_memory():
 
 def test_the_pictures_running_out_of_memory_are_one_line(world, capsys, monkeypatch):
     """A real allocation failure from torch's CPU allocator (2**60 bytes, which no machine grants) where the
-    t-SNE would allocate its map."""
+    t-SNE would allocate its map (made in this process: the worker is made to fail)."""
     import openTSNE
 
+    without_map_worker(monkeypatch)
     monkeypatch.setattr(openTSNE.TSNE, "fit", lambda self, features: torch.empty(2**60, dtype=torch.uint8))
     code, out, err = run_main("draw", world.draw("embeddings"), capsys)
     assert code == 1 and out == "" and "Traceback" not in err

@@ -259,7 +259,7 @@ def test_tsne_maps_on_the_threads_of_long_work(monkeypatch):
     import numpy as np
     import openTSNE
 
-    from visualization import embeddings
+    from visualization import maps
 
     used = []
 
@@ -271,6 +271,6 @@ def test_tsne_maps_on_the_threads_of_long_work(monkeypatch):
             return np.zeros((features.shape[0], 2))
 
     monkeypatch.setattr(openTSNE, "TSNE", Recorder)
-    monkeypatch.setattr(embeddings, "threads_for_long_work", lambda: 7)
-    embeddings.tsne(np.ones((20, 3)))
+    monkeypatch.setattr(maps, "threads_for_long_work", lambda: 7)
+    maps.tsne(np.ones((20, 3)))
     assert used == [7]

@@ -25,7 +25,7 @@ _EXPORTS = {
     "entropy_statistics": "visualization.entropy",
     "load_trained": "visualization.loading",
     "neighbourhood_attention": "visualization.attention",
-    "tsne": "visualization.embeddings",
+    "tsne": "visualization.maps",
     "visualize_run": "visualization.reports",
 }
 __all__ = sorted(_EXPORTS)
@@ -50,9 +50,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from visualization.degrees import degree_counts as degree_counts
     from visualization.degrees import degree_figure as degree_figure
     from visualization.embeddings import embedding_figure as embedding_figure
-    from visualization.embeddings import tsne as tsne
     from visualization.entropy import entropy_figure as entropy_figure
     from visualization.entropy import entropy_statistics as entropy_statistics
     from visualization.graph_drawing import draw_graph as draw_graph
     from visualization.loading import load_trained as load_trained
+    from visualization.maps import tsne as tsne
     from visualization.reports import visualize_run as visualize_run

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from visualization.choices import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
     from gat.data.graph import Graph
@@ -192,8 +194,10 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
     from gat.data.registry import load_dataset
     from gat.io import ensure_writable
-    from visualization import reports
+    from visualization.embeddings import request_maps
     from visualization.loading import latest_binary, load_trained
+    from visualization.maps import MapWorker
+    from visualization.style import save_figures
 
     if args.out is not None:
         ensure_writable(args.out)  # fail fast: before the dataset and the model are loaded
@@ -203,13 +207,26 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
         figures, files = (_dataset if args.command == "dataset" else _graph)(args, graph, out)
     else:
         args.model = args.model or latest_binary(args.models_dir)  # resolved once: `report` names it too
-        trained = load_trained(args.model, args.dataset, args.data_dir, args.data_mirror)
-        out = ensure_writable(args.out or trained.run_dir / "figures")
-        commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings, "all": _everything,
-                    "report": _report, "explain": _explain}  # fmt: skip
-        figures, files = commands[args.command](args, trained, out)
-    paths = reports.save_figures(figures, out, args.format, args.size)
+        # `all` has its t-SNE maps made by a worker process (visualization.maps) while it draws its other pictures;
+        # the commands that draw little besides a map would gain nothing (docs/design.md)
+        with MapWorker() if args.command == "all" else nullcontext() as worker:
+            trained = load_trained(args.model, args.dataset, args.data_dir, args.data_mirror)
+            out = ensure_writable(args.out or trained.run_dir / "figures")
+            if worker is not None:
+                request_maps(worker, trained.inspection, _maps_drawn(args, trained), args.seed, trained.maps)
+            commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings,
+                        "all": _everything, "report": _report, "explain": _explain}  # fmt: skip
+            figures, files = commands[args.command](args, trained, out)
+    paths = save_figures(figures, out, args.format, args.size)
     return paths + files, list(figures.values())
+
+
+def _maps_drawn(args: argparse.Namespace, trained: TrainedModel) -> list[tuple[int, np.ndarray]]:
+    """``(layer, nodes)`` of each t-SNE map `all` draws (those of :func:`~visualization.reports.model_figures`)."""
+    from visualization.embeddings import default_layers, sample_nodes
+
+    nodes = sample_nodes(trained.graph.num_nodes, args.max_nodes, args.seed)
+    return [(layer, nodes) for layer in default_layers(trained.inspection)]
 
 
 def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:
@@ -275,15 +292,14 @@ def _entropy(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tupl
 
 
 def _embeddings(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:
-    from visualization import reports
-    from visualization.embeddings import default_layers, embedding_figure
+    from visualization.embeddings import default_layers, embedding_figure, embeddings_name
     from visualization.loading import checked_index
 
     count = len(trained.inspection.hidden)
     chosen = args.layer or default_layers(trained.inspection)
     layers = [checked_index(layer, count, "layer", "the model") for layer in chosen]
     figure = embedding_figure(trained.inspection, trained.graph, layers, args.seed, args.max_nodes, trained.maps)
-    return {reports.embeddings_name(layers): figure}, []
+    return {embeddings_name(layers): figure}, []
 
 
 def _report(args: argparse.Namespace, trained: TrainedModel, out: Path) -> tuple[dict[str, Figure], list[Path]]:

@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from gat.data.graph import Graph
 from gat.errors import GATError
 from gat.nn.model import GAT, Inspection
@@ -28,8 +26,9 @@ class TrainedModel:
     run_id: str
     run_dir: Path
     best_epoch: int
-    # t-SNE maps made so far, by (layer, seed, node sample): each is made once (visualization.embeddings.layer_map)
-    maps: dict[tuple, np.ndarray] = field(default_factory=dict)
+    # t-SNE maps made so far (or being made by a worker process), by (layer, seed, node sample): each is made once
+    # (visualization.embeddings.layer_map)
+    maps: dict[tuple, object] = field(default_factory=dict)
 
 
 def latest_binary(models_dir: str | os.PathLike = "models") -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -19,33 +19,21 @@ from gat.data.graph import Graph
 from gat.io import save_bytes, save_json
 from gat.training.tracking import writing_events
 from visualization.attention import draw_attention
-from visualization.choices import MAX_NODES, TOP_K
+from visualization.choices import MAP_MAX_NODES, MAX_NODES, TOP_K
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
-from visualization.embeddings import default_layers, embedding_figure
+from visualization.embeddings import default_layers, embedding_figure, embeddings_name, request_maps, sample_nodes
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
 from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
+from visualization.maps import MapWorker
 from visualization.projector import class_sprites, predictions, projector_metadata
 from visualization.report import write_report
-from visualization.style import figure_png, save_figure
+from visualization.style import figure_png, save_figures
 
 
 def attention_name(node: int, layer: int, head: int | None) -> str:
     """File name of an attention picture (``head`` None: the grid of all heads)."""
     return f"attention_node{node}_layer{layer}_" + ("heads" if head is None else f"head{head}")
-
-
-def embeddings_name(layers: Sequence[int]) -> str:
-    """File name of the t-SNE picture of ``layers``."""
-    return "tsne_layer" + "-".join(str(layer) for layer in layers)
-
-
-def save_figures(
-    figures: dict[str, Figure], out_dir: str | os.PathLike, formats: Sequence[str] = ("png",),
-    size: tuple[int, int] | None = None,
-) -> list[Path]:  # fmt: skip
-    """Save every ``name: figure`` into ``out_dir``; returns the paths in order."""
-    return [path for name, figure in figures.items() for path in save_figure(figure, out_dir, name, formats, size)]
 
 
 def dataset_figures(graph: Graph) -> dict[str, Figure]:
@@ -74,19 +62,17 @@ def graph_name(dataset: str, backend: str, layout: str) -> str:
 
 def model_figures(
     trained: TrainedModel, top_k: int = TOP_K, seed: int = 0, max_nodes: int | None = MAX_NODES
-) -> dict[str, Figure]:
-    """Attention neighbourhoods of the ``top_k`` highest-degree nodes (every layer, all heads), the entropy
-    histograms, and the t-SNE maps of the last hidden layer and the logits."""
+) -> Iterator[tuple[str, Figure]]:
+    """``(file name, figure)`` one at a time: the attention neighbourhoods of the ``top_k`` highest-degree nodes
+    (every layer, all heads), the entropy histograms, and last the t-SNE maps of the last hidden layer and the
+    logits (a :class:`~visualization.maps.MapWorker` making them has until then: draw each figure as it comes)."""
     inspection, graph = trained.inspection, trained.graph
-    figures = {
-        attention_name(node, layer, None): draw_attention(inspection, graph, node, layer)
-        for node in top_degree_nodes(graph, top_k)
-        for layer in range(len(inspection.attention))
-    }
-    figures["entropy"] = entropy_figure(inspection, title=entropy_title(trained))
+    for node in top_degree_nodes(graph, top_k):
+        for layer in range(len(inspection.attention)):
+            yield attention_name(node, layer, None), draw_attention(inspection, graph, node, layer)
+    yield "entropy", entropy_figure(inspection, title=entropy_title(trained))
     layers = default_layers(inspection)
-    figures[embeddings_name(layers)] = embedding_figure(inspection, graph, layers, seed, max_nodes, trained.maps)
-    return figures
+    yield embeddings_name(layers), embedding_figure(inspection, graph, layers, seed, max_nodes, trained.maps)
 
 
 def entropy_title(trained: TrainedModel) -> str:
@@ -101,14 +87,19 @@ def visualize_run(
     """Draw :func:`model_figures` for a trained model into ``runs/<run-id>/figures/``, with the entropy table,
     and write the run's ``report.html``; with ``tensorboard``, also log the figures and the embeddings (for the
     projector) into the run's events."""
-    trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
-    out_dir = trained.run_dir / "figures"
-    pngs = {name: figure_png(figure) for name, figure in model_figures(trained, TOP_K).items()}
-    paths = [save_bytes(png, out_dir / f"{name}.png") for name, png in pngs.items()]
-    paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
-    if tensorboard:
-        log_to_tensorboard(trained, pngs)
-    return [*paths, write_report(trained, model_path=model_path)]  # after the pictures: its gallery shows them
+    with MapWorker() as worker:  # it imports openTSNE while the model loads, then makes the maps while we draw
+        trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
+        layers, count = default_layers(trained.inspection), trained.graph.num_nodes
+        pictures, report = sample_nodes(count, MAX_NODES, 0), sample_nodes(count, MAP_MAX_NODES, 0)
+        wanted = [(layer, pictures) for layer in layers] + [(layers[0], report)]  # one map when both are all nodes
+        request_maps(worker, trained.inspection, wanted, 0, trained.maps)
+        out_dir = trained.run_dir / "figures"
+        pngs = {name: figure_png(figure) for name, figure in model_figures(trained, TOP_K)}
+        paths = [save_bytes(png, out_dir / f"{name}.png") for name, png in pngs.items()]
+        paths += save_statistics(entropy_statistics(trained.inspection), out_dir, "entropy_statistics")
+        if tensorboard:
+            log_to_tensorboard(trained, pngs)
+        return [*paths, write_report(trained, model_path=model_path)]  # after the pictures: its gallery shows them
 
 
 def log_to_tensorboard(trained: TrainedModel, pngs: dict[str, bytes]) -> None:

@@ -21,11 +21,12 @@ from gat.training.loop import inspect_model
 from tests.helpers import count_tsne_fits
 from visualization.attention import MIN_WIDTH, POINTS_PER_UNIT, draw_attention, neighbourhood_attention
 from visualization.degrees import dataset_summary, degree_counts, degree_figure, top_degree_nodes
-from visualization.embeddings import embedding_figure, layer_map, tsne
+from visualization.embeddings import embedding_figure, layer_map
 from visualization.entropy import entropy_bins, entropy_figure, entropy_statistics
 from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
 from visualization.loading import load_trained
+from visualization.maps import tsne
 from visualization.style import DPI, class_colours, render, save_figure
 
 

@@ -23,6 +23,7 @@ from visualization.attention import neighbourhood_attention
 from visualization.browser import missing_browser, open_report, select_node
 from visualization.explain import Explainer, explanation_figure, format_explanation, reading
 from visualization.loading import TrainedModel, load_trained
+from visualization.maps import MapWorker
 from visualization.report import DECIMALS, write_report
 
 # Node 1 is predicted class 0 (right), node 2 class 0 (wrong: it is class 1); node 3 has no neighbour.
@@ -267,10 +268,19 @@ def test_report_in_a_browser(browser_available, synthetic_report, tmp_path):
 def test_the_pictures_and_the_report_share_one_t_sne_map(synthetic_binary, tmp_path, monkeypatch):
     """After training, the pictures map the last hidden layer and the logits, and the report maps the last hidden
     layer again, over the same nodes (all of a graph this size) with the same seed: that map is made once and
-    shared. Every t-SNE, whoever calls it, goes through openTSNE's fit, which is counted."""
+    shared. The worker is asked for the two maps, and this process makes none (every t-SNE made here goes through
+    openTSNE's fit, which is counted)."""
     from visualization.reports import visualize_run
 
+    requested, request = [], MapWorker.request
+
+    def recorded(worker: MapWorker, jobs: list) -> None:
+        requested.extend(jobs)
+        request(worker, jobs)
+
+    monkeypatch.setattr(MapWorker, "request", recorded)
     fitted = count_tsne_fits(monkeypatch)
     paths = visualize_run(synthetic_binary, tmp_path / "data", tensorboard=False)
-    assert len(fitted) == 2, f"one map per layer drawn, not {len(fitted)}"
+    assert len(requested) == 2, f"one map per layer drawn, not {len(requested)}"
+    assert fitted == [], "a map was made in this process"
     assert paths[-1].name == "report.html" and "embedding" in paths[-1].read_text()
