@@ -159,3 +159,18 @@ def without_map_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     from visualization.maps import MapWorker
 
     monkeypatch.setattr(MapWorker, "command", (sys.executable, "-c", "raise SystemExit(3)"))
+
+
+def record_map_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Record every map sent to a :class:`~visualization.maps.MapWorker` from now on (it still makes them); returns
+    the list of ``(features, seed)`` jobs."""
+    from visualization.maps import MapWorker
+
+    requested, request = [], MapWorker.request
+
+    def recorded(worker: MapWorker, jobs: list[tuple]) -> None:
+        requested.extend(jobs)
+        request(worker, jobs)
+
+    monkeypatch.setattr(MapWorker, "request", recorded)
+    return requested

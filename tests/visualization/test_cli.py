@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from gat import cli as training_script
-from tests.helpers import REPO, count_tsne_fits
+from tests.helpers import REPO, count_tsne_fits, record_map_requests
 from visualization import cli, reports
 from visualization.loading import load_trained
-from visualization.maps import MapWorker
 
 SIZE = (400, 300)
 
@@ -143,13 +142,7 @@ def test_all_draws_every_picture_of_a_model(synthetic_binary, tmp_path, capsys):
 def test_all_has_its_maps_made_by_the_worker(synthetic_binary, tmp_path, monkeypatch):
     """The worker is asked for exactly the maps `all` draws (the same layers, nodes and seed): none is made in this
     process."""
-    requested, request = [], MapWorker.request
-
-    def recorded(worker: MapWorker, jobs: list) -> None:
-        requested.extend(jobs)
-        request(worker, jobs)
-
-    monkeypatch.setattr(MapWorker, "request", recorded)
+    requested = record_map_requests(monkeypatch)
     fitted = count_tsne_fits(monkeypatch)
     arguments = ["all", "--top-k", "1", "--max-nodes", "60", "--seed", "2", "--layout", "drl"]
     assert cli.main([*arguments, "--model", str(synthetic_binary), "--data-dir", str(tmp_path), "--out",

@@ -18,12 +18,11 @@ import torch
 
 from gat.data.graph import Graph
 from gat.nn.model import Inspection
-from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, count_tsne_fits
+from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, count_tsne_fits, record_map_requests
 from visualization.attention import neighbourhood_attention
 from visualization.browser import missing_browser, open_report, select_node
 from visualization.explain import Explainer, explanation_figure, format_explanation, reading
 from visualization.loading import TrainedModel, load_trained
-from visualization.maps import MapWorker
 from visualization.report import DECIMALS, write_report
 
 # Node 1 is predicted class 0 (right), node 2 class 0 (wrong: it is class 1); node 3 has no neighbour.
@@ -272,13 +271,7 @@ def test_the_pictures_and_the_report_share_one_t_sne_map(synthetic_binary, tmp_p
     openTSNE's fit, which is counted)."""
     from visualization.reports import visualize_run
 
-    requested, request = [], MapWorker.request
-
-    def recorded(worker: MapWorker, jobs: list) -> None:
-        requested.extend(jobs)
-        request(worker, jobs)
-
-    monkeypatch.setattr(MapWorker, "request", recorded)
+    requested = record_map_requests(monkeypatch)
     fitted = count_tsne_fits(monkeypatch)
     paths = visualize_run(synthetic_binary, tmp_path / "data", tensorboard=False)
     assert len(requested) == 2, f"one map per layer drawn, not {len(requested)}"
