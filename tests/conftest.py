@@ -20,6 +20,7 @@ import torch
 from gat.data import download, ppi
 from gat.data.graph import Graph
 from gat.data.registry import load_dataset
+from tests.helpers import train_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIRROR = REPO.parent / "shared" / "datasets" / "planetoid"
@@ -85,11 +86,6 @@ def citeseer(planetoid_folder: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def synthetic_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The binary of a GAT trained for 1 epoch on the default synthetic graph (runs/ and models/ in a temp dir)."""
-    from gat.training.config import TrainConfig
-    from gat.training.trainer import train
-
-    root = tmp_path_factory.mktemp("synthetic_run")
-    folders = {name: str(root / name) for name in ("data_dir", "runs_dir", "models_dir")}
-    config = TrainConfig(dataset="synthetic", epochs=1, device="cpu", tensorboard=False, quiet=True, **folders)
-    return train(config).binary_path
+    """The binary of a GAT trained for 1 epoch on the default synthetic graph (runs/ and models/ in a temp dir).
+    Shared: a test that writes into its run's folder (pictures) trains its own with `train_synthetic`."""
+    return train_synthetic(tmp_path_factory.mktemp("synthetic_run"))

@@ -174,3 +174,13 @@ def record_map_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
     monkeypatch.setattr(MapWorker, "request", recorded)
     return requested
+
+
+def train_synthetic(root: Path) -> Path:
+    """Train a GAT for 1 epoch on the default synthetic graph, everything under ``root``; returns its binary."""
+    from gat.training.config import TrainConfig
+    from gat.training.trainer import train
+
+    folders = {name: str(root / name) for name in ("data_dir", "runs_dir", "models_dir")}
+    config = TrainConfig(dataset="synthetic", epochs=1, device="cpu", tensorboard=False, quiet=True, **folders)
+    return train(config).binary_path

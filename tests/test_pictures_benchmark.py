@@ -5,12 +5,14 @@ import re
 import pytest
 
 from benchmarks import pictures
+from tests.helpers import train_synthetic
 
 
 @pytest.mark.slow
-def test_it_times_visualize_after_and_a_command_without_the_worker(synthetic_binary, tmp_path, capsys):
+def test_it_times_visualize_after_and_a_command_without_the_worker(tmp_path, capsys):
+    binary = train_synthetic(tmp_path)  # its own: visualize-after draws into the run's folder
     cases = "visualize-after-no-worker,all-no-worker"
-    arguments = ["--model", str(synthetic_binary), "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    arguments = ["--model", str(binary), "--data-dir", str(tmp_path / "data_dir"), "--out", str(tmp_path / "out")]
     assert pictures.main([*arguments, "--rounds", "1", "--cases", cases]) == 0
     rows = dict(re.findall(r"^\| ([\w-]+) \| ([\d.]+) \|", capsys.readouterr().out, re.MULTILINE))
     assert set(rows) == {"visualize-after-no-worker", "all-no-worker"}
