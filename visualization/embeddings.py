@@ -41,16 +41,21 @@ def layer_map(
     node sample and seed and kept there: the pictures and the report of one model show the same map, made once.
     A map :func:`request_maps` sent to a worker process is waited for here.
     """
-    layer = checked_index(layer, len(inspection.hidden), "layer", "the model")
-    key = (layer, seed, nodes.tobytes())
+    key = map_key(inspection, layer, nodes, seed)
     if maps is not None and key in maps:
         if isinstance(maps[key], PendingMap):
             maps[key] = maps[key].points()
         return maps[key]
-    points = tsne(layer_features(inspection, layer, nodes), seed)
+    points = tsne(layer_features(inspection, key[0], nodes), seed)
     if maps is not None:
         maps[key] = points
     return points
+
+
+def map_key(inspection: Inspection, layer: int, nodes: np.ndarray, seed: int) -> tuple[int, int, bytes]:
+    """Where a model's maps keep the map of ``layer`` at ``nodes`` with ``seed``: ``(layer counted from 0, seed,
+    the node ids' bytes)``."""
+    return checked_index(layer, len(inspection.hidden), "layer", "the model"), seed, nodes.tobytes()
 
 
 def layer_features(inspection: Inspection, layer: int, nodes: np.ndarray) -> np.ndarray:
@@ -78,12 +83,9 @@ def request_maps(
 ) -> None:
     """Send the maps of ``wanted`` ``(layer, nodes)`` to ``worker`` and note them in ``maps`` as pending, so that
     :func:`layer_map` waits for them instead of making them."""
-    requested = {}  # key in maps -> (layer, nodes)
-    for layer, nodes in wanted:
-        layer = checked_index(layer, len(inspection.hidden), "layer", "the model")
-        requested[(layer, seed, nodes.tobytes())] = (layer, nodes)
+    requested = {map_key(inspection, layer, nodes, seed): nodes for layer, nodes in wanted}
     to_make = [key for key in requested if key not in maps]
-    worker.request([(layer_features(inspection, *requested[key]), seed) for key in to_make])
+    worker.request([(layer_features(inspection, key[0], requested[key]), seed) for key in to_make])
     maps.update({key: PendingMap(worker, index) for index, key in enumerate(to_make)})
 
 
