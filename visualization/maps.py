@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gat.threads import threads_for_long_work
+from gat.validate import Array, is_valid
 
 PCA_DIMENSIONS = 50  # wider layers are reduced to this first: faster t-SNE, less noise (the usual recipe)
 # A shorter schedule than openTSNE's default (250 early-exaggeration iterations, where clusters form, then 500,
@@ -119,18 +120,21 @@ class MapWorker:
         return self._maps
 
     def _answered(self) -> list[np.ndarray] | None:
-        """The worker's maps, if it answered with one finite ``[N, 2]`` array per job."""
+        """The worker's maps, if it answered with one finite float64 ``[N, 2]`` array per job (checked as
+        everything read back is: :mod:`gat.validate`)."""
         if self._process is None or self._process.returncode != 0:
             return None
         try:
             with np.load(io.BytesIO(self._answer)) as answer:  # allow_pickle stays False: arrays only
-                maps = [answer[f"map{k}"] for k in range(len(self._jobs))]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                arrays = {key: answer[key] for key in answer.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             return None
+        schema = {f"map{k}": Array(("float64",), ndim=2, finite=True) for k in range(len(self._jobs))}
+        if not is_valid(arrays, schema):
+            return None
+        maps = [arrays[f"map{k}"] for k in range(len(self._jobs))]
         expected = [(len(features), 2) for features, _ in self._jobs]
-        if [points.shape for points in maps] != expected or not all(np.isfinite(points).all() for points in maps):
-            return None
-        return [points.astype(np.float64) for points in maps]
+        return maps if [points.shape for points in maps] == expected else None
 
     def close(self) -> None:
         """Stop the worker if it still runs (the caller failed or no longer needs its maps)."""
