@@ -113,12 +113,10 @@ def embedding_figure(
     misclassified nodes (the model's prediction is not the label) crossed.
     """
     layers = default_layers(inspection) if layers is None else layers
-    for layer in layers:  # every index checked before any slow work
-        layer_output(inspection, layer)
+    widths = [layer_output(inspection, layer).shape[1] for layer in layers]  # every index checked before slow work
     nodes = sample_nodes(graph.num_nodes, max_nodes, seed)
     labels = graph.y.cpu().numpy()[nodes]
     # The layers' own scores first: a worker making the maps (request_maps) has that much longer
-    widths = [layer_output(inspection, layer).shape[1] for layer in layers]
     scores = [_silhouette(layer_features(inspection, layer, nodes), labels) for layer in layers]
     training = graph.train_mask.cpu().numpy()[nodes]
     wrong = marked_misclassified(inspection, graph)[nodes]
