@@ -31,7 +31,6 @@ from visualization.choices import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
     from matplotlib.figure import Figure
 
     from gat.data.graph import Graph
@@ -194,7 +193,6 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
     """Do the command; returns the paths written and the figures (for ``--show``)."""
     from gat.data.registry import load_dataset
     from gat.io import ensure_writable
-    from visualization.embeddings import request_maps
     from visualization.loading import latest_binary, load_trained
     from visualization.maps import MapWorker
     from visualization.style import save_figures
@@ -213,20 +211,16 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[Figure]]:
             trained = load_trained(args.model, args.dataset, args.data_dir, args.data_mirror)
             out = ensure_writable(args.out or trained.run_dir / "figures")
             if worker is not None:
-                request_maps(worker, trained.inspection, _maps_drawn(args, trained), args.seed, trained.maps)
+                from visualization.embeddings import request_maps
+                from visualization.reports import model_maps  # `all` draws them: not imported for the other commands
+
+                wanted = model_maps(trained, args.seed, args.max_nodes)  # those of _everything's model_figures
+                request_maps(worker, trained.inspection, wanted, args.seed, trained.maps)
             commands = {"attention": _attention, "entropy": _entropy, "embeddings": _embeddings,
                         "all": _everything, "report": _report, "explain": _explain}  # fmt: skip
             figures, files = commands[args.command](args, trained, out)
     paths = save_figures(figures, out, args.format, args.size)
     return paths + files, list(figures.values())
-
-
-def _maps_drawn(args: argparse.Namespace, trained: TrainedModel) -> list[tuple[int, np.ndarray]]:
-    """``(layer, nodes)`` of each t-SNE map `all` draws (those of :func:`~visualization.reports.model_figures`)."""
-    from visualization.embeddings import default_layers, sample_nodes
-
-    nodes = sample_nodes(trained.graph.num_nodes, args.max_nodes, args.seed)
-    return [(layer, nodes) for layer in default_layers(trained.inspection)]
 
 
 def _dataset(args: argparse.Namespace, graph: Graph, out: Path) -> tuple[dict[str, Figure], list[Path]]:

@@ -72,22 +72,31 @@ def build_report(
     model_path: str | os.PathLike | None = None,
 ) -> str:
     """The report of ``trained`` as one HTML page (see :func:`write_report`)."""
-    count = len(trained.inspection.hidden)
-    layer = (
-        default_layers(trained.inspection)[0] if layer is None else checked_index(layer, count, "layer", "the model")
-    )
+    layer, nodes = report_map(trained, layer, seed, max_nodes)
     explainer = Explainer(trained)  # also refuses multi-label graphs, which have no single class to explain
     metrics = _read_metrics(trained.run_dir)
     command_model = str(model_path) if model_path is not None else "models/binaries/" + trained.run_id + ".pt"
     sections = [
         _summary(trained, metrics),
-        _explorer(trained, explainer, layer, seed, max_nodes, command_model),
+        _explorer(trained, explainer, layer, nodes, seed, command_model),
         _head_analysis(trained),
         _training_curves(metrics),
         _run_tables(trained, metrics),
         _gallery(trained.run_dir / "figures"),
     ]
     return _page(f"GAT run {trained.run_id}", "\n".join(sections))
+
+
+def report_map(
+    trained: TrainedModel, layer: int | None = None, seed: int = 0, max_nodes: int = MAP_MAX_NODES
+) -> tuple[int, np.ndarray]:
+    """``(layer, nodes)`` of the report's t-SNE map: ``layer`` counted from 0 (default: the last hidden layer), and
+    all nodes or a seeded sample of ``max_nodes``."""
+    count = len(trained.inspection.hidden)
+    layer = (
+        default_layers(trained.inspection)[0] if layer is None else checked_index(layer, count, "layer", "the model")
+    )
+    return layer, sample_nodes(trained.graph.num_nodes, max_nodes, seed)
 
 
 def _read_metrics(run_dir: Path) -> dict | None:
@@ -140,10 +149,9 @@ def _initial_node(degrees: np.ndarray, nodes: np.ndarray) -> int:
 
 
 def _explorer(
-    trained: TrainedModel, explainer: Explainer, layer: int, seed: int, max_nodes: int, command_model: str
+    trained: TrainedModel, explainer: Explainer, layer: int, nodes: np.ndarray, seed: int, command_model: str
 ) -> str:
     graph, inspection = trained.graph, trained.inspection
-    nodes = sample_nodes(graph.num_nodes, max_nodes, seed)
     points = layer_map(inspection, layer, nodes, seed, trained.maps)  # the pictures' map when they drew it
     degrees = explainer.neighbour_counts.sum(1)
     data = _explorer_data(trained, explainer, nodes, points, degrees, command_model)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -19,7 +20,7 @@ from gat.data.graph import Graph
 from gat.io import save_bytes, save_json
 from gat.training.tracking import writing_events
 from visualization.attention import draw_attention
-from visualization.choices import MAP_MAX_NODES, MAX_NODES, TOP_K
+from visualization.choices import MAX_NODES, TOP_K
 from visualization.degrees import dataset_summary, degree_figure, top_degree_nodes
 from visualization.embeddings import default_layers, embedding_figure, embeddings_name, request_maps, sample_nodes
 from visualization.entropy import entropy_figure, entropy_statistics, save_statistics
@@ -27,7 +28,7 @@ from visualization.graph_drawing import draw_graph
 from visualization.loading import TrainedModel, load_trained
 from visualization.maps import MapWorker
 from visualization.projector import class_sprites, predictions, projector_metadata
-from visualization.report import write_report
+from visualization.report import report_map, write_report
 from visualization.style import figure_png, save_figures
 
 
@@ -75,6 +76,12 @@ def model_figures(
     yield embeddings_name(layers), embedding_figure(inspection, graph, layers, seed, max_nodes, trained.maps)
 
 
+def model_maps(trained: TrainedModel, seed: int = 0, max_nodes: int | None = MAX_NODES) -> list[tuple[int, np.ndarray]]:
+    """``(layer, nodes)`` of each t-SNE map :func:`model_figures` draws (to have them made by a worker meanwhile)."""
+    nodes = sample_nodes(trained.graph.num_nodes, max_nodes, seed)
+    return [(layer, nodes) for layer in default_layers(trained.inspection)]
+
+
 def entropy_title(trained: TrainedModel) -> str:
     """The entropy figure's title, naming the run it is about."""
     return f"attention entropy per node vs uniform attention: {trained.graph.name}, run {trained.run_id}"
@@ -89,9 +96,7 @@ def visualize_run(
     projector) into the run's events."""
     with MapWorker() as worker:  # it imports openTSNE while the model loads, then makes the maps while we draw
         trained = load_trained(model_path, data_dir=data_dir, mirror=mirror)
-        layers, count = default_layers(trained.inspection), trained.graph.num_nodes
-        pictures, report = sample_nodes(count, MAX_NODES, 0), sample_nodes(count, MAP_MAX_NODES, 0)
-        wanted = [(layer, pictures) for layer in layers] + [(layers[0], report)]  # one map when both are all nodes
+        wanted = [*model_maps(trained), report_map(trained)]  # one map for both where they map all nodes
         request_maps(worker, trained.inspection, wanted, 0, trained.maps)
         out_dir = trained.run_dir / "figures"
         pngs = {name: figure_png(figure) for name, figure in model_figures(trained, TOP_K)}
