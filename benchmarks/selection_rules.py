@@ -1,0 +1,184 @@
+"""Ways of keeping a model beyond `--select`'s four, measured side by side on the same runs.
+
+    python benchmarks/selection_rules.py --datasets cora,citeseer --seeds 20 --output results/selection-rules
+
+Every run is the dataset's preset GAT (the paper's settings), trained with the paper's early stopping, exactly as
+``python -m gat.reproduce`` trains it (same seeds, same numbers). After every epoch the model is also scored on the
+test nodes, for this comparison only: each candidate below keeps a model from validation scores alone.
+
+- ``paper``, ``val-loss``, ``val-acc``, ``last``: the rules of ``--select`` (`gat.training.config.SELECTION_RULES`).
+- ``smoothed-val-acc``: the epoch whose validation accuracy averaged with the 4 epochs before it is highest (500
+  validation nodes make a noisy score; a mean over neighbouring epochs is a steadier one).
+- ``ema-0.9``, ``ema-0.99``: an exponential moving average of the weights, ``w̄ ← d·w̄ + (1 - d)·w`` after every
+  step (Polyak averaging), kept at the epoch the paper's rule picks from the average's own validation scores.
+- ``average-3``, ``average-10``: the weights averaged over the last 3 (10) epochs the paper's rule chose (stochastic
+  weight averaging over the good epochs).
+- ``ensemble-3``, ``ensemble-10``: the class probabilities of those epochs' models averaged (an ensemble: 3 or 10
+  models to keep and run).
+
+Runs are saved one JSON each under ``<output>/runs/`` and skipped when present (resumable). The summary gives test
+accuracy, mean ± std, on the first half of the seeds, on the second and on all: a candidate that looks better on one
+half by chance should not on the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+from collections import deque
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
+
+from gat.data.graph import Graph  # noqa: E402
+from gat.io import save_json  # noqa: E402
+from gat.training.config import SELECTION_RULES  # noqa: E402
+from gat.training.fullbatch import FullBatchRun  # noqa: E402
+from gat.training.loop import EarlyStopping, run_epochs  # noqa: E402
+from gat.training.presets import preset_config  # noqa: E402
+from gat.training.steps import load_graph, split_metrics  # noqa: E402
+
+EMA_DECAYS = (0.9, 0.99)
+AVERAGED = (3, 10)  # how many of the paper rule's last choices are averaged or ensembled
+SMOOTHING = 5  # epochs in the smoothed validation accuracy
+CANDIDATES = (
+    *SELECTION_RULES,
+    "smoothed-val-acc",
+    *(f"ema-{decay}" for decay in EMA_DECAYS),
+    *(f"average-{k}" for k in AVERAGED),
+    *(f"ensemble-{k}" for k in AVERAGED),
+)
+
+
+class FollowedRun(FullBatchRun):
+    """A full-batch run that also scores, after every epoch, the model and its moving averages on the validation
+    and test nodes, and keeps the weights of the last epochs the paper's rule chose."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.shadow = copy.deepcopy(self.model)  # evaluates averaged weights without touching the trained model
+        self.scores: list[dict[str, float]] = []  # per epoch: val and test loss and accuracy
+        self.averages: dict[float, dict[str, torch.Tensor]] = {}
+        self.average_scores: dict[float, list[dict[str, float]]] = {decay: [] for decay in EMA_DECAYS}
+        self.chosen: deque[dict[str, torch.Tensor]] = deque(maxlen=max(AVERAGED))
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        record = super().train_epoch(epoch)
+        if "val_loss" not in record:  # a non-finite loss: run_epochs stops the run
+            return record
+        weights = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+        self.scores.append(metrics(self.probabilities(weights), self.graph))
+        if self.stopper.choices["paper"][0] == epoch:
+            self.chosen.append(weights)
+        for decay in EMA_DECAYS:
+            average = self.averages.get(decay)
+            self.averages[decay] = weights if average is None else {
+                name: decay * average[name] + (1 - decay) * value for name, value in weights.items()
+            }  # fmt: skip
+            self.average_scores[decay].append(metrics(self.probabilities(self.averages[decay]), self.graph))
+        return record
+
+    @torch.no_grad()
+    def probabilities(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities ``[N, C]`` of the model with ``weights``, in eval mode."""
+        self.shadow.load_state_dict(weights)
+        return torch.softmax(self.shadow.eval()(self.graph.x, self.graph.edge_index), dim=-1)
+
+    def candidates(self) -> dict[str, dict[str, float]]:
+        """Per candidate: the validation and test accuracy of the model it keeps."""
+        kept = {rule: self.scores[int(epoch) - 1] for rule, (epoch, _, _) in self.stopper.choices.items()}
+        kept["smoothed-val-acc"] = self.scores[choose(smoothed(self.scores), "val-acc")]
+        for decay, scores in self.average_scores.items():
+            kept[f"ema-{decay}"] = scores[choose(scores, "paper")]
+        for k in AVERAGED:
+            last = list(self.chosen)[-k:]
+            averaged = {name: torch.stack([w[name] for w in last]).mean(0) for name in last[0]}
+            kept[f"average-{k}"] = metrics(self.probabilities(averaged), self.graph)
+            ensemble = torch.stack([self.probabilities(w) for w in last]).mean(0)
+            kept[f"ensemble-{k}"] = metrics(ensemble, self.graph)
+        return {
+            name: {"val_accuracy": s["val_accuracy"], "test_accuracy": s["test_accuracy"]} for name, s in kept.items()
+        }
+
+
+def metrics(probabilities: torch.Tensor, graph: Graph) -> dict[str, float]:
+    """Validation and test loss and accuracy of class probabilities (the loss is cross-entropy on their log)."""
+    return split_metrics(probabilities.clamp_min(1e-30).log(), graph, ("val", "test"))
+
+
+def smoothed(scores: list[dict[str, float]]) -> list[dict[str, float]]:
+    """``scores``, each epoch's validation accuracy replaced by its mean over the ``SMOOTHING`` epochs ending there."""
+    return [
+        {**epoch, "val_accuracy": statistics.mean(s["val_accuracy"] for s in scores[max(0, i + 1 - SMOOTHING) : i + 1])}
+        for i, epoch in enumerate(scores)
+    ]
+
+
+def choose(scores: list[dict[str, float]], rule: str) -> int:
+    """The index of the epoch ``rule`` (one of SELECTION_RULES) keeps, `EarlyStopping` replayed over ``scores``."""
+    stopper = EarlyStopping(patience=len(scores) + 1, select=rule)
+    for epoch, epoch_scores in enumerate(scores, start=1):
+        stopper.update(epoch, epoch_scores["val_loss"], epoch_scores["val_accuracy"])
+    return stopper.best_epoch - 1
+
+
+def run(dataset: str, seed: int, args: argparse.Namespace) -> dict:
+    training = Path(args.output) / "training"
+    config = preset_config(
+        dataset, seed=seed, data_dir=args.data_dir, data_mirror=args.data_mirror, device="cpu",
+        threads=args.threads, runs_dir=str(training / "runs"), models_dir=str(training / "models"),
+        tensorboard=False, quiet=True, **({"epochs": args.epochs} if args.epochs else {}),
+    )  # fmt: skip
+    followed = FollowedRun(config, load_graph(config), torch.device("cpu"), None, "")
+    result = run_epochs(followed, torch.device("cpu"))
+    return {"dataset": dataset, "seed": seed, "epochs": result.epochs, "candidates": followed.candidates()}
+
+
+def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
+    """Markdown: test accuracy (mean ± std) of every candidate, per dataset, on each half of the seeds and on all."""
+    groups = [range(0, (seeds + 1) // 2), range((seeds + 1) // 2, seeds), range(seeds)]
+    columns = [(dataset, group) for dataset in datasets for group in groups if len(group)]
+    header = " | ".join(f"{dataset} seeds {group.start}–{group.stop - 1}" for dataset, group in columns)
+    lines = [f"| candidate | {header} |", "|---|" + "---|" * len(columns)]
+    for candidate in CANDIDATES:
+        cells = []
+        for dataset, group in columns:
+            values = [
+                r["candidates"][candidate]["test_accuracy"]
+                for r in runs
+                if r["dataset"] == dataset and r["seed"] in group
+            ]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}" if values else "–")
+        lines.append(f"| {candidate} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="cora,citeseer")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0 to N-1 (default 20)")
+    parser.add_argument("--output", default="results/selection-rules")
+    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (quick checks)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: chosen per run)")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-mirror", default=None)
+    args = parser.parse_args(argv)
+    datasets, runs = args.datasets.split(","), []
+    for dataset in datasets:
+        for seed in range(args.seeds):
+            path = Path(args.output) / "runs" / f"{dataset}_seed{seed}.json"
+            if not path.exists():
+                save_json(run(dataset, seed, args), path)
+                print(f"{path.name}: done", flush=True)
+            runs.append(json.loads(path.read_text()))
+    print(summary(runs, datasets, args.seeds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The selection-rules benchmark trains exactly as the library does, and each candidate keeps what it says."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from benchmarks import selection_rules
+from gat.training.config import SELECTION_RULES
+from gat.training.presets import preset_config
+from gat.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory):
+    """Two 40-epoch runs on the synthetic graph, every candidate followed."""
+    output = tmp_path_factory.mktemp("selection")
+    selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(output)])
+    return output
+
+
+def test_the_rules_of_select_keep_what_the_library_keeps(followed, tmp_path):
+    for seed in (0, 1):
+        config = preset_config(
+            "synthetic", seed=seed, epochs=40, test_every_rule=True, quiet=True, tensorboard=False,
+            runs_dir=str(tmp_path / "runs"), models_dir=str(tmp_path / "models"), data_dir=str(followed / "data"),
+        )  # fmt: skip
+        library = train(config).selections
+        candidates = json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text())["candidates"]
+        for rule in SELECTION_RULES:
+            assert candidates[rule]["val_accuracy"] == pytest.approx(library[rule]["val_accuracy"], abs=1e-6)
+            assert candidates[rule]["test_accuracy"] == pytest.approx(library[rule]["test_accuracy"], abs=1e-6)
+
+
+def test_every_candidate_is_summarised_on_each_half_of_the_seeds_and_all(followed, capsys):
+    selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(followed)])
+    lines = capsys.readouterr().out.splitlines()
+    assert "done" not in "".join(lines)  # saved runs are read back, not trained again
+    assert lines[0] == "| candidate | synthetic seeds 0–0 | synthetic seeds 1–1 | synthetic seeds 0–1 |"
+    rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:] for line in lines[2:]}
+    assert list(rows) == list(selection_rules.CANDIDATES)
+    runs = [json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text()) for seed in (0, 1)]
+    for name, cells in rows.items():
+        accuracies = [run["candidates"][name]["test_accuracy"] for run in runs]
+        assert cells[0] == f"{accuracies[0]:.3f} ± 0.000" and cells[1] == f"{accuracies[1]:.3f} ± 0.000"
+        assert cells[2] == f"{statistics.mean(accuracies):.3f} ± {statistics.stdev(accuracies):.3f}"
+
+
+def test_smoothed_validation_accuracy_is_the_mean_of_the_epochs_ending_there():
+    accuracies = [0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.4]
+    scores = [{"val_loss": 1.0, "val_accuracy": value} for value in accuracies]
+    smoothed = [epoch["val_accuracy"] for epoch in selection_rules.smoothed(scores)]
+    assert smoothed == pytest.approx([0.1, 0.3, 0.3, 0.45, 0.4, 0.5, 0.48])
+
+
+def test_choose_replays_each_rule():
+    scores = [
+        {"val_loss": 1.0, "val_accuracy": 0.5},
+        {"val_loss": 0.8, "val_accuracy": 0.7},  # both best so far: the paper's rule keeps it
+        {"val_loss": 0.7, "val_accuracy": 0.6},  # lowest loss
+        {"val_loss": 0.9, "val_accuracy": 0.8},  # highest accuracy
+        {"val_loss": 1.2, "val_accuracy": 0.4},
+    ]
+    chosen = {rule: selection_rules.choose(scores, rule) for rule in SELECTION_RULES}
+    assert chosen == {"paper": 1, "val-loss": 2, "val-acc": 3, "last": 4}
