@@ -1,7 +1,7 @@
 """What each remaining difference from the GAT paper's code does to test accuracy, over many seeds.
 
-    python benchmarks/paper_differences.py --variants base,headin,tfinit,scorebias,headin+tfinit+scorebias \\
-        --datasets citeseer,cora --seeds 10 --output results/paper-differences
+    python benchmarks/paper_differences.py --datasets citeseer,cora --seeds 10 --output results/paper-differences
+    python benchmarks/paper_differences.py --variants base,novaluedrop --seeds 2 --epochs 20 --output results/quick
 
 A variant is ``base`` (this library as it is) or ``+``-joined changes to :class:`gat.nn.layers.GATLayer` that make
 it compute what the original TensorFlow code (github.com/PetarV-/GAT, ``utils/layers.py`` ``attn_head``) computes,
@@ -18,6 +18,9 @@ patched in here for the duration of that variant's runs:
   learned, under the same L2 penalty): ``e_ij = LeakyReLU(a_s.Wh_j + b_s + a_t.Wh_i + b_t)``. The sum of the two
   biases shifts every score of a head, which the LeakyReLU's kink makes matter (a shift alone would cancel in the
   softmax).
+- ``novaluedrop``: no dropout on the projected features a layer aggregates, only on its input and its attention, as
+  PyG's ``GATConv`` computes. Not a difference from the paper's code but from PyG's layer: what it does to accuracy
+  tells why PyG's GAT scores differently.
 - ``unfused``: none of these, through the plain-op forward the others use (a control: it must match ``base``).
 
 Each variant runs ``gat.reproduce`` with ``--layers gat`` into ``<output>/<variant>/`` (resumable, one JSON per run;
@@ -48,7 +51,7 @@ from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa
 from gat.nn.kernels.projection import project  # noqa: E402
 from gat.training.config import SELECTION_RULES  # noqa: E402
 
-CHANGES = ("headin", "tfinit", "scorebias", "unfused")
+CHANGES = ("headin", "tfinit", "scorebias", "novaluedrop", "unfused")
 _create, _reset = layers.GATLayer._create_parameters, layers.GATLayer.reset_parameters
 
 
@@ -86,7 +89,7 @@ def _patched(changes: frozenset[str]) -> dict[type, dict]:
         scores = neighbourhoods.at_source(source) + neighbourhoods.at_target(target[: neighbourhoods.num_targets])
         attention = neighbourhood_softmax(F.leaky_relu(scores, self.negative_slope), neighbourhoods)
         weights = dropout(attention, self.dropout, self.training)
-        values = dropout(projected, self.dropout, self.training)
+        values = projected if "novaluedrop" in changes else dropout(projected, self.dropout, self.training)
         return self._output(aggregate(weights, values, neighbourhoods), neighbourhoods, attention, return_attention)
 
     def apply_layer(self, index, h, edge_index, return_attention=False, num_targets=None):
@@ -99,7 +102,7 @@ def _patched(changes: frozenset[str]) -> dict[type, dict]:
         return (out, used) if return_attention else out
 
     methods = {"_create_parameters": create_parameters, "reset_parameters": reset_parameters}
-    if changes & {"headin", "scorebias", "unfused"}:
+    if changes & {"headin", "scorebias", "novaluedrop", "unfused"}:
         methods["forward"] = forward
     return {layers.GATLayer: methods, model.GAT: {"apply_layer": apply_layer} if "headin" in changes else {}}
 
@@ -153,7 +156,7 @@ def _mean_and_spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default="base,headin,tfinit,scorebias,headin+tfinit+scorebias")
+    parser.add_argument("--variants", default="base,headin,tfinit,scorebias,headin+tfinit+scorebias,novaluedrop")
     parser.add_argument("--datasets", default="citeseer,cora")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--output", default="results/paper-differences")

@@ -34,6 +34,13 @@ def test_per_head_input_dropout_differs_in_training_only():
     torch.testing.assert_close(logits("headin", training=False), logits("base", training=False), rtol=0, atol=1e-12)
 
 
+def test_without_dropout_on_the_values_differs_in_training_only():
+    assert not torch.allclose(logits("novaluedrop", training=True), logits("base", training=True))
+    torch.testing.assert_close(
+        logits("novaluedrop", training=False), logits("base", training=False), rtol=0, atol=1e-12
+    )
+
+
 def test_tensorflow_fans_are_per_head():
     with paper_differences.variant("tfinit"):
         torch.manual_seed(0)
