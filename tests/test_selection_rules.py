@@ -6,10 +6,13 @@ import json
 import statistics
 
 import pytest
+import torch
 
 from benchmarks import selection_rules
 from gat.training.config import SELECTION_RULES
+from gat.training.loop import run_epochs
 from gat.training.presets import preset_config
+from gat.training.steps import load_graph
 from gat.training.trainer import train
 
 
@@ -65,3 +68,16 @@ def test_choose_replays_each_rule():
     ]
     chosen = {rule: selection_rules.choose(scores, rule) for rule in SELECTION_RULES}
     assert chosen == {"paper": 1, "val-loss": 2, "val-acc": 3, "last": 4}
+
+
+def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
+    config = preset_config(
+        "synthetic", epochs=30, quiet=True, tensorboard=False,
+        runs_dir=str(tmp_path / "runs"), models_dir=str(tmp_path / "models"), data_dir=str(tmp_path / "data"),
+    )  # fmt: skip
+    followed = selection_rules.FollowedRun(config, load_graph(config), torch.device("cpu"), None, "")
+    run_epochs(followed, torch.device("cpu"))
+    followed.chosen.extend([followed.best_state] * 10)  # the paper's model, ten times over
+    candidates = followed.candidates()
+    for name in ("average-3", "average-10", "ensemble-3", "ensemble-10"):
+        assert candidates[name] == pytest.approx(candidates["paper"], abs=1e-6)
