@@ -36,8 +36,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
 from gat.data.graph import Graph  # noqa: E402
+from gat.data.registry import get_dataset  # noqa: E402
+from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.training.config import SELECTION_RULES  # noqa: E402
+from gat.training.config import MAX_SEED, SELECTION_RULES  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import EarlyStopping, run_epochs  # noqa: E402
 from gat.training.presets import preset_config  # noqa: E402
@@ -160,23 +162,29 @@ def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="cora,citeseer")
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0 to N-1 (default 20)")
+    parser.add_argument("--seeds", type=bounded_int(1, MAX_SEED), default=20, help="seeds 0 to N-1 (default 20)")
     parser.add_argument("--output", default="results/selection-rules")
-    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (quick checks)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: chosen per run)")
+    parser.add_argument("--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (quick checks)")
+    parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--data-mirror", default=None)
     args = parser.parse_args(argv)
     datasets, runs = args.datasets.split(","), []
-    for dataset in datasets:
-        for seed in range(args.seeds):
-            path = Path(args.output) / "runs" / f"{dataset}_seed{seed}.json"
-            if not path.exists():
-                save_json(run(dataset, seed, args), path)
-                print(f"{path.name}: done", flush=True)
-            runs.append(json.loads(path.read_text()))
+    try:
+        for dataset in datasets:  # an unknown name, or a dataset of many graphs, is refused before any run
+            if get_dataset(dataset).task == "inductive":
+                raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
+        for dataset in datasets:
+            for seed in range(args.seeds):
+                path = Path(args.output) / "runs" / f"{dataset}_seed{seed}.json"
+                if not path.exists():
+                    save_json(run(dataset, seed, args), path)
+                    print(f"{path.name}: done", flush=True)
+                runs.append(json.loads(path.read_text()))
+    except GATError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     print(summary(runs, datasets, args.seeds))
 
 

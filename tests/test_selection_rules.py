@@ -81,3 +81,20 @@ def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
     candidates = followed.candidates()
     for name in ("average-3", "average-10", "ensemble-3", "ensemble-10"):
         assert candidates[name] == pytest.approx(candidates["paper"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--seeds", "0"], 2, "argument --seeds: must be [1, 4294967295], got 0"),
+        (["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
+        (["--datasets", "nope"], 1, "unknown dataset 'nope'"),
+        (["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
+    ],
+)
+def test_bad_arguments_exit_with_one_line_before_any_run(argv, code, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        selection_rules.main([*argv, "--output", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert exit_.value.code == code and message in error and error.count("\n") == 1
+    assert not any(tmp_path.iterdir())
