@@ -16,14 +16,14 @@ test nodes, for this comparison only: each candidate below keeps a model from va
 - ``ensemble-3``, ``ensemble-10``: the class probabilities of those epochs' models averaged (an ensemble: 3 or 10
   models to keep and run).
 
-Runs are saved one JSON each under ``<output>/runs/`` and skipped when present (resumable). The summary gives test
-accuracy, mean ± std, on the first half of the seeds, on the second and on all: a candidate that looks better on one
-half by chance should not on the other.
+Runs are saved one JSON each under ``<output>/runs/`` and not redone while their settings stay the same (resumable;
+a changed ``--epochs`` makes new runs, as in ``gat.reproduce``). The summary gives test accuracy, mean ± std, on the
+first half of the seeds, on the second and on all: a candidate that looks better on one half by chance should not on
+the other.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import statistics
@@ -39,15 +39,24 @@ from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import get_dataset  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.training.config import MAX_SEED, SELECTION_RULES  # noqa: E402
+from gat.reproduce.runner import run_config, what_it_computes  # noqa: E402
+from gat.training.config import MAX_SEED, SELECTION_RULES, TrainConfig  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import EarlyStopping, run_epochs  # noqa: E402
-from gat.training.presets import preset_config  # noqa: E402
 from gat.training.steps import load_graph, split_metrics  # noqa: E402
+from gat.validate import DictOf, Number, check  # noqa: E402
 
 EMA_DECAYS = (0.9, 0.99)
 AVERAGED = (3, 10)  # how many of the paper rule's last choices are averaged or ensembled
 SMOOTHING = 5  # epochs in the smoothed validation accuracy
+# A saved run, as `run` writes it (gat.validate): the settings it was made with and what the summary reads.
+RUN_SCHEMA = {
+    "dataset": str,
+    "seed": Number(int, 0),
+    "epochs": Number(int, 0),
+    "config": dict,
+    "candidates": DictOf({"val_accuracy": Number(float, 0, 1), "test_accuracy": Number(float, 0, 1)}),
+}
 CANDIDATES = (
     *SELECTION_RULES,
     "smoothed-val-acc",
@@ -129,22 +138,30 @@ def choose(scores: list[dict[str, float]], rule: str) -> int:
     return stopper.best_epoch - 1
 
 
-def run(dataset: str, seed: int, args: argparse.Namespace) -> dict:
-    training = Path(args.output) / "training"
-    config = preset_config(
-        dataset, seed=seed, data_dir=args.data_dir, data_mirror=args.data_mirror, device="cpu",
-        threads=args.threads, runs_dir=str(training / "runs"), models_dir=str(training / "models"),
-        tensorboard=False, quiet=True, **({"epochs": args.epochs} if args.epochs else {}),
-    )  # fmt: skip
-    followed = FollowedRun(config, load_graph(config), torch.device("cpu"), None, "")
-    result = run_epochs(followed, torch.device("cpu"))
-    return {"dataset": dataset, "seed": seed, "epochs": result.epochs, "candidates": followed.candidates()}
+def run(config: TrainConfig) -> dict:
+    """Train the run of ``config``, following every candidate; the record saved for it."""
+    followed = FollowedRun(config, load_graph(config), torch.device(config.device), None, "")
+    result = run_epochs(followed, torch.device(config.device))
+    return {"dataset": config.dataset, "seed": config.seed, "epochs": result.epochs, "config": config.to_dict(),
+            "candidates": followed.candidates()}  # fmt: skip
+
+
+def saved_run(path: Path, config: TrainConfig) -> dict | None:
+    """The run saved at ``path`` if it was made with ``config``'s settings, else None (run it). A file that is JSON
+    but not such a run is refused with one line, as `gat.reproduce` refuses its own."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or unreadable: redo it
+        return None
+    check(record, RUN_SCHEMA, f"{path} (delete it to redo this run)")
+    return record if what_it_computes(record["config"]) == what_it_computes(config.to_dict()) else None
 
 
 def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
     """Markdown: test accuracy (mean ± std) of every candidate, per dataset, on each half of the seeds and on all."""
-    groups = [range(0, (seeds + 1) // 2), range((seeds + 1) // 2, seeds), range(seeds)]
-    columns = [(dataset, group) for dataset in datasets for group in groups if len(group)]
+    half = seeds // 2
+    groups = [range(half), range(half, seeds), range(seeds)] if half else [range(seeds)]  # one seed: no halves
+    columns = [(dataset, group) for dataset in datasets for group in groups]
     header = " | ".join(f"{dataset} seeds {group.start}–{group.stop - 1}" for dataset, group in columns)
     lines = [f"| candidate | {header} |", "|---|" + "---|" * len(columns)]
     for candidate in CANDIDATES:
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--data-mirror", default=None)
+    parser.set_defaults(device="cpu", select="paper")  # the rest of what gat.reproduce's run_config reads
     args = parser.parse_args(argv)
     datasets, runs = args.datasets.split(","), []
     try:
@@ -178,11 +196,14 @@ def main(argv: list[str] | None = None) -> None:
                 raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
         for dataset in datasets:
             for seed in range(args.seeds):
+                config = run_config(args, dataset, "gat", seed)  # as gat.reproduce trains it
                 path = Path(args.output) / "runs" / f"{dataset}_seed{seed}.json"
-                if not path.exists():
-                    save_json(run(dataset, seed, args), path)
+                record = saved_run(path, config)
+                if record is None:
+                    record = run(config)
+                    save_json(record, path)
                     print(f"{path.name}: done", flush=True)
-                runs.append(json.loads(path.read_text()))
+                runs.append(record)
     except GATError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(summary(runs, datasets, args.seeds))

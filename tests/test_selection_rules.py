@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 
 import pytest
@@ -49,6 +50,24 @@ def test_every_candidate_is_summarised_on_each_half_of_the_seeds_and_all(followe
         accuracies = [run["candidates"][name]["test_accuracy"] for run in runs]
         assert cells[0] == f"{accuracies[0]:.3f} ± 0.000" and cells[1] == f"{accuracies[1]:.3f} ± 0.000"
         assert cells[2] == f"{statistics.mean(accuracies):.3f} ± {statistics.stdev(accuracies):.3f}"
+
+
+def test_a_run_saved_with_other_settings_is_redone(followed, tmp_path, capsys):
+    output = shutil.copytree(followed, tmp_path / "copy")
+    selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "20", "--output", str(output)])
+    assert capsys.readouterr().out.count(": done") == 2
+    for seed in (0, 1):
+        assert json.loads((output / "runs" / f"synthetic_seed{seed}.json").read_text())["epochs"] == 20
+
+
+def test_a_saved_file_that_is_not_a_run_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "synthetic_seed0.json").write_text(json.dumps({"dataset": "synthetic", "seed": "zero"}))
+    with pytest.raises(SystemExit) as exit_:
+        selection_rules.main(["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 1 and "synthetic_seed0.json (delete it to redo this run)" in error
+    assert error.count("\n") == 1
 
 
 def test_smoothed_validation_accuracy_is_the_mean_of_the_epochs_ending_there():

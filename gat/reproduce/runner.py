@@ -124,11 +124,13 @@ def finished(job: Job) -> dict | None:
     except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
         return None
     check(record, RESULT_SCHEMA, f"{job.path} (delete it to redo this run)")
-    same_config = _what_it_computes(record.get("config", {})) == _what_it_computes(job.config.to_dict())
+    same_config = what_it_computes(record.get("config", {})) == what_it_computes(job.config.to_dict())
     return record if same_config and record.get("graph", {}) == job.graph else None
 
 
-def _what_it_computes(config: dict) -> dict:
+def what_it_computes(config: dict) -> dict:
+    """``config`` (a `TrainConfig.to_dict`) without the settings that say where and how a run happens: two runs
+    with equal ones compute the same, so a saved result of one stands for the other."""
     return {key: value for key, value in config.items() if key not in LOCATION_FIELDS}
 
 
