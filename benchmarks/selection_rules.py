@@ -42,7 +42,8 @@ from gat.io import save_json  # noqa: E402
 from gat.reproduce.runner import run_config, what_it_computes  # noqa: E402
 from gat.training.config import MAX_SEED, SELECTION_RULES, TrainConfig  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
-from gat.training.loop import EarlyStopping, run_epochs  # noqa: E402
+from gat.training.loop import run_epochs  # noqa: E402
+from gat.training.selection import EarlyStopping  # noqa: E402
 from gat.training.steps import load_graph, split_metrics  # noqa: E402
 from gat.validate import DictOf, Number, check  # noqa: E402
 

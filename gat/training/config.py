@@ -16,7 +16,7 @@ from gat.validate import ListOf, check
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
 LAYERS = ("gat", "gatv2", "mean")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
-# Which epoch's model a run keeps (`gat.training.loop.EarlyStopping`), from validation scores only:
+# Which epoch's model a run keeps (`gat.training.selection.EarlyStopping`), from validation scores only:
 SELECTION_RULES = {
     "paper": "the last epoch at which validation loss and accuracy both matched or beat their best so far (the "
     "GAT paper's code)",

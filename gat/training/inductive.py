@@ -2,7 +2,7 @@
 
 The GAT paper's PPI setup: every step trains on a batch of two whole training graphs (their disjoint union), the
 loss is binary cross-entropy over the 121 independent labels, and the model kept is chosen by the paper's early
-stopping rule with micro-F1 in place of accuracy (`gat.training.loop.EarlyStopping`). Checkpoints, binaries,
+stopping rule with micro-F1 in place of accuracy (`gat.training.selection.EarlyStopping`). Checkpoints, binaries,
 ``metrics.json`` and TensorBoard logs are written by the same modules as full-batch training, so
 `gat.training.trainer.load_model` rebuilds a PPI model too. ``python training_script.py --dataset ppi`` comes here.
 """

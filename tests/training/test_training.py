@@ -13,7 +13,8 @@ from gat.errors import GATError
 from gat.nn.model import GAT
 from gat.training import checkpoints
 from gat.training.config import TrainConfig
-from gat.training.loop import EarlyStopping, inspect_model
+from gat.training.loop import inspect_model
+from gat.training.selection import EarlyStopping
 from gat.training.steps import (
     CapturedEvaluation,
     CapturedStep,
