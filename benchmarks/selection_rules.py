@@ -15,11 +15,16 @@ test nodes, for this comparison only: each candidate below keeps a model from va
   weight averaging over the good epochs).
 - ``ensemble-3``, ``ensemble-10``: the class probabilities of those epochs' models averaged (an ensemble: 3 or 10
   models to keep and run).
+- ``best-of-3``, ``best-of-5``: of 3 (5) runs of consecutive seeds, the model (kept by the paper's rule) of highest
+  validation accuracy, ties to the lower validation loss: restarts chosen on validation, 3 (5) times the training.
+- ``ensemble-of-3``, ``ensemble-of-5``: the class probabilities of those runs' models averaged.
+
+A restart candidate scores once per group of seeds (seeds 0–4, 5–9, ... for 5), so 10 of its scores take 50 seeds.
 
 Runs are saved one JSON each under ``<output>/runs/`` and not redone while their settings stay the same (resumable;
 a changed ``--epochs`` makes new runs, as in ``gat.reproduce``). The summary gives test accuracy, mean ± std, on the
-first half of the seeds, on the second and on all: a candidate that looks better on one half by chance should not on
-the other.
+first half of the seeds, on the second and on all (a restart candidate: over its groups that lie in them): a candidate
+that looks better on one half by chance should not on the other.
 """
 
 from __future__ import annotations
@@ -45,11 +50,14 @@ from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import run_epochs  # noqa: E402
 from gat.training.selection import EarlyStopping  # noqa: E402
 from gat.training.steps import load_graph, split_metrics  # noqa: E402
-from gat.validate import DictOf, Number, check  # noqa: E402
+from gat.validate import DictOf, ListOf, Number, check  # noqa: E402
 
 EMA_DECAYS = (0.9, 0.99)
 AVERAGED = (3, 10)  # how many of the paper rule's last choices are averaged or ensembled
 SMOOTHING = 5  # epochs in the smoothed validation accuracy
+RESTARTS = (3, 5)  # runs per restart candidate
+# The paper's model's class probabilities and the labels on one split's nodes (rows: nodes).
+SPLIT_SCHEMA = {"probabilities": ListOf(ListOf(Number(float, 0, 1))), "labels": ListOf(Number(int, 0))}
 # A saved run, as `run` writes it (gat.validate): the settings it was made with and what the summary reads.
 RUN_SCHEMA = {
     "dataset": str,
@@ -57,14 +65,17 @@ RUN_SCHEMA = {
     "epochs": Number(int, 0),
     "config": dict,
     "candidates": DictOf({"val_accuracy": Number(float, 0, 1), "test_accuracy": Number(float, 0, 1)}),
+    "kept": {"val": SPLIT_SCHEMA, "test": SPLIT_SCHEMA},
 }
-CANDIDATES = (
+RUN_CANDIDATES = (
     *SELECTION_RULES,
     "smoothed-val-acc",
     *(f"ema-{decay}" for decay in EMA_DECAYS),
     *(f"average-{k}" for k in AVERAGED),
     *(f"ensemble-{k}" for k in AVERAGED),
 )
+RESTART_CANDIDATES = (*(f"best-of-{k}" for k in RESTARTS), *(f"ensemble-of-{k}" for k in RESTARTS))
+CANDIDATES = (*RUN_CANDIDATES, *RESTART_CANDIDATES)
 
 
 class FollowedRun(FullBatchRun):
@@ -117,6 +128,17 @@ class FollowedRun(FullBatchRun):
             name: {"val_accuracy": s["val_accuracy"], "test_accuracy": s["test_accuracy"]} for name, s in kept.items()
         }
 
+    def kept(self) -> dict[str, dict[str, list]]:
+        """The paper's model's class probabilities (6 decimals) and the labels on the validation and test nodes."""
+        probabilities = self.probabilities(self.best_state)
+        return {
+            split: {
+                "probabilities": probabilities[mask].double().round(decimals=6).tolist(),
+                "labels": self.graph.y[mask].tolist(),
+            }
+            for split, mask in (("val", self.graph.val_mask), ("test", self.graph.test_mask))
+        }
+
 
 def metrics(probabilities: torch.Tensor, graph: Graph) -> dict[str, float]:
     """Validation and test loss and accuracy of class probabilities (the loss is cross-entropy on their log)."""
@@ -144,7 +166,7 @@ def run(config: TrainConfig) -> dict:
     followed = FollowedRun(config, load_graph(config), torch.device(config.device), None, "")
     result = run_epochs(followed, torch.device(config.device))
     return {"dataset": config.dataset, "seed": config.seed, "epochs": result.epochs, "config": config.to_dict(),
-            "candidates": followed.candidates()}  # fmt: skip
+            "candidates": followed.candidates(), "kept": followed.kept()}  # fmt: skip
 
 
 def saved_run(path: Path, config: TrainConfig) -> dict | None:
@@ -154,8 +176,45 @@ def saved_run(path: Path, config: TrainConfig) -> dict | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):  # missing or unreadable: redo it
         return None
-    check(record, RUN_SCHEMA, f"{path} (delete it to redo this run)")
+    source = f"{path} (delete it to redo this run)"
+    check(record, RUN_SCHEMA, source)
+    for split, kept in record["kept"].items():
+        probabilities, labels = kept["probabilities"], kept["labels"]
+        widths = {len(row) for row in probabilities}
+        if len(probabilities) != len(labels) or len(widths) != 1 or max(labels, default=0) >= min(widths):
+            raise GATError(f"{source}: 'kept.{split}' must hold one row of class probabilities per label")
     return record if what_it_computes(record["config"]) == what_it_computes(config.to_dict()) else None
+
+
+def restart_scores(group: list[dict]) -> dict[str, float]:
+    """Test accuracy of the restart candidates over ``group``, runs of one dataset on different seeds."""
+    k = len(group)
+
+    def validation(record: dict) -> tuple[float, float]:  # accuracy, then lower loss, as --select val-acc
+        val = record["kept"]["val"]
+        loss = torch.nn.functional.nll_loss(
+            torch.tensor(val["probabilities"]).clamp_min(1e-30).log(), torch.tensor(val["labels"])
+        )
+        return record["candidates"]["paper"]["val_accuracy"], -loss.item()
+
+    best = max(group, key=validation)
+    ensemble = torch.stack([torch.tensor(r["kept"]["test"]["probabilities"]) for r in group]).mean(0)
+    labels = torch.tensor(group[0]["kept"]["test"]["labels"])
+    return {
+        f"best-of-{k}": best["candidates"]["paper"]["test_accuracy"],
+        f"ensemble-of-{k}": (ensemble.argmax(1) == labels).double().mean().item(),
+    }
+
+
+def scores(runs: list[dict], dataset: str, seeds: range, candidate: str) -> list[float]:
+    """The test accuracies ``candidate`` gets on ``dataset`` with ``seeds``: one per run, or one per group of
+    consecutive seeds ``[g·k, g·k + k)`` that lies in ``seeds`` for a restart candidate of k runs."""
+    by_seed = {r["seed"]: r for r in runs if r["dataset"] == dataset and r["seed"] in seeds}
+    if candidate in RUN_CANDIDATES:
+        return [by_seed[seed]["candidates"][candidate]["test_accuracy"] for seed in sorted(by_seed)]
+    k = int(candidate.rsplit("-", 1)[1])
+    starts = range(-(-seeds.start // k) * k, seeds.stop - k + 1, k)  # first seed of each group inside ``seeds``
+    return [restart_scores([by_seed[seed] for seed in range(start, start + k)])[candidate] for start in starts]
 
 
 def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
@@ -168,15 +227,34 @@ def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
     for candidate in CANDIDATES:
         cells = []
         for dataset, group in columns:
-            values = [
-                r["candidates"][candidate]["test_accuracy"]
-                for r in runs
-                if r["dataset"] == dataset and r["seed"] in group
-            ]
+            values = scores(runs, dataset, group, candidate)
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}" if values else "–")
         lines.append(f"| {candidate} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def spread(runs: list[dict], dataset: str) -> str:
+    """One line on how much one run's score depends on its seed, and how alike different seeds' models are: the
+    paper rule's mean and its standard error, its means over blocks of 10 seeds, how often two runs' test predictions
+    agree, and the share of test nodes every run gets wrong (no ensemble of these runs can get them right)."""
+    runs = sorted((r for r in runs if r["dataset"] == dataset), key=lambda r: r["seed"])
+    accuracies = [r["candidates"]["paper"]["test_accuracy"] for r in runs]
+    line = f"{dataset}, paper rule over {len(runs)} seeds: {statistics.mean(accuracies):.3f}"
+    if len(runs) < 2:
+        return line
+    line += (
+        f" ± {statistics.stdev(accuracies):.3f} (standard error {statistics.stdev(accuracies) / len(runs) ** 0.5:.4f})"
+    )
+    blocks = [statistics.mean(accuracies[i : i + 10]) for i in range(0, len(runs) - 9, 10)]
+    predictions = torch.stack([torch.tensor(r["kept"]["test"]["probabilities"]).argmax(1) for r in runs])
+    right = predictions == torch.tensor(runs[0]["kept"]["test"]["labels"])
+    agree = (predictions[:, None] == predictions[None]).double().mean(-1)  # [runs, runs]
+    pairs = (agree.sum() - agree.diagonal().sum()) / (len(runs) * (len(runs) - 1))
+    return (
+        f"{line}; means of 10 seeds: {', '.join(f'{m:.3f}' for m in blocks) or '–'}; two runs' test predictions agree "
+        f"on {pairs:.3f} of the nodes; {(~right.any(0)).double().mean():.3f} of the test nodes are wrong in every run"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     except GATError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(summary(runs, datasets, args.seeds))
+    print("\n".join(["", *(spread(runs, dataset) for dataset in datasets)]))
 
 
 if __name__ == "__main__":

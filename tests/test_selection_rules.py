@@ -43,13 +43,72 @@ def test_every_candidate_is_summarised_on_each_half_of_the_seeds_and_all(followe
     lines = capsys.readouterr().out.splitlines()
     assert "done" not in "".join(lines)  # saved runs are read back, not trained again
     assert lines[0] == "| candidate | synthetic seeds 0–0 | synthetic seeds 1–1 | synthetic seeds 0–1 |"
-    rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:] for line in lines[2:]}
+    table, spread = lines[: lines.index("")], lines[lines.index("") + 1 :]
+    rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:] for line in table[2:]}
     assert list(rows) == list(selection_rules.CANDIDATES)
+    assert len(spread) == 1 and spread[0].startswith("synthetic, paper rule over 2 seeds: ")
     runs = [json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text()) for seed in (0, 1)]
-    for name, cells in rows.items():
+    for name in selection_rules.RUN_CANDIDATES:
         accuracies = [run["candidates"][name]["test_accuracy"] for run in runs]
+        cells = rows[name]
         assert cells[0] == f"{accuracies[0]:.3f} ± 0.000" and cells[1] == f"{accuracies[1]:.3f} ± 0.000"
         assert cells[2] == f"{statistics.mean(accuracies):.3f} ± {statistics.stdev(accuracies):.3f}"
+    for name in selection_rules.RESTART_CANDIDATES:  # two seeds make no group of 3 or 5 runs
+        assert rows[name] == ["–", "–", "–"]
+
+
+def test_the_kept_probabilities_are_the_paper_rules_model(followed):
+    for seed in (0, 1):
+        run = json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text())
+        for split in ("val", "test"):
+            kept = run["kept"][split]
+            probabilities = torch.tensor(kept["probabilities"])
+            assert probabilities.sum(1) == pytest.approx(torch.ones(len(probabilities)), abs=1e-5)
+            accuracy = (probabilities.argmax(1) == torch.tensor(kept["labels"])).double().mean().item()
+            assert accuracy == pytest.approx(run["candidates"]["paper"][f"{split}_accuracy"], abs=1e-6)
+
+
+def restart_run(seed: int, val_accuracy: float, val_probabilities: list, test_probabilities: list) -> dict:
+    """A saved run as the summary reads it: two validation nodes and three test nodes, all of class 0."""
+    test_accuracy = sum(row.index(max(row)) == 0 for row in test_probabilities) / len(test_probabilities)
+    return {
+        "dataset": "toy", "seed": seed,
+        "candidates": {"paper": {"val_accuracy": val_accuracy, "test_accuracy": test_accuracy}},
+        "kept": {"val": {"probabilities": val_probabilities, "labels": [0, 0]},
+                 "test": {"probabilities": test_probabilities, "labels": [0, 0, 0]}},
+    }  # fmt: skip
+
+
+def test_best_of_keeps_the_restart_of_highest_validation_accuracy_then_lowest_loss():
+    confident, unsure = [[0.9, 0.1], [0.9, 0.1]], [[0.6, 0.4], [0.6, 0.4]]
+    right, wrong = [[0.8, 0.2]] * 3, [[0.2, 0.8]] * 3
+    group = [restart_run(0, 0.5, confident, wrong), restart_run(1, 1.0, unsure, wrong),
+             restart_run(2, 1.0, confident, right)]  # fmt: skip
+    assert selection_rules.restart_scores(group)["best-of-3"] == 1.0  # seed 2: as accurate as 1, lower loss
+    group[2]["candidates"]["paper"]["val_accuracy"] = 0.9
+    assert selection_rules.restart_scores(group)["best-of-3"] == 0.0  # seed 1: the most accurate
+
+
+def test_ensemble_of_averages_the_restarts_probabilities():
+    val = [[0.9, 0.1], [0.9, 0.1]]
+    # Each run is right on one test node only, the others wrong by a little; their average is right on all three.
+    group = [
+        restart_run(0, 1.0, val, [[0.9, 0.1], [0.45, 0.55], [0.45, 0.55]]),
+        restart_run(1, 1.0, val, [[0.45, 0.55], [0.9, 0.1], [0.45, 0.55]]),
+        restart_run(2, 1.0, val, [[0.45, 0.55], [0.45, 0.55], [0.9, 0.1]]),
+    ]
+    assert [run["candidates"]["paper"]["test_accuracy"] for run in group] == pytest.approx([1 / 3] * 3)
+    assert selection_rules.restart_scores(group)["ensemble-of-3"] == 1.0
+
+
+def test_restart_candidates_score_each_group_of_consecutive_seeds_inside_the_range():
+    val = [[0.9, 0.1], [0.9, 0.1]]
+    runs = [restart_run(seed, 1.0, val, [[0.9, 0.1]] * seed + [[0.1, 0.9]] * (3 - seed)) for seed in range(3)]
+    runs += [restart_run(seed, 1.0, val, [[0.9, 0.1]] * 3) for seed in range(3, 10)]
+    # Seeds 0-2 are right on 0, 1 and 2 of the three test nodes; averaged, only the first node is right.
+    assert selection_rules.scores(runs, "toy", range(10), "ensemble-of-3") == pytest.approx([1 / 3, 1.0, 1.0])
+    assert selection_rules.scores(runs, "toy", range(5, 10), "ensemble-of-3") == [1.0]  # seeds 6-8 only
+    assert selection_rules.scores(runs, "toy", range(10), "best-of-5") == pytest.approx([0.0, 1.0])
 
 
 def test_a_run_saved_with_other_settings_is_redone(followed, tmp_path, capsys):
@@ -89,6 +148,19 @@ def test_choose_replays_each_rule():
     assert chosen == {"paper": 1, "val-loss": 2, "val-acc": 3, "last": 4}
 
 
+def test_saved_probabilities_that_do_not_fit_their_labels_are_refused_in_one_line(followed, tmp_path, capsys):
+    output = shutil.copytree(followed, tmp_path / "copy")
+    path = output / "runs" / "synthetic_seed0.json"
+    run = json.loads(path.read_text())
+    run["kept"]["test"]["labels"].pop()
+    path.write_text(json.dumps(run))
+    with pytest.raises(SystemExit) as exit_:
+        selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(output)])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 1 and "'kept.test' must hold one row of class probabilities per label" in error
+    assert error.count("\n") == 1
+
+
 def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
     config = preset_config(
         "synthetic", epochs=30, quiet=True, tensorboard=False,
@@ -117,3 +189,15 @@ def test_bad_arguments_exit_with_one_line_before_any_run(argv, code, message, tm
     error = capsys.readouterr().err
     assert exit_.value.code == code and message in error and error.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_spread_says_how_alike_the_seeds_models_are():
+    val = [[0.9, 0.1], [0.9, 0.1]]
+    runs = [
+        restart_run(0, 1.0, val, [[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]),  # right on the first test node
+        restart_run(1, 1.0, val, [[0.9, 0.1], [0.9, 0.1], [0.2, 0.8]]),  # right on the first two
+    ]
+    assert selection_rules.spread(runs, "toy") == (
+        "toy, paper rule over 2 seeds: 0.500 ± 0.236 (standard error 0.1667); means of 10 seeds: –; two runs' test "
+        "predictions agree on 0.667 of the nodes; 0.333 of the test nodes are wrong in every run"
+    )
