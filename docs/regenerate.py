@@ -40,8 +40,9 @@ from visualization.embeddings import default_layers, embedding_figure, embedding
 from visualization.entropy import entropy_figure, entropy_statistics, format_statistics  # noqa: E402
 from visualization.explain import explain_node, explanation_figure, explanation_name, format_explanation  # noqa: E402
 from visualization.graph_drawing import draw_graph  # noqa: E402
+from visualization.heads import head_rows, homophily_finding  # noqa: E402
 from visualization.loading import load_trained  # noqa: E402
-from visualization.report import head_rows, homophily_finding, write_report  # noqa: E402
+from visualization.report import write_report  # noqa: E402
 from visualization.reports import attention_name  # noqa: E402
 from visualization.style import save_figures  # noqa: E402
 

@@ -22,12 +22,12 @@ import torch
 from plotly.subplots import make_subplots
 
 from gat.io import atomic_write
-from gat.nn.analysis import attention_homophily, head_agreement
+from gat.nn.analysis import head_agreement
 from visualization.choices import MAP_MAX_NODES
 from visualization.degrees import dataset_summary
 from visualization.embeddings import default_layers, layer_map, sample_nodes
-from visualization.entropy import entropy_statistics
 from visualization.explain import Explainer, reading
+from visualization.heads import head_rows, homophily_finding
 from visualization.loading import TrainedModel, checked_index
 from visualization.style import INK, class_colours
 
@@ -278,43 +278,6 @@ def _packed(data: dict) -> str:
 
 
 # ---- per-head analysis ----------------------------------------------------------------------------------------------
-
-
-def head_rows(trained: TrainedModel) -> list[dict[str, float | int]]:
-    """One row per layer and head: KL divergence from uniform attention, and attention against homophily
-    (:func:`gat.nn.analysis.attention_homophily`)."""
-    inspection, labels = trained.inspection, trained.graph.y.cpu()
-    edge_index = inspection.edge_index.cpu()
-    kl = {(row["layer"], row["head"]): row["mean_kl"] for row in entropy_statistics(inspection)}
-    rows = []
-    for layer, attention in enumerate(inspection.attention):
-        result = attention_homophily(attention.detach().cpu(), edge_index, labels)
-        for head in range(attention.shape[1]):
-            rows.append({
-                "layer": layer, "head": head, "mean_kl": kl[(layer, head)],
-                "same_class_share": float(result.same_class_share[head]),
-                "uniform_same_class_share": result.uniform_same_class_share,
-                "mean_same": float(result.mean_same[head]), "mean_different": float(result.mean_different[head]),
-                "uniform_same": result.uniform_same, "uniform_different": result.uniform_different,
-            })  # fmt: skip
-    return rows
-
-
-def homophily_finding(rows: list[dict[str, float | int]], dataset: str) -> str:
-    """One sentence: how much more of its neighbour attention each layer gives same-class neighbours than uniform
-    attention would, from :func:`head_rows`."""
-    parts = []
-    for layer in sorted({row["layer"] for row in rows}):
-        heads = [row for row in rows if row["layer"] == layer]
-        share = np.mean([row["same_class_share"] for row in heads])
-        shares = [row["same_class_share"] for row in heads]
-        spread = f" (heads {min(shares):.1%}-{max(shares):.1%})" if len(heads) > 1 else ""
-        parts.append(f"layer {layer} {share:.1%}{spread}")
-    uniform = rows[0]["uniform_same_class_share"]
-    return (
-        f"On {dataset}, the share of a node's neighbour attention that goes to neighbours of its own class is "
-        f"{'; '.join(parts)}, against {uniform:.1%} for uniform attention (the node homophily)."
-    )
 
 
 def _head_analysis(trained: TrainedModel) -> str:
