@@ -74,10 +74,14 @@ def summary(dataset: str, development: dict[str, list[dict]], held_out: dict[str
         rows.append(f"| {dataset} | `{setting}`{mark} | {mean_and_spread(runs, 'val_score')} | "
                     f"{mean_and_spread(runs, 'test_score')} | {check} |")  # fmt: skip
     difference, error = paired_difference(held_out[chosen], held_out["paper"])
+    pairs = list(zip(held_out[chosen], held_out["paper"], strict=True))
+    better = sum(a["test_score"] > b["test_score"] for a, b in pairs)
+    worse = sum(a["test_score"] < b["test_score"] for a, b in pairs)
     verdict = (
         f"{dataset}: chosen on validation `{chosen}`; on held-out seeds {seeds[0]}–{seeds[-1]} it gives "
         f"{mean_and_spread(held_out[chosen], 'test_score')} against the paper's "
-        f"{mean_and_spread(held_out['paper'], 'test_score')}, a paired difference of {difference:+.3f} ± {error:.3f}"
+        f"{mean_and_spread(held_out['paper'], 'test_score')}, a paired difference of {difference:+.3f} ± {error:.3f} "
+        f"(better on {better} seeds, worse on {worse})"
     )
     return "\n".join(rows), verdict
 

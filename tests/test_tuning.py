@@ -49,6 +49,9 @@ def test_a_run_trains_the_setting_chooses_and_checks_on_the_held_out_seeds_then_
         assert sorted(seeds) == ([0, 1, 2, 3] if setting in ("paper", chosen) else [0, 1])
     assert f"| synthetic | `{chosen}`" + (" (chosen)" if chosen != "paper" else "") in out
     assert f"synthetic: chosen on validation `{chosen}`; on held-out seeds 2–3" in out
+    pairs = [(runs[chosen][seed]["test_score"], runs["paper"][seed]["test_score"]) for seed in (2, 3)]
+    better, worse = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+    assert f"(better on {better} seeds, worse on {worse})" in out
     modified = {path: path.stat().st_mtime_ns for path in tmp_path.glob("*/runs/*.json")}
     tuning.main(argv)
     assert capsys.readouterr().out == out  # read back, not trained again
