@@ -40,8 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
+from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
-from gat.data.registry import get_dataset  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
 from gat.reproduce.runner import run_config, what_it_computes  # noqa: E402
@@ -262,17 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="cora,citeseer")
     parser.add_argument("--seeds", type=bounded_int(1, MAX_SEED), default=20, help="seeds 0 to N-1 (default 20)")
     parser.add_argument("--output", default="results/selection-rules")
-    parser.add_argument("--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (quick checks)")
-    parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--data-mirror", default=None)
-    parser.set_defaults(device="cpu", select="paper")  # the rest of what gat.reproduce's run_config reads
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    datasets, runs = args.datasets.split(","), []
+    runs = []
     try:
-        for dataset in datasets:  # an unknown name, or a dataset of many graphs, is refused before any run
-            if get_dataset(dataset).task == "inductive":
-                raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
+        datasets = one_graph_datasets(args.datasets)
         for dataset in datasets:
             for seed in range(args.seeds):
                 config = run_config(args, dataset, "gat", seed)  # as gat.reproduce trains it

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from gat.data.registry import get_dataset  # noqa: E402
+from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.reproduce.runner import Job, result_path, run_config, run_jobs  # noqa: E402
 from gat.training.config import MAX_SEED  # noqa: E402
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dev-seeds", type=bounded_int(1, MAX_SEED), default=10, help="seeds 0..N-1 (default 10)")
     parser.add_argument("--held-out-seeds", type=bounded_int(1, MAX_SEED), default=20, help="the next N (default 20)")
     parser.add_argument("--output", default="results/tuning")
-    parser.add_argument("--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (quick checks)")
-    parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--data-mirror", default=None)
-    parser.set_defaults(device="cpu", select="paper")  # the rest of what gat.reproduce's run_config reads
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     settings = ["paper", *(s for s in dict.fromkeys(args.settings.split(",")) if s != "paper")]
     unknown = [s for s in settings if s not in SETTINGS]
@@ -108,11 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = ["| dataset | setting | val, dev seeds | test, dev seeds | test, held-out seeds |", "|---|---|---|---|---|"]
     verdicts = []
     try:
-        datasets = args.datasets.split(",")
-        for dataset in datasets:  # an unknown name, or a dataset of many graphs, is refused before any run
-            if get_dataset(dataset).task == "inductive":
-                raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
-        for dataset in datasets:
+        for dataset in one_graph_datasets(args.datasets):
             development = {s: train_setting(args, dataset, s, development_seeds) for s in settings}
             chosen = chosen_setting(development)
             held_out = {s: train_setting(args, dataset, s, held_out_seeds) for s in dict.fromkeys(["paper", chosen])}

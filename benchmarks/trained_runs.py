@@ -1,0 +1,27 @@
+"""What the benchmarks that train ``gat.reproduce``'s runs share (``selection_rules.py``, ``tuning.py``): the flags
+`gat.reproduce.runner.run_config` reads, and the datasets such a comparison can train on."""
+
+from __future__ import annotations
+
+from gat.data.registry import get_dataset
+from gat.errors import GATError, OneLineErrorParser, bounded_int
+
+
+def add_run_arguments(parser: OneLineErrorParser) -> None:
+    """``--epochs``, ``--threads``, ``--data-dir``, ``--data-mirror``, and the rest of what ``run_config`` reads: the
+    CPU and the paper's rule, as ``gat.reproduce`` trains."""
+    parser.add_argument("--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (quick checks)")
+    parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-mirror", default=None)
+    parser.set_defaults(device="cpu", select="paper")
+
+
+def one_graph_datasets(names: str) -> list[str]:
+    """The comma-separated ``names``; raises GATError for an unknown one or a dataset of many graphs (PPI), so that
+    the command refuses it before any run."""
+    datasets = names.split(",")
+    for dataset in datasets:
+        if get_dataset(dataset).task == "inductive":
+            raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
+    return datasets
