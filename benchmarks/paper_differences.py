@@ -45,6 +45,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
+from benchmarks.trained_runs import mean_and_spread  # noqa: E402
 from gat import reproduce  # noqa: E402
 from gat.nn import layers, model  # noqa: E402
 from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa: E402
@@ -143,15 +144,10 @@ def summary(output: Path, variants: list[str], datasets: list[str]) -> str:
             runs = [json.loads(path.read_text()) for path in sorted((output / name / "runs").glob(f"{dataset}_gat_*"))]
             if not runs:
                 continue
-            cells = [_mean_and_spread([run["test_by_rule"][rule] for run in runs]) for rule in SELECTION_RULES]
+            cells = [mean_and_spread([run["test_by_rule"][rule] for run in runs], 4) for rule in SELECTION_RULES]
             epochs = statistics.mean(run["epochs"] for run in runs)
             lines.append(f"| {dataset} | {name} | {len(runs)} | {' | '.join(cells)} | {epochs:.0f} |")
     return "\n".join(lines)
-
-
-def _mean_and_spread(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 
 def main() -> None:

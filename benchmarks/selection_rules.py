@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import add_run_arguments, mean_and_spread, one_graph_datasets  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
@@ -228,8 +228,7 @@ def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:
         cells = []
         for dataset, group in columns:
             values = scores(runs, dataset, group, candidate)
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}" if values else "–")
+            cells.append(mean_and_spread(values) if values else "–")
         lines.append(f"| {candidate} | {' | '.join(cells)} |")
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import add_run_arguments, mean_and_spread, one_graph_datasets  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.reproduce.runner import Job, result_path, run_config, run_jobs  # noqa: E402
 from gat.training.config import MAX_SEED  # noqa: E402
@@ -59,9 +59,9 @@ def paired_difference(runs: list[dict], baseline: list[dict]) -> tuple[float, fl
     return statistics.mean(differences), error
 
 
-def mean_and_spread(runs: list[dict], key: str) -> str:
-    values = [r[key] for r in runs]
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
+def scores(runs: list[dict], key: str) -> str:
+    """``key`` (``val_score`` or ``test_score``) of ``runs``, mean ± std."""
+    return mean_and_spread([r[key] for r in runs])
 
 
 def summary(dataset: str, development: dict[str, list[dict]], held_out: dict[str, list[dict]]) -> tuple[str, str]:
@@ -69,18 +69,18 @@ def summary(dataset: str, development: dict[str, list[dict]], held_out: dict[str
     chosen, seeds = chosen_setting(development), [r["seed"] for r in held_out["paper"]]
     rows = []
     for setting, runs in development.items():
-        check = mean_and_spread(held_out[setting], "test_score") if setting in held_out else "–"
+        check = scores(held_out[setting], "test_score") if setting in held_out else "–"
         mark = " (chosen)" if setting == chosen else ""
-        rows.append(f"| {dataset} | `{setting}`{mark} | {mean_and_spread(runs, 'val_score')} | "
-                    f"{mean_and_spread(runs, 'test_score')} | {check} |")  # fmt: skip
+        rows.append(f"| {dataset} | `{setting}`{mark} | {scores(runs, 'val_score')} | "
+                    f"{scores(runs, 'test_score')} | {check} |")  # fmt: skip
     difference, error = paired_difference(held_out[chosen], held_out["paper"])
     pairs = list(zip(held_out[chosen], held_out["paper"], strict=True))
     better = sum(a["test_score"] > b["test_score"] for a, b in pairs)
     worse = sum(a["test_score"] < b["test_score"] for a, b in pairs)
     verdict = (
         f"{dataset}: chosen on validation `{chosen}`; on held-out seeds {seeds[0]}–{seeds[-1]} it gives "
-        f"{mean_and_spread(held_out[chosen], 'test_score')} against the paper's "
-        f"{mean_and_spread(held_out['paper'], 'test_score')}, a paired difference of {difference:+.3f} ± {error:.3f} "
+        f"{scores(held_out[chosen], 'test_score')} against the paper's "
+        f"{scores(held_out['paper'], 'test_score')}, a paired difference of {difference:+.3f} ± {error:.3f} "
         f"(better on {better} seeds, worse on {worse})"
     )
     return "\n".join(rows), verdict
