@@ -186,24 +186,21 @@ def saved_run(path: Path, config: TrainConfig) -> dict | None:
     return record if what_it_computes(record["config"]) == what_it_computes(config.to_dict()) else None
 
 
-def restart_scores(group: list[dict]) -> dict[str, float]:
-    """Test accuracy of the restart candidates over ``group``, runs of one dataset on different seeds."""
-    k = len(group)
+def restart_score(group: list[dict], candidate: str) -> float:
+    """Test accuracy of ``candidate`` (``best-of-k`` or ``ensemble-of-k``) over ``group``, the k runs of one dataset
+    on different seeds."""
+    if candidate.startswith("best-of-"):
 
-    def validation(record: dict) -> tuple[float, float]:  # accuracy, then lower loss, as --select val-acc
-        val = record["kept"]["val"]
-        loss = torch.nn.functional.nll_loss(
-            torch.tensor(val["probabilities"]).clamp_min(1e-30).log(), torch.tensor(val["labels"])
-        )
-        return record["candidates"]["paper"]["val_accuracy"], -loss.item()
+        def validation(record: dict) -> tuple[float, float]:  # accuracy, then lower loss, as --select val-acc
+            val = record["kept"]["val"]
+            loss = torch.nn.functional.nll_loss(
+                torch.tensor(val["probabilities"]).clamp_min(1e-30).log(), torch.tensor(val["labels"])
+            )
+            return record["candidates"]["paper"]["val_accuracy"], -loss.item()
 
-    best = max(group, key=validation)
+        return max(group, key=validation)["candidates"]["paper"]["test_accuracy"]
     ensemble = torch.stack([torch.tensor(r["kept"]["test"]["probabilities"]) for r in group]).mean(0)
-    labels = torch.tensor(group[0]["kept"]["test"]["labels"])
-    return {
-        f"best-of-{k}": best["candidates"]["paper"]["test_accuracy"],
-        f"ensemble-of-{k}": (ensemble.argmax(1) == labels).double().mean().item(),
-    }
+    return (ensemble.argmax(1) == torch.tensor(group[0]["kept"]["test"]["labels"])).double().mean().item()
 
 
 def scores(runs: list[dict], dataset: str, seeds: range, candidate: str) -> list[float]:
@@ -214,7 +211,7 @@ def scores(runs: list[dict], dataset: str, seeds: range, candidate: str) -> list
         return [by_seed[seed]["candidates"][candidate]["test_accuracy"] for seed in sorted(by_seed)]
     k = int(candidate.rsplit("-", 1)[1])
     starts = range(-(-seeds.start // k) * k, seeds.stop - k + 1, k)  # first seed of each group inside ``seeds``
-    return [restart_scores([by_seed[seed] for seed in range(start, start + k)])[candidate] for start in starts]
+    return [restart_score([by_seed[seed] for seed in range(start, start + k)], candidate) for start in starts]
 
 
 def summary(runs: list[dict], datasets: list[str], seeds: int) -> str:

@@ -84,9 +84,9 @@ def test_best_of_keeps_the_restart_of_highest_validation_accuracy_then_lowest_lo
     right, wrong = [[0.8, 0.2]] * 3, [[0.2, 0.8]] * 3
     group = [restart_run(0, 0.5, confident, wrong), restart_run(1, 1.0, unsure, wrong),
              restart_run(2, 1.0, confident, right)]  # fmt: skip
-    assert selection_rules.restart_scores(group)["best-of-3"] == 1.0  # seed 2: as accurate as 1, lower loss
+    assert selection_rules.restart_score(group, "best-of-3") == 1.0  # seed 2: as accurate as 1, lower loss
     group[2]["candidates"]["paper"]["val_accuracy"] = 0.9
-    assert selection_rules.restart_scores(group)["best-of-3"] == 0.0  # seed 1: the most accurate
+    assert selection_rules.restart_score(group, "best-of-3") == 0.0  # seed 1: the most accurate
 
 
 def test_ensemble_of_averages_the_restarts_probabilities():
@@ -98,7 +98,7 @@ def test_ensemble_of_averages_the_restarts_probabilities():
         restart_run(2, 1.0, val, [[0.45, 0.55], [0.45, 0.55], [0.9, 0.1]]),
     ]
     assert [run["candidates"]["paper"]["test_accuracy"] for run in group] == pytest.approx([1 / 3] * 3)
-    assert selection_rules.restart_scores(group)["ensemble-of-3"] == 1.0
+    assert selection_rules.restart_score(group, "ensemble-of-3") == 1.0
 
 
 def test_restart_candidates_score_each_group_of_consecutive_seeds_inside_the_range():

@@ -36,8 +36,8 @@ def homophily_finding(rows: list[dict[str, float | int]], dataset: str) -> str:
     parts = []
     for layer in sorted({row["layer"] for row in rows}):
         heads = [row for row in rows if row["layer"] == layer]
-        share = np.mean([row["same_class_share"] for row in heads])
         shares = [row["same_class_share"] for row in heads]
+        share = np.mean(shares)
         spread = f" (heads {min(shares):.1%}-{max(shares):.1%})" if len(heads) > 1 else ""
         parts.append(f"layer {layer} {share:.1%}{spread}")
     uniform = rows[0]["uniform_same_class_share"]
