@@ -5,8 +5,10 @@
     python training_script.py --dataset pubmed --layer gatv2   # PubMed's preset (8 output heads, lr 0.01, ...)
     python training_script.py --resume models/checkpoints/<run-id>.pt
 
-Flags of the well-known pytorch-GAT workflow (--should_test, --enable_tensorboard, --num_of_epochs, ...) are
-accepted as aliases, spelled with underscores or dashes. Run with --help for every flag.
+Every flag of pytorch-GAT's training scripts is accepted as an alias, spelled as there: --num_of_epochs,
+--patience_period, --weight_decay, --should_test, --force_cpu, --dataset_name, --batch_size (graphs per PPI batch:
+--graphs-per-batch), --should_visualize, --enable_tensorboard, --console_log_freq, --checkpoint_freq. Run with
+--help for every flag.
 """
 
 from __future__ import annotations
@@ -63,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=version_text())
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", type=str.lower, choices=dataset_names(), help="graph to train on")
+    data.add_argument(
+        "--dataset",
+        "--dataset_name",
+        "--dataset-name",
+        type=str.lower,
+        choices=dataset_names(),
+        help="graph to train on (any case)",
+    )
     data.add_argument("--data-dir", help="dataset cache (raw files, processed .npz)")
     data.add_argument(
         "--data-mirror",
@@ -71,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--layer", choices=tuple(LAYERS), help="gat, or gatv2 (dynamic attention)")
+    model.add_argument(
+        "--layer", choices=tuple(LAYERS), help="gat, gatv2 (dynamic attention), or mean (uniform attention: a baseline)"
+    )
     model.add_argument("--num-layers", type=int, help=f"attention layers (default {DEFAULTS.num_layers}, or preset)")
     model.add_argument("--hidden", type=int, help=f"features per head in hidden layers (default {DEFAULTS.hidden})")
     model.add_argument(
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optimisation.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS.lr}, or preset)")
     optimisation.add_argument(
-        "--weight-decay", type=float, help=f"L2 penalty (default {DEFAULTS.weight_decay}, or preset)"
+        "--weight-decay", "--weight_decay", type=float, help=f"L2 penalty (default {DEFAULTS.weight_decay}, or preset)"
     )
     optimisation.add_argument("--seed", type=int, help="same seed on CPU = same numbers")
     optimisation.add_argument(
@@ -133,14 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a GPU, replay each full-batch step from a CUDA graph (--no-cuda-graphs: launch every kernel)",
     )
 
-    minibatch = parser.add_argument_group("mini-batch and multi-process training (see README: Scaling out)")
+    minibatch = parser.add_argument_group("mini-batch and multi-process training (see docs/scaling.md)")
     minibatch.add_argument(
         "--fanouts",
         type=heads_list,
         help="train on sampled neighbourhoods: in-neighbours kept per node, one count per layer, the first layer's "
         "first, e.g. 10,10 (default: full-batch)",
     )
-    minibatch.add_argument("--batch-size", type=int, help="seed nodes per step (per process)")
+    minibatch.add_argument(
+        "--batch-size", type=int, help="seed nodes per step (per process); for PPI's graphs see --graphs-per-batch"
+    )
+    minibatch.add_argument(
+        "--graphs-per-batch",
+        "--batch_size",
+        type=int,
+        help=f"PPI: whole training graphs per step (pytorch-GAT's --batch_size; default {DEFAULTS.graphs_per_batch})",
+    )
     minibatch.add_argument(
         "--distributed",
         action="store_true",
@@ -151,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--runs-dir", help="TensorBoard logs and metrics.json")
     outputs.add_argument("--models-dir", help="checkpoints/ and binaries/ go here")
-    outputs.add_argument("--checkpoint-freq", type=int, help="in epochs")
+    outputs.add_argument("--checkpoint-freq", "--checkpoint_freq", type=int, help="in epochs")
     outputs.add_argument(
         "--console-log-freq",
+        "--console_log_freq",
         type=int,
         help="log line every N epochs when no progress bar is shown",
     )
@@ -189,13 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write TensorBoard event files",
     )
     outputs.add_argument(
+        "--visualize-before",
         "--should_visualize",
         "--should-visualize",
+        dest="should_visualize",
         action="store_true",
         default=False,
         help="first draw the dataset's degree pictures, whole-graph drawing and summary into --figures-dir",
     )
-    outputs.add_argument("--figures-dir", default="figures", help="where --should_visualize writes")
+    outputs.add_argument("--figures-dir", default="figures", help="where --visualize-before writes")
     outputs.add_argument(
         "--visualize-after",
         action="store_true",
@@ -246,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"seeds must be <= {MAX_SEED - config.seed + 1} so that the last seed is <= {MAX_SEED}")
     if args.resume is not None and args.seeds > 1:
         parser.error("--resume continues one run: it cannot be combined with --seeds")
+    if args.resume is None:
+        given = given_fields(args)
+        if "graphs_per_batch" in given and get_dataset(config.dataset).task != "inductive":
+            parser.error(f"--graphs-per-batch is for datasets of many graphs (ppi), not {config.dataset}")
+        if "batch_size" in given and not config.fanouts:
+            whole_graphs = " (whole PPI graphs per step: --graphs-per-batch)" if config.dataset == "ppi" else ""
+            parser.error(f"--batch-size is the seed nodes of a mini-batch step: give --fanouts too{whole_graphs}")
     try:
         requested_threads(config.threads)  # a malformed $GAT_THREADS is a usage error too
     except GATError as error:
@@ -286,7 +315,7 @@ def run_command(args: argparse.Namespace, config: TrainConfig, explicit: tuple[s
 
 
 def train_and_draw(args: argparse.Namespace, config: TrainConfig, explicit: tuple[str, ...]) -> None:
-    """The dataset's pictures (--should_visualize), the run or runs, then the trained models' pictures
+    """The dataset's pictures (--visualize-before), the run or runs, then the trained models' pictures
     (--visualize-after)."""
     from gat.training.steps import load_graph
     from gat.training.trainer import train

@@ -231,14 +231,25 @@ def test_pytorch_gat_flags_take_both_spellings_and_run_name_names_the_run(tmp_pa
     from gat.cli import build_parser
 
     underscores = ["--num_of_epochs", "7", "--patience_period", "3", "--should_test", "--enable_tensorboard",
-                   "--should_visualize", "--force_cpu"]  # fmt: skip
+                   "--should_visualize", "--force_cpu", "--weight_decay", "0.01", "--dataset_name", "CITESEER",
+                   "--console_log_freq", "5", "--checkpoint_freq", "9"]  # fmt: skip
     dashes = [flag.replace("_", "-") if flag.startswith("--") else flag for flag in underscores]
     assert vars(build_parser().parse_args(underscores)) == vars(build_parser().parse_args(dashes))
     parsed = build_parser().parse_args(dashes)
     assert (parsed.epochs, parsed.patience, parsed.test, parsed.tensorboard, parsed.should_visualize) == (
         7, 3, True, True, True
     )  # fmt: skip
-    assert parsed.device == "cpu"
+    assert (parsed.device, parsed.weight_decay, parsed.dataset) == ("cpu", 0.01, "citeseer")
+    assert (parsed.console_log_freq, parsed.checkpoint_freq) == (5, 9)
+    assert build_parser().parse_args(["--visualize-before"]).should_visualize
+    # pytorch-GAT's --batch_size is graphs per PPI batch; --batch-size is seed nodes of a sampled step
+    assert build_parser().parse_args(["--batch_size", "4"]).graphs_per_batch == 4
+    for flags, message in [
+        (["--batch_size", "4"], "--graphs-per-batch is for datasets of many graphs (ppi), not cora"),
+        (["--dataset", "ppi", "--batch-size", "2"], "give --fanouts too (whole PPI graphs per step: --graphs-per"),
+    ]:
+        refused = run_cli(*flags)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     result = run_cli("--dataset", "synthetic", "--epochs", "1", "--run-name", "baseline", "--quiet", *folders(tmp_path))
     assert result.returncode == 0, result.stderr
     assert only_metrics(tmp_path)["run_id"].startswith("synthetic_baseline_")

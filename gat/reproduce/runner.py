@@ -77,6 +77,9 @@ RESULT_SCHEMA = {
 }
 
 
+_DEFAULTS = TrainConfig().to_dict()
+
+
 @dataclass(frozen=True)
 class Job:
     """One run of a table: its config, where its result goes, and for a generated graph the generator's settings
@@ -130,8 +133,9 @@ def finished(job: Job) -> dict | None:
 
 def what_it_computes(config: dict) -> dict:
     """``config`` (a `TrainConfig.to_dict`) without the settings that say where and how a run happens: two runs
-    with equal ones compute the same, so a saved result of one stands for the other."""
-    return {key: value for key, value in config.items() if key not in LOCATION_FIELDS}
+    with equal ones compute the same, so a saved result of one stands for the other. A setting that ``config``
+    lacks (saved before the setting existed) counts as its default, which is what such a run computed."""
+    return {key: value for key, value in {**_DEFAULTS, **config}.items() if key not in LOCATION_FIELDS}
 
 
 def data_problem(config: TrainConfig) -> str | None:
@@ -305,11 +309,10 @@ def results_markdown(records: list[dict], missing: dict[str, str], args, argv: l
 
 def _score_row(dataset: str, layer: str, rows: list[dict], published: str) -> str:
     scores = [r["test_score"] for r in rows]
-    spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
     epochs = statistics.mean(r["epochs"] for r in rows)
     seconds = statistics.mean(r["seconds"] for r in rows)
     return (
-        f"| {dataset} | {layer} | {len(rows)} | **{statistics.mean(scores):.3f} ± {spread:.3f}** | {min(scores):.3f} | "
+        f"| {dataset} | {layer} | {len(rows)} | **{mean_and_spread(scores)}** | {min(scores):.3f} | "
         f"{max(scores):.3f} | {epochs:.0f} | {seconds:.1f} | {published} |"
     )
 
@@ -330,14 +333,20 @@ def _rule_lines(records: list[dict]) -> list[str]:
     ]
     for dataset, layer in dict.fromkeys((r["dataset"], r["layer"]) for r in scored):
         rows = [r for r in scored if r["dataset"] == dataset and r["layer"] == layer]
-        cells = [_mean_and_spread([r["test_by_rule"][rule] for r in rows]) for rule in SELECTION_RULES]
+        cells = [mean_and_spread([r["test_by_rule"][rule] for r in rows]) for rule in SELECTION_RULES]
         lines.append(f"| {dataset} | {layer} | {len(rows)} | {' | '.join(cells)} |")
     return lines
 
 
-def _mean_and_spread(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation of scores over seeds (std 0 for one run)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def mean_and_spread(values: list[float], decimals: int = 3) -> str:
+    """``"mean ± std"`` of scores over seeds, as every table of runs writes it."""
+    mean, std = mean_and_std(values)
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _entropy_lines(records: list[dict]) -> list[str]:

@@ -60,6 +60,7 @@ class TrainConfig:
     # outermost hop); empty = full-batch. batch_size seeds per step and process; distributed = under torchrun.
     fanouts: tuple[int, ...] = ()
     batch_size: int = 1024
+    graphs_per_batch: int = 2  # PPI: whole training graphs per step (the paper's 2)
     distributed: bool = False
     # outputs
     run_name: str = ""  # joins the run id: runs/<dataset>_<run_name>_<date>-<time>_<random>
@@ -116,6 +117,7 @@ class TrainConfig:
                 f"for {self.num_layers} layers",
             ),
             (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
+            (self.graphs_per_batch >= 1, f"graphs-per-batch must be >= 1, got {self.graphs_per_batch}"),
             (
                 self.fanouts or not self.distributed,
                 "distributed training is mini-batch training: give --fanouts too (e.g. --fanouts 10,10)",

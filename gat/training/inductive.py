@@ -20,7 +20,7 @@ from gat.training.config import TrainConfig
 from gat.training.loop import Run, TrainResult, run_epochs
 from gat.training.steps import load_graph
 
-GRAPHS_PER_BATCH = 2  # the paper's batch: two whole graphs per gradient step
+EVALUATION_GRAPHS = 2  # graphs per evaluation pass: bounds its memory; the scores do not depend on it
 
 
 def f1_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -43,8 +43,8 @@ def micro_f1(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def batches(graphs: list[ProteinGraph]) -> list[ProteinGraph]:
-    """``graphs`` in order, ``GRAPHS_PER_BATCH`` at a time, each batch one disjoint union."""
-    return [batch(graphs[start : start + GRAPHS_PER_BATCH]) for start in range(0, len(graphs), GRAPHS_PER_BATCH)]
+    """``graphs`` in order, ``EVALUATION_GRAPHS`` at a time, each batch one disjoint union."""
+    return [batch(graphs[start : start + EVALUATION_GRAPHS]) for start in range(0, len(graphs), EVALUATION_GRAPHS)]
 
 
 @torch.no_grad()
@@ -80,8 +80,9 @@ class _InductiveRun(Run):
 
     @property
     def edges_per_step(self) -> int:
-        """A step trains on a batch of ``GRAPHS_PER_BATCH`` whole training graphs (the thread policy's work size)."""
-        return sum(graph.num_edges for graph in self.train_graphs[:GRAPHS_PER_BATCH])
+        """A step trains on a batch of ``config.graphs_per_batch`` whole training graphs (the thread policy's work
+        size)."""
+        return sum(graph.num_edges for graph in self.train_graphs[: self.config.graphs_per_batch])
 
     def train_step(self, epoch: int) -> tuple[float, float]:
         """One pass over the training graphs in random batches; returns the mean loss and the micro-F1 of the
@@ -89,8 +90,9 @@ class _InductiveRun(Run):
         self.model.train()
         order = torch.randperm(len(self.train_graphs)).tolist()  # global RNG: checkpoints restore it
         loss_sum, counts, entries = 0.0, torch.zeros(3, dtype=torch.long), 0
-        for start in range(0, len(order), GRAPHS_PER_BATCH):
-            union = batch([self.train_graphs[index] for index in order[start : start + GRAPHS_PER_BATCH]])
+        size = self.config.graphs_per_batch
+        for start in range(0, len(order), size):
+            union = batch([self.train_graphs[index] for index in order[start : start + size]])
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.model(union.x, union.edge_index)
             loss = F.binary_cross_entropy_with_logits(logits, union.y)
@@ -121,5 +123,6 @@ def train_inductive(
     if not config.quiet:
         counts = "/".join(str(len(graphs)) for graphs in splits.values())
         nodes = "/".join(str(sum(graph.num_nodes for graph in graphs)) for graphs in splits.values())
-        print(f"ppi    train/val/test graphs {counts}, nodes {nodes}; {GRAPHS_PER_BATCH} graphs per training batch")
+        per_step = f"{config.graphs_per_batch} graphs per training batch"
+        print(f"ppi    train/val/test graphs {counts}, nodes {nodes}; {per_step}")
     return run_epochs(_InductiveRun(config, splits, device, saved, source), device)

@@ -194,6 +194,25 @@ def test_cli_trains_ppi(mirror, tmp_path, capsys):
     assert "seed 1: best epoch 1, val micro-F1" in out and "ppi test micro f1 over 2 seeds:" in out
 
 
+def test_pytorch_gats_batch_size_sets_the_graphs_per_step(mirror, tmp_path, capsys):
+    from gat.cli import main
+
+    def adam_steps(batch_flags: list[str], folder: Path) -> int:
+        common = ["--dataset", "PPI", "--hidden", "8", "--data-mirror", str(mirror), "--epochs", "2"]
+        common += [f"--{name}={folder / name}" for name in ("data-dir", "runs-dir", "models-dir")]
+        assert main([*common, "--no-tensorboard", *batch_flags]) == 0
+        checkpoint = next((folder / "models-dir" / "checkpoints").glob("*.pt"))
+        state = torch.load(checkpoint, weights_only=True)["optimizer"]["state"]
+        return int(next(iter(state.values()))["step"])
+
+    # 4 training graphs: the paper's 2 per step take 2 steps an epoch; pytorch-GAT's --batch_size 4 takes 1
+    assert adam_steps([], tmp_path / "default") == 4
+    assert "2 graphs per training batch" in capsys.readouterr().out
+    assert adam_steps(["--batch_size", "4"], tmp_path / "four") == 2
+    assert "4 graphs per training batch" in capsys.readouterr().out
+    assert adam_steps(["--graphs-per-batch", "3"], tmp_path / "three") == 4  # a batch of 3, then the last graph
+
+
 def double(array_bytes: bytes) -> bytes:
     return npy_bytes(2 * np.load(io.BytesIO(array_bytes)))
 
