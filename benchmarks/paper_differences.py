@@ -45,11 +45,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from benchmarks.trained_runs import mean_and_spread  # noqa: E402
 from gat import reproduce  # noqa: E402
 from gat.nn import layers, model  # noqa: E402
 from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa: E402
 from gat.nn.kernels.projection import project  # noqa: E402
+from gat.reproduce.runner import mean_and_spread  # noqa: E402
 from gat.training.config import SELECTION_RULES  # noqa: E402
 
 CHANGES = ("headin", "tfinit", "scorebias", "novaluedrop", "unfused")

@@ -40,11 +40,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from benchmarks.trained_runs import add_run_arguments, mean_and_spread, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.reproduce.runner import run_config, what_it_computes  # noqa: E402
+from gat.reproduce.runner import mean_and_spread, run_config, what_it_computes  # noqa: E402
 from gat.training.config import MAX_SEED, SELECTION_RULES, TrainConfig  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import run_epochs  # noqa: E402

@@ -1,10 +1,8 @@
 """What the benchmarks that train ``gat.reproduce``'s runs share (``selection_rules.py``, ``tuning.py``,
-``paper_differences.py``): the flags `gat.reproduce.runner.run_config` reads, the datasets such a comparison can
-train on, and how a score over seeds is written."""
+``paper_differences.py``): the flags `gat.reproduce.runner.run_config` reads, and the datasets such a comparison can
+train on."""
 
 from __future__ import annotations
-
-import statistics
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int
@@ -28,9 +26,3 @@ def one_graph_datasets(names: str) -> list[str]:
         if get_dataset(dataset).task == "inductive":
             raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
     return datasets
-
-
-def mean_and_spread(values: list[float], decimals: int = 3) -> str:
-    """``"mean ± std"`` of scores over seeds (std 0 for one)."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{decimals}f} ± {spread:.{decimals}f}"

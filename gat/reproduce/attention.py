@@ -20,7 +20,6 @@ most `EPOCHS` epochs; ``--quick`` shrinks graphs, seeds and epochs to a test-siz
 from __future__ import annotations
 
 import functools
-import statistics
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from gat.data import registry
 from gat.data.registry import Dataset, register_dataset
 from gat.data.sbm import load_noisy_neighbours, load_sbm
 from gat.io import atomic_write, save_text
-from gat.reproduce.runner import Job, result_path, run_config, run_jobs
+from gat.reproduce.runner import Job, mean_and_std, result_path, run_config, run_jobs
 
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
 EPOCHS = 500
@@ -89,22 +88,18 @@ def study(args, layers: list[str], argv: list[str] | None) -> int:
     return 0
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def summary(records: list[dict], dataset: str, layer: str) -> dict[str, tuple[float, float]] | None:
     """Mean and std over seeds of one graph and model: test accuracy, edge homophily and, per attention layer
     ``i``, ``kl<i>``, ``same<i>`` (share of neighbour attention on same-class neighbours) and ``uniform<i>``."""
     rows = [r for r in records if r["dataset"] == dataset and r["layer"] == layer]
     if not rows:
         return None
-    stats = {"accuracy": _mean_std([r["test_score"] for r in rows]),
-             "homophily": _mean_std([r["edge_homophily"] for r in rows])}  # fmt: skip
+    stats = {"accuracy": mean_and_std([r["test_score"] for r in rows]),
+             "homophily": mean_and_std([r["edge_homophily"] for r in rows])}  # fmt: skip
     for index in range(len(rows[0]["entropy"])):
-        stats[f"kl{index}"] = _mean_std([r["entropy"][index]["kl"] for r in rows])
-        stats[f"same{index}"] = _mean_std([r["classes"][index]["same_class_share"] for r in rows])
-        stats[f"uniform{index}"] = _mean_std([r["classes"][index]["uniform_same_class_share"] for r in rows])
+        stats[f"kl{index}"] = mean_and_std([r["entropy"][index]["kl"] for r in rows])
+        stats[f"same{index}"] = mean_and_std([r["classes"][index]["same_class_share"] for r in rows])
+        stats[f"uniform{index}"] = mean_and_std([r["classes"][index]["uniform_same_class_share"] for r in rows])
     stats["runs"] = (len(rows), 0.0)
     return stats
 
