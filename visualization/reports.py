@@ -1,6 +1,6 @@
 """Sets of pictures written together: the dataset's, and a trained model's (also logged to TensorBoard).
 
-The command line (``python -m visualization``) and ``training_script.py --should_visualize / --visualize-after``
+The command line (``python -m visualization``) and ``training_script.py --visualize-before / --visualize-after``
 both write through these functions, so the files and their names are the same whichever way they were made.
 """
 
