@@ -30,7 +30,6 @@ that looks better on one half by chance should not on the other.
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import sys
 from collections import deque
@@ -44,13 +43,13 @@ from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noq
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
-from gat.reproduce.runner import mean_and_spread, run_config, what_it_computes  # noqa: E402
+from gat.reproduce.runner import Job, finished, mean_and_spread, run_config  # noqa: E402
 from gat.training.config import MAX_SEED, SELECTION_RULES, TrainConfig  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import run_epochs  # noqa: E402
 from gat.training.selection import EarlyStopping  # noqa: E402
 from gat.training.steps import load_graph, split_metrics  # noqa: E402
-from gat.validate import DictOf, ListOf, Number, check  # noqa: E402
+from gat.validate import DictOf, ListOf, Number  # noqa: E402
 
 EMA_DECAYS = (0.9, 0.99)
 AVERAGED = (3, 10)  # how many of the paper rule's last choices are averaged or ensembled
@@ -170,20 +169,16 @@ def run(config: TrainConfig) -> dict:
 
 
 def saved_run(path: Path, config: TrainConfig) -> dict | None:
-    """The run saved at ``path`` if it was made with ``config``'s settings, else None (run it). A file that is JSON
-    but not such a run is refused with one line, as `gat.reproduce` refuses its own."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):  # missing or unreadable: redo it
-        return None
-    source = f"{path} (delete it to redo this run)"
-    check(record, RUN_SCHEMA, source)
-    for split, kept in record["kept"].items():
+    """The run saved at ``path`` if it was made with ``config``'s settings, else None (run it): as `gat.reproduce`
+    reads its own (`finished`), and a reused run's kept probabilities must fit its labels (else one line)."""
+    record = finished(Job(config, path), RUN_SCHEMA)
+    for split, kept in (record or {}).get("kept", {}).items():
         probabilities, labels = kept["probabilities"], kept["labels"]
         widths = {len(row) for row in probabilities}
         if len(probabilities) != len(labels) or len(widths) != 1 or max(labels, default=0) >= min(widths):
-            raise GATError(f"{source}: 'kept.{split}' must hold one row of class probabilities per label")
-    return record if what_it_computes(record["config"]) == what_it_computes(config.to_dict()) else None
+            raise GATError(f"{path} (delete it to redo this run): 'kept.{split}' must hold one row of class "
+                           "probabilities per label")  # fmt: skip
+    return record
 
 
 def restart_score(group: list[dict], candidate: str) -> float:

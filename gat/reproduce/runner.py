@@ -117,16 +117,16 @@ def result_path(output: str | Path, config: TrainConfig) -> Path:
     return Path(output) / "runs" / f"{config.dataset}_{config.layer}_seed{config.seed}.json"
 
 
-def finished(job: Job) -> dict | None:
+def finished(job: Job, schema: dict = RESULT_SCHEMA) -> dict | None:
     """The saved result of this run if it exists and was made with the same settings, else None (run it).
 
-    A file that is JSON but not a result (a field missing or of the wrong type) is refused with one line: it is
-    not silently redone over, nor half-used in the table."""
+    A file that is JSON but not a result (``schema``: a field missing or of the wrong type) is refused with one
+    line: it is not silently redone over, nor half-used in the table."""
     try:
         record = json.loads(job.path.read_text())
     except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
         return None
-    check(record, RESULT_SCHEMA, f"{job.path} (delete it to redo this run)")
+    check(record, schema, f"{job.path} (delete it to redo this run)")
     same_config = what_it_computes(record.get("config", {})) == what_it_computes(job.config.to_dict())
     return record if same_config and record.get("graph", {}) == job.graph else None
 
