@@ -3,13 +3,16 @@
     python docs/regenerate.py                      # pictures -> docs/images, numbers -> stdout as Markdown
     python docs/regenerate.py --out /tmp/pictures  # somewhere else
     python docs/regenerate.py --no-graph           # without the whole-graph drawing (the slowest picture)
+    python docs/regenerate.py --attention-study    # also the attention study's figure (its runs: ~20 min once)
 
 It trains the fixed-seed default Cora model (``TrainConfig()``: the paper's settings, seed 0, no TensorBoard) into a
 temporary folder, draws the pictures with the visualization package's own functions under stable file names, writes
 the run's report.html and a browser screenshot of it (where headless Chromium is installed), and prints the dataset
 table, Cora's summary, the run's result, the attention-entropy table, the attention-vs-homophily finding and the
-explanations of one correctly and one wrongly classified node. On CPU the same code gives the same numbers and
-pictures on every run. Cora's raw files come from ``data/`` or ``$GAT_DATA_MIRROR``.
+explanations of one correctly and one wrongly classified node. With ``--attention-study`` it also runs
+``python -m gat.reproduce --study attention`` (saved runs under ``results/`` are read back, not retrained) and copies
+its figure as ``attention_study.png``. On CPU the same code gives the same numbers and pictures on every run.
+Cora's raw files come from ``data/`` or ``$GAT_DATA_MIRROR``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ matplotlib.use("Agg")  # files only, never a window
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `visualization` import from the repo
 
+from gat import reproduce  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
 from gat.errors import GATError  # noqa: E402
+from gat.io import save_bytes  # noqa: E402
 from gat.training.config import TrainConfig  # noqa: E402
 from gat.training.trainer import train  # noqa: E402
 from visualization.attention import draw_attention  # noqa: E402
@@ -58,6 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-mirror", default=os.environ.get("GAT_DATA_MIRROR"), help="default $GAT_DATA_MIRROR")
     parser.add_argument("--datasets", default=",".join(TABLE_DATASETS), help="rows of the dataset table")
     parser.add_argument("--no-graph", action="store_true", help="skip the whole-graph drawing (~15 s on Cora)")
+    parser.add_argument(
+        "--attention-study",
+        action="store_true",
+        help="also run (or read back) python -m gat.reproduce --study attention and copy its figure",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=REPO / "results", help="the study's --output (default: %(default)s)"
+    )
     return parser.parse_args(argv)
 
 
@@ -142,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     print("## Attention entropy (nats)\n\n```\n" + format_statistics(entropy_statistics(inspection)) + "\n```\n")
 
     paths = save_figures(figures, args.out)
+    if args.attention_study:
+        if reproduce.main(["--study", "attention", "--output", str(args.results), "--data-dir", args.data_dir]) != 0:
+            raise SystemExit("the attention study failed: attention_study.png not redrawn")
+        study = (args.results / "attention" / "attention.png").read_bytes()
+        paths.append(save_bytes(study, args.out / "attention_study.png"))
     print(
         "## Pictures\n\n"
         + "\n".join(f"- `{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in paths)
