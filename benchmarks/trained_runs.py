@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int
+from gat.threads import MAX_THREADS
 
 
 def add_run_arguments(parser: OneLineErrorParser) -> None:
     """``--epochs``, ``--threads``, ``--data-dir``, ``--data-mirror``, and the rest of what ``run_config`` reads: the
     CPU and the paper's rule, as ``gat.reproduce`` trains."""
     parser.add_argument("--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (quick checks)")
-    parser.add_argument("--threads", type=bounded_int(1), default=None, help="CPU threads per run (default: chosen)")
+    threads = bounded_int(1, MAX_THREADS)
+    parser.add_argument("--threads", type=threads, default=None, help="CPU threads per run (default: chosen)")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--data-mirror", default=None)
     parser.set_defaults(device="cpu", select="paper")

@@ -24,7 +24,7 @@ from typing import Any
 from gat import __version__
 from gat.data.registry import dataset_names, get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
-from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
+from gat.threads import MAX_THREADS, THREADS_VARIABLE, apply_thread_policy, requested_threads
 from gat.training.config import LAYERS, MAX_SEED, SELECTION_RULES, TrainConfig
 from gat.training.presets import describe_presets, preset_config, score_label, score_name
 
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optimisation.add_argument(
         "--threads",
-        type=bounded_int(1),
+        type=bounded_int(1, MAX_THREADS),
         help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, else chosen from the "
         "step's size and the CPUs other programs leave free, re-checked as it trains)",
     )

@@ -18,7 +18,7 @@ class GATError(Exception):
 def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an integer in ``[low, high]`` (``high`` None: no upper bound), else a message that
     states the range, so a bad number is refused at parse time rather than misused later."""
-    allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
 
     def parse(text: str) -> int:
         try:

@@ -48,6 +48,7 @@ WORK_PER_THREAD = 250_000
 RECHECK_SECONDS = 1.0
 FIRST_LOOK_SECONDS = 0.1
 THREADS_VARIABLE = "GAT_THREADS"
+MAX_THREADS = 1024  # more than any CPU has; torch's thread pool crashes the process on absurd counts
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_STAT = Path("/proc/stat")
 
@@ -156,8 +157,8 @@ def requested_threads(
             value = int(text.split(",")[0])  # OMP_NUM_THREADS may list a count per nesting level
         except ValueError:
             raise GATError(f"{name} must be a whole number of threads, got {text!r}") from None
-        if value < 1:
-            raise GATError(f"{name} must be >= 1, got {text!r}")
+        if not 1 <= value <= MAX_THREADS:
+            raise GATError(f"{name} must be in [1, {MAX_THREADS}], got {text!r}")
         return value
     return None
 

@@ -177,7 +177,7 @@ def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["--seeds", "0"], 2, "argument --seeds: must be [1, 4294967295], got 0"),
+        (["--seeds", "0"], 2, "argument --seeds: must be in [1, 4294967295], got 0"),
         (["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
         (["--datasets", "nope"], 1, "unknown dataset 'nope'"),
         (["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),

@@ -62,7 +62,7 @@ def test_a_run_trains_the_setting_chooses_and_checks_on_the_held_out_seeds_then_
     ("argv", "code", "message"),
     [
         (["--settings", "dropout-0.9"], 2, "unknown setting dropout-0.9: choose from paper, dropout-0.5"),
-        (["--dev-seeds", "0"], 2, "argument --dev-seeds: must be [1, 4294967295], got 0"),
+        (["--dev-seeds", "0"], 2, "argument --dev-seeds: must be in [1, 4294967295], got 0"),
         (["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
     ],
 )

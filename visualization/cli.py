@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 # Nothing imported here imports torch or matplotlib: --help and a flag error answer at once (they come in run()).
 from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int, describe_os_error
-from gat.threads import THREADS_VARIABLE, apply_thread_policy, requested_threads
+from gat.threads import MAX_THREADS, THREADS_VARIABLE, apply_thread_policy, requested_threads
 from gat.training.config import MAX_SEED
 from visualization.choices import (
     BACKENDS,
@@ -75,7 +75,7 @@ def common_options(with_model: bool) -> argparse.ArgumentParser:
                         help="one or both (default png)")
     common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
-    common.add_argument("--threads", type=bounded_int(1), default=None,
+    common.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
                         help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, "
                         "else 1: every picture is many small operations)")
     if with_model:

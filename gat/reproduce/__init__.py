@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int
-from gat.threads import choose_threads, requested_threads
+from gat.threads import MAX_THREADS, choose_threads, requested_threads
 from gat.training.config import LAYERS, MAX_SEED, SELECTION_RULES
 
 
@@ -45,7 +45,7 @@ def build_parser() -> OneLineErrorParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu (reproducible)")
     parser.add_argument(
         "--threads",
-        type=bounded_int(1),
+        type=bounded_int(1, MAX_THREADS),
         default=None,
         help="CPU threads per operation (default: $GAT_THREADS, else $OMP_NUM_THREADS, else chosen per run from its "
         "step's size and the CPUs other programs leave free)",
