@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # numpy and torch are imported where arrays are checked: conf
 
 @dataclass(frozen=True)
 class Number:
-    """An ``int`` (or, with ``kind=float``, any finite-or-not real) within ``[low, high]``; None = unbounded."""
+    """An ``int`` (or, with ``kind=float``, a real) within ``[low, high]``; None = unbounded. Never nan, and
+    infinite only where a bound says so (``high=math.inf``)."""
 
     kind: type = int
     low: float | None = None
@@ -146,6 +147,8 @@ def _number_problem(value: Any, expected: Number, label: str) -> str | None:
         return f"{label} must be {_NAMES[expected.kind]}, got {_kind(value)}"
     low = -math.inf if expected.low is None else expected.low
     high = math.inf if expected.high is None else expected.high
+    if math.isinf(value) and value not in (expected.low, expected.high):
+        return f"{label} must be finite, got {value}"
     if not low <= value <= high:
         return f"{label} must be in [{low:g}, {high:g}], got {value}"
     return None

@@ -147,6 +147,8 @@ def _nan_weights(data: dict) -> None:
     data["model"]["layers.0.linear.weight"][0, 0] = NAN
 
 
+RESULT = {"dataset": "synthetic", "layer": "gat", "seed": 0, "test_score": 0.5, "val_score": 0.5, "score": "accuracy",
+          "epochs": 1, "best_epoch": 1, "seconds": 1.0, "run_id": "x", "config": {}}  # fmt: skip
 CASES = {
     # 1. file-system faults: one line naming the path and the cause, before any work
     "models-dir-is-a-file": ("train", lambda w: w.train("--models-dir", str(w.a_file)), 1, "is a file, not a folder"),
@@ -172,12 +174,16 @@ CASES = {
     "lr-infinite": ("train", lambda w: w.train("--lr", "inf"), 2, "lr must be > 0 (and finite)"),
     "seeds-past-the-last-seed": ("train", lambda w: w.train("--seed", "4294967295", "--seeds", "2"), 2,
                                  "seeds must be <= 1"),
-    "hidden-1e9": ("train", lambda w: w.train("--hidden", "1000000000"), 1, "this model needs at least"),
+    "hidden-500000": ("train", lambda w: w.train("--hidden", "500000"), 1, "this model needs at least"),
+    "hidden-1e9": ("train", lambda w: w.train("--hidden", "1000000000"), 2, "hidden must be in [1, 1000000]"),
+    "layers-100000": ("train", lambda w: w.train("--num-layers", "100000"), 2, "num-layers must be in [1, 64]"),
+    "threads-100000": ("train", lambda w: w.train("--threads", "100000"), 2, "--threads: must be in [1, 1024]"),
+    "reproduce-seeds-4e9": ("reproduce", lambda w: ["--seeds", "4294967295"], 2, "--seeds: must be in [1, 10000]"),
     # 3. files that parse but are not what they claim
     "binary-config-wrong-type": ("draw", lambda w: w.draw_edited("attention", _set("config", "hidden", "eight")), 1,
                                  "config: 'hidden' must be an integer, got str"),
     "binary-config-out-of-range": ("draw", lambda w: w.draw_edited("attention", _set("config", "heads", [8, 0])), 1,
-                                   "config: every head count must be >= 1"),
+                                   "config: every head count must be in [1, 1000000]"),
     "binary-weights-not-tensors": ("draw", lambda w: w.draw_edited("attention", _set("model", "layers.0.bias", "0")),
                                    1, "'model.layers.0.bias' must be an array, got str"),
     "binary-without-metrics": ("draw", lambda w: w.draw_edited("attention", lambda d: d.pop("metrics")), 1,
@@ -190,6 +196,11 @@ CASES = {
     "result-without-score": ("reproduce", lambda w: w.result({"dataset": "synthetic"}), 1, "'layer' is missing"),
     "result-score-wrong-type": ("reproduce", lambda w: w.result({"dataset": "synthetic", "layer": "gat", "seed": 0,
                                 "test_score": "high"}), 1, "'test_score' must be a number, got str"),
+    "result-entropy-infinite": ("reproduce", lambda w: w.result({**RESULT, "entropy": [
+                                {"layer": 0, "entropy": math.inf, "uniform": 1.0, "kl": 0.0}]}), 1,
+                                "'entropy[0].entropy' must be finite, got inf"),
+    "result-a-rule-missing": ("reproduce", lambda w: w.result({**RESULT, "test_by_rule": {"paper": 0.5}}), 1,
+                              "'test_by_rule.val-loss' is missing"),
     # 4. models that diverged
     "attention-of-nan-weights": ("draw", lambda w: w.draw_edited("attention", _nan_weights), 1,
                                  "the model's weights are not finite"),

@@ -114,6 +114,16 @@ def test_only_missing_or_changed_runs_are_redone(table, tmp_path, monkeypatch):
     assert len(redone) == 4
 
 
+def test_a_saved_run_with_a_layer_too_few_is_refused_in_one_line(table, tmp_path, capsys):
+    saved = table / "runs" / "synthetic_gat_seed0.json"
+    record = json.loads(saved.read_text())
+    record["entropy"] = record["entropy"][:1]
+    saved.write_text(json.dumps(record))
+    assert reproduce.main(arguments(tmp_path, "--datasets", "synthetic")) == 1
+    error = capsys.readouterr().err
+    assert "'entropy' and 'classes' need one entry per attention layer (2)" in error and error.count("\n") == 1
+
+
 def test_missing_dataset_is_listed_as_needs_download(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GAT_DATA_MIRROR", raising=False)
     code = reproduce.main(arguments(tmp_path, "--datasets", "pubmed,ppi", "--seeds", "1"))
@@ -129,7 +139,9 @@ def test_missing_dataset_is_listed_as_needs_download(tmp_path, monkeypatch, caps
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--seeds", "0"], "seeds must be >= 1"),
+        (["--seeds", "0"], "--seeds: must be in [1, 10000], got 0"),
+        (["--seeds", "4294967295"], "--seeds: must be in [1, 10000]"),
+        (["--epochs", "0"], "--epochs: must be >= 1, got 0"),
         (["--datasets", "cora,imagenet"], "unknown dataset imagenet"),
         (["--layers", "gcn"], "unknown layer gcn"),
     ],

@@ -13,20 +13,27 @@ from __future__ import annotations
 from gat.data.registry import dataset_names
 from gat.errors import GATError, OneLineErrorParser, bounded_int
 from gat.threads import MAX_THREADS, choose_threads, requested_threads
-from gat.training.config import LAYERS, MAX_SEED, SELECTION_RULES
+from gat.training.config import LAYERS, SELECTION_RULES
+
+MAX_SEEDS = 10_000  # runs per dataset and layer: every job is planned before the first one trains
 
 
 def build_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="python -m gat.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--seeds", type=int, default=None, help="runs per dataset and layer: seeds 0..N-1 (default 10; study: 5)"
+        "--seeds",
+        type=bounded_int(1, MAX_SEEDS),
+        default=None,
+        help="runs per dataset and layer: seeds 0..N-1 (default 10; study: 5)",
     )
     parser.add_argument("--datasets", default="cora,citeseer,pubmed,ppi", help="comma-separated (default: %(default)s)")
     parser.add_argument(
         "--layers", default=None, help="comma-separated: gat, gatv2, mean (default: gat,gatv2; study: all three)"
     )
     parser.add_argument("--output", default="results", help="folder for runs/*.json and results.md (default: results)")
-    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (default: the preset's)")
+    parser.add_argument(
+        "--epochs", type=bounded_int(1), default=None, help="cap on epochs per run (default: the preset's)"
+    )
     parser.add_argument(
         "--select", choices=tuple(SELECTION_RULES), default="paper", help="the model each run keeps (default: paper)"
     )
@@ -67,10 +74,6 @@ def parse_args(argv: list[str] | None) -> tuple:
         unknown = [value for value in chosen if value not in allowed]
         if unknown:
             parser.error(f"unknown {name} {', '.join(unknown)}: choose from {', '.join(allowed)}")
-    if not 1 <= args.seeds <= MAX_SEED:
-        parser.error(f"seeds must be >= 1 and <= {MAX_SEED}, got {args.seeds}")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"epochs must be >= 1, got {args.epochs}")
     try:
         choose_threads(1, 0, requested_threads(args.threads))
     except GATError as error:

@@ -29,7 +29,7 @@ from gat.data import registry
 from gat.data.registry import Dataset, register_dataset
 from gat.data.sbm import load_noisy_neighbours, load_sbm
 from gat.io import atomic_write, save_text
-from gat.reproduce.runner import Job, mean_and_std, result_path, run_config, run_jobs
+from gat.reproduce.runner import STUDY_SCHEMA, Job, mean_and_std, result_path, run_config, run_jobs
 
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
 EPOCHS = 500
@@ -78,7 +78,7 @@ def study(args, layers: list[str], argv: list[str] | None) -> int:
                 for seed in range(args.seeds):
                     config = run_config(args, name, layer, seed, epochs=epochs, **TRAINING)
                     jobs.append(Job(config, result_path(output, config), {"dataset": name, **options}))
-        records = list(run_jobs(jobs, "attention study").values())
+        records = list(run_jobs(jobs, "attention study", schema=STUDY_SCHEMA).values())
     command = " ".join(["python -m gat.reproduce", *(argv if argv is not None else sys.argv[1:])])
     text = study_markdown(records, list(graphs), layers, command)
     save_text(text, output / "attention.md")

@@ -46,6 +46,14 @@ from gat.validate import ListOf, Number, Optional, check
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
 LOCATION_FIELDS = (*ENVIRONMENT_FIELDS, "tensorboard")
 # A saved result, as `run` writes it (gat.validate): everything the table reads.
+LAYER_ENTROPY = {"layer": Number(int, 0), "entropy": Number(float), "uniform": Number(float), "kl": Number(float)}
+LAYER_CLASSES = {
+    "layer": Number(int, 0),
+    "same_class_share": Number(float, 0, 1),
+    "uniform_same_class_share": Number(float, 0, 1),
+    "mean_same": Optional((float, type(None))),  # nan, saved as null, where the graph has no such edge
+    "mean_different": Optional((float, type(None))),
+}
 RESULT_SCHEMA = {
     "dataset": str,
     "layer": str,
@@ -58,23 +66,16 @@ RESULT_SCHEMA = {
     "seconds": Number(float, 0),
     "run_id": str,
     "config": dict,
-    "entropy": Optional(ListOf({"layer": Number(int, 0), "entropy": float, "uniform": float, "kl": float})),
-    "selections": Optional(dict),  # rule -> its epoch and test score (older results have none)
-    "test_by_rule": Optional(dict),
+    "entropy": Optional(ListOf(LAYER_ENTROPY)),  # one graph's runs (results of older versions may lack these)
+    "selections": Optional(dict),  # rule -> its epoch and test score
+    "test_by_rule": Optional({rule: Number(float, 0, 1) for rule in SELECTION_RULES}),
     "graph": Optional(dict),  # a generated graph's settings (the attention study)
-    "edge_homophily": Optional(float),
-    "classes": Optional(
-        ListOf(
-            {
-                "layer": Number(int, 0),
-                "same_class_share": float,
-                "uniform_same_class_share": float,
-                "mean_same": Optional(float),
-                "mean_different": Optional(float),
-            }
-        )
-    ),
+    "edge_homophily": Optional(Number(float, 0, 1)),
+    "classes": Optional(ListOf(LAYER_CLASSES)),
 }
+# What the attention study reads of every run, besides the table's.
+STUDY_SCHEMA = {**RESULT_SCHEMA, "entropy": ListOf(LAYER_ENTROPY), "classes": ListOf(LAYER_CLASSES),
+                "edge_homophily": Number(float, 0, 1)}  # fmt: skip
 
 
 _DEFAULTS = TrainConfig().to_dict()
@@ -126,9 +127,15 @@ def finished(job: Job, schema: dict = RESULT_SCHEMA) -> dict | None:
         record = json.loads(job.path.read_text())
     except (OSError, ValueError):  # missing or unreadable: atomic writes make the latter unlikely, but redo it
         return None
-    check(record, schema, f"{job.path} (delete it to redo this run)")
+    source = f"{job.path} (delete it to redo this run)"
+    check(record, schema, source)
     same_config = what_it_computes(record.get("config", {})) == what_it_computes(job.config.to_dict())
-    return record if same_config and record.get("graph", {}) == job.graph else None
+    if not same_config or record.get("graph", {}) != job.graph:
+        return None
+    layers = job.config.num_layers
+    if any(len(record.get(key, [None] * layers)) != layers for key in ("entropy", "classes")):
+        raise GATError(f"{source}: 'entropy' and 'classes' need one entry per attention layer ({layers})")
+    return record
 
 
 def what_it_computes(config: dict) -> dict:
@@ -214,12 +221,15 @@ def run(job: Job) -> dict:
     return record
 
 
-def run_jobs(jobs: list[Job], description: str, skip: frozenset[str] = frozenset()) -> dict[Path, dict]:
-    """Run every job without a saved result (`finished`), saving each result atomically the moment it ends, with a
-    progress bar; returns every job's result by path. ``skip``: datasets not to run (their files are missing).
+def run_jobs(
+    jobs: list[Job], description: str, skip: frozenset[str] = frozenset(), schema: dict = RESULT_SCHEMA
+) -> dict[Path, dict]:
+    """Run every job without a saved result (`finished`, which checks it against ``schema``), saving each result
+    atomically the moment it ends, with a progress bar; returns every job's result by path. ``skip``: datasets not
+    to run (their files are missing).
 
     Raises GATError (TrainingInterrupted on Ctrl-C) with the finished runs saved: the same command resumes."""
-    records = {job.path: finished(job) for job in jobs}
+    records = {job.path: finished(job, schema) for job in jobs}
     pending = [job for job in jobs if records[job.path] is None and job.config.dataset not in skip]
     done = sum(record is not None for record in records.values())
     with tqdm(total=done + len(pending), initial=done, unit="run", desc=description, dynamic_ncols=True) as bar:
@@ -352,7 +362,7 @@ def mean_and_spread(values: list[float], decimals: int = 3) -> str:
 def _entropy_lines(records: list[dict]) -> list[str]:
     """The models side by side: per dataset and attention layer, entropy and KL from uniform averaged over
     nodes, heads and runs (one column per model), next to the entropy of uniform attention."""
-    with_entropy = [r for r in records if "entropy" in r]
+    with_entropy = [r for r in records if r.get("entropy")]
     if not with_entropy:
         return []
     models = list(dict.fromkeys(r["layer"] for r in with_entropy))

@@ -14,6 +14,10 @@ from gat.errors import GATError
 from gat.validate import ListOf, check
 
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2^32 - 1]
+# Upper bounds far beyond any useful model, below what overflows torch's int64 sizes or builds for minutes:
+MAX_LAYERS = 64
+MAX_WIDTH = 1_000_000  # features per head, heads per layer, sampled neighbours per node, graphs per PPI batch
+MAX_BATCH = 2**31 - 1  # seed nodes per mini-batch step
 LAYERS = ("gat", "gatv2", "mean")  # the attention layers by name: gat.nn.model.LAYERS maps each to its class
 
 # Which epoch's model a run keeps (`gat.training.selection.EarlyStopping`), from validation scores only:
@@ -100,9 +104,12 @@ class TrainConfig:
                 f"weight decay must be >= 0 (and finite), got {self.weight_decay}",
             ),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (self.num_layers >= 1, f"num-layers must be >= 1, got {self.num_layers}"),
-            (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
-            (all(h >= 1 for h in self.heads), f"every head count must be >= 1, got {list(self.heads)}"),
+            (1 <= self.num_layers <= MAX_LAYERS, f"num-layers must be in [1, {MAX_LAYERS}], got {self.num_layers}"),
+            (1 <= self.hidden <= MAX_WIDTH, f"hidden must be in [1, {MAX_WIDTH}], got {self.hidden}"),
+            (
+                all(1 <= h <= MAX_WIDTH for h in self.heads),
+                f"every head count must be in [1, {MAX_WIDTH}], got {list(self.heads)}",
+            ),
             (
                 len(self.heads) == self.num_layers,
                 f"heads needs one count per layer: got {len(self.heads)} ({','.join(map(str, self.heads))}) "
@@ -110,14 +117,20 @@ class TrainConfig:
             ),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
-            (all(f >= 1 for f in self.fanouts), f"every fan-out must be >= 1, got {list(self.fanouts)}"),
+            (
+                all(1 <= f <= MAX_WIDTH for f in self.fanouts),
+                f"every fan-out must be in [1, {MAX_WIDTH}], got {list(self.fanouts)}",
+            ),
             (
                 not self.fanouts or len(self.fanouts) == self.num_layers,
                 f"fanouts needs one count per layer: got {len(self.fanouts)} ({','.join(map(str, self.fanouts))}) "
                 f"for {self.num_layers} layers",
             ),
-            (self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}"),
-            (self.graphs_per_batch >= 1, f"graphs-per-batch must be >= 1, got {self.graphs_per_batch}"),
+            (1 <= self.batch_size <= MAX_BATCH, f"batch-size must be in [1, {MAX_BATCH}], got {self.batch_size}"),
+            (
+                1 <= self.graphs_per_batch <= MAX_WIDTH,
+                f"graphs-per-batch must be in [1, {MAX_WIDTH}], got {self.graphs_per_batch}",
+            ),
             (
                 self.fanouts or not self.distributed,
                 "distributed training is mini-batch training: give --fanouts too (e.g. --fanouts 10,10)",
