@@ -89,9 +89,9 @@ class World:
         """Draw from a copy of the binary changed by ``edit``."""
         return self.draw(command, self.edited(self.binary, edit))
 
-    def resume_edited(self, edit: Callable[[dict], None]) -> list[str]:
+    def resume_edited(self, edit: Callable[[dict], None], *flags: str) -> list[str]:
         """Resume from a copy of the checkpoint changed by ``edit``."""
-        return self.train("--resume", str(self.edited(self.checkpoint, edit)))
+        return self.train("--resume", str(self.edited(self.checkpoint, edit)), *flags)
 
     def result(self, record: object) -> list[str]:
         """A saved result of the one run of the returned reproduce command line."""
@@ -190,6 +190,16 @@ CASES = {
                                "malformed binary: 'metrics' is missing"),
     "checkpoint-config-wrong-type": ("train", lambda w: w.resume_edited(_set("config", "dropout", "high")), 1,
                                      "'dropout' must be a number, got str"),
+    "checkpoint-lr-text": ("train", lambda w: w.resume_edited(lambda d: d["optimizer"]["param_groups"][0].update(
+                           lr="x")), 1, "'optimizer.param_groups[0].lr' must be a number, got str"),
+    "checkpoint-rng-cut": ("train", lambda w: w.resume_edited(lambda d: d["rng"].update(numpy=d["rng"]["numpy"][:5]),
+                           "--epochs", "2"), 1, "'rng.numpy' holds 5 values, not the 624 of a state"),
+    "checkpoint-unknown-rule": ("train", lambda w: w.resume_edited(_set("early_stopping", "select", "bogus")), 1,
+                                "'early_stopping.select' is 'bogus', not a selection rule"),
+    "checkpoint-history-junk": ("train", lambda w: w.resume_edited(_set("history", [{"x": 1}])), 1,
+                                "'history[0].epoch' is missing"),
+    "checkpoint-best-loss-nan": ("train", lambda w: w.resume_edited(_set("early_stopping", "best_val_loss", NAN)), 1,
+                                 "'early_stopping.best_val_loss' must be in [0, inf], got nan"),
     "checkpoint-epoch-negative": ("train", lambda w: w.resume_edited(_set("epoch", -4)), 1,
                                   "'epoch' must be in [0, inf], got -4"),
     "result-not-a-mapping": ("reproduce", lambda w: w.result([1, 2, 3]), 1, "the file must be a mapping, got list"),

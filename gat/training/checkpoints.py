@@ -6,6 +6,7 @@ Both are ``torch.save`` files holding only tensors and plain Python data, so the
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import subprocess
@@ -17,6 +18,7 @@ import torch
 
 from gat.errors import GATError
 from gat.io import save_torch
+from gat.training.config import SELECTION_RULES
 from gat.validate import Array, DictOf, ListOf, Number, Optional, check
 
 FORMAT = "gat"
@@ -24,6 +26,14 @@ FORMAT_VERSION = 1
 # What each kind must hold before anything uses it (gat.validate); the config's fields are checked by
 # TrainConfig.from_dict, the weights' shapes by load_state.
 WEIGHTS = DictOf(Array(("float32", "float64", "float16", "bfloat16")))  # a model's state dict
+# An Adam parameter group, as the optimizer reads it when training goes on.
+ADAM_GROUP = {
+    "params": ListOf(Number(int, 0)),
+    "lr": Number(float, 0),
+    "weight_decay": Number(float, 0),
+    "eps": Number(float, 0),
+    "betas": ListOf(Number(float, 0, 1)),
+}
 SCHEMAS = {
     "binary": {
         "run_id": str,
@@ -37,13 +47,13 @@ SCHEMAS = {
         "run_id": str,
         "config": dict,
         "model": WEIGHTS,
-        "optimizer": {"state": dict, "param_groups": ListOf(dict)},
+        "optimizer": {"state": dict, "param_groups": ListOf(ADAM_GROUP)},
         "best_model": WEIGHTS,
         "epoch": Number(int, 0),
         "early_stopping": {
             "patience": Number(int, 1),
-            "best_val_loss": float,
-            "best_val_accuracy": float,
+            "best_val_loss": Number(float, 0, math.inf),  # inf until the first validation
+            "best_val_accuracy": Number(float, 0, 1),
             "best_epoch": Number(int, 0),
             "epochs_without_improvement": Number(int, 0),
             "select": Optional(str),  # absent from checkpoints written before --select: the paper's rule
@@ -56,7 +66,9 @@ SCHEMAS = {
             "numpy_position": Number(int, 0),
             "numpy_gauss": ListOf(float),
         },
-        "history": ListOf(dict),
+        "history": ListOf(
+            {"epoch": Number(int, 1), "train_loss": float, "val_loss": float, "seconds": Number(float, 0)}
+        ),
         "training_seconds": Number(float, 0),
     },
 }
@@ -92,6 +104,9 @@ def load(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     if data.get("kind") not in accepted:
         raise GATError(f"{path}: is a {data.get('kind')}, not a {kind}")
     check(data, SCHEMAS[data["kind"]], f"{path}: malformed {data['kind']}")
+    select = data.get("early_stopping", {}).get("select", "paper")
+    if select not in SELECTION_RULES:
+        raise GATError(f"{path}: malformed checkpoint: 'early_stopping.select' is {select!r}, not a selection rule")
     return data
 
 
@@ -148,7 +163,13 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], source: str = "rng state") -> None:
+    """Restore what :func:`rng_state` saved; a state of the wrong size (not this torch's, or cut) is a one-line
+    GATError naming ``source``."""
+    sizes = {"torch": torch.get_rng_state().numel(), "numpy": len(np.random.get_state()[1])}
+    for name, size in sizes.items():
+        if state[name].numel() != size:
+            raise GATError(f"{source}: 'rng.{name}' holds {state[name].numel()} values, not the {size} of a state")
     torch.set_rng_state(state["torch"])
     has_gauss, cached_gauss = state["numpy_gauss"]
     keys = state["numpy"].numpy().astype(np.uint32)

@@ -108,7 +108,7 @@ class Run:
             self.best_state, self.run_id, self.last_epoch = saved["best_model"], saved["run_id"], saved["epoch"]
             self.seconds_before = saved["training_seconds"]
             self.test_at_choice = saved.get("test_at_choice", {})  # absent from older checkpoints
-            checkpoints.set_rng_state(saved["rng"])  # last: building the model above consumed random numbers
+            checkpoints.set_rng_state(saved["rng"], source)  # last: building the model above consumed random numbers
         self.started, self.stopped = time.perf_counter(), None
 
     # Only one process of a multi-process run writes files (see gat.training.minibatch); a run of its own always does.

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,13 +110,13 @@ def test_distributed_without_torchrun_is_one_clear_line(tmp_path, monkeypatch):
     "bad, message",
     [
         (dict(fanouts=(10,)), "fanouts needs one count per layer"),
-        (dict(fanouts=(10, 0)), "every fan-out must be >= 1"),
-        (dict(fanouts=(10, 10), batch_size=0), "batch-size must be >= 1"),
+        (dict(fanouts=(10, 0)), "every fan-out must be in [1, 1000000]"),
+        (dict(fanouts=(10, 10), batch_size=0), "batch-size must be in [1, 2147483647]"),
         (dict(distributed=True), "give --fanouts too"),
     ],
 )
 def test_invalid_minibatch_settings_are_refused(bad, message):
-    with pytest.raises(GATError, match=message):
+    with pytest.raises(GATError, match=re.escape(message)):
         TrainConfig(**bad)
 
 
