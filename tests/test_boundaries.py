@@ -165,6 +165,8 @@ CASES = {
     # 2. numbers without bounds: refused at parse time, with the range
     "top-k-0": ("draw", lambda w: w.draw("attention", None, "--top-k", "0"), 2, "must be >= 1, got 0"),
     "top-k-negative": ("draw", lambda w: w.draw("attention", None, "--top-k", "-3"), 2, "must be >= 1, got -3"),
+    "top-k-beyond-graph": ("draw", lambda w: w.draw("attention", None, "--top-k", "100000"), 1,
+                           "--top-k 100000 is more than the"),
     "node-negative": ("draw", lambda w: w.draw("attention", None, "--node", "-1"), 2, "must be >= 0, got -1"),
     "node-beyond-graph": ("draw", lambda w: w.draw("attention", None, "--node", "99999"), 1,
                           "node 99999 does not exist"),

@@ -172,14 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with memory_errors_in_one_line("try a smaller --max-nodes or fewer --threads"):
             paths, figures = run(args)
+        for path in paths:
+            print(path)
     except GATError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except OSError as error:  # a fault the project's writer did not see first: still one line
+    except OSError as error:  # a fault the project's writer did not see first, or a closed pipe: still one line
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1
-    for path in paths:
-        print(path)
     if args.show:
         import matplotlib.pyplot as plt
 

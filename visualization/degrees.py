@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from gat.data.graph import Graph
+from gat.errors import GATError
 from visualization.graphs import to_igraph, undirected_edges
 from visualization.style import INK, PALETTE, new_figure, styled
 
@@ -104,6 +105,8 @@ def degree_figure(graph: Graph) -> Figure:
 
 
 def top_degree_nodes(graph: Graph, k: int) -> list[int]:
-    """The ``k`` nodes with the most neighbours (ties: smaller id first)."""
+    """The ``k`` nodes with the most neighbours (ties: smaller id first); GATError if the graph has fewer."""
+    if k > graph.num_nodes:
+        raise GATError(f"--top-k {k} is more than the {graph.num_nodes} nodes of {graph.name}")
     in_degree = degree_counts(graph.edge_index, graph.num_nodes)[0]
     return np.argsort(-in_degree, kind="stable")[:k].tolist()

@@ -21,8 +21,10 @@ import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
+from gat.errors import GATError
 from gat.io import atomic_write
 from gat.nn.analysis import head_agreement
+from gat.validate import DictOf, ListOf, Number, Optional, check
 from visualization.choices import MAP_MAX_NODES
 from visualization.degrees import dataset_summary
 from visualization.embeddings import default_layers, layer_map, sample_nodes
@@ -30,6 +32,13 @@ from visualization.explain import Explainer, reading
 from visualization.heads import head_rows, homophily_finding
 from visualization.loading import TrainedModel, checked_index
 from visualization.style import INK, class_colours
+
+# What the report reads of a run's metrics.json (written by gat.training.loop): the final scores and the curves.
+METRICS_SCHEMA = {
+    "final": Optional(DictOf((float, type(None)))),
+    "best_epoch": Optional(Number(int, 0)),
+    "history": Optional(ListOf({"epoch": Number(int, 1)})),
+}
 
 READABLE_DEGREE = 12  # the explorer opens on the best-connected node with at most this many neighbours
 DECIMALS = 4  # attention as embedded in the page
@@ -100,8 +109,16 @@ def report_map(
 
 
 def _read_metrics(run_dir: Path) -> dict | None:
+    """The run's metrics.json, checked for what the report reads; None if the run has none."""
     path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise GATError(f"{path}: cannot be read as JSON ({error})") from None
+    check(metrics, METRICS_SCHEMA, str(path))
+    return metrics
 
 
 def _figure_html(figure: go.Figure, div_id: str) -> str:

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from gat.data.graph import Graph
+from gat.errors import GATError
 from gat.nn.model import Inspection
 from tests.helpers import HAND_ATTENTION, HAND_EDGE_INDEX, HAND_LABELS, REPO, count_tsne_fits, record_map_requests
 from visualization.attention import neighbourhood_attention
@@ -104,6 +105,23 @@ def test_report_of_the_hand_graph_embeds_its_attention(hand_model):
     assert data["readings"][2] == reading(Explainer(hand_model).explain(2))
     # the homophily finding of the hand-computed analysis (tests/nn/test_analysis.py): 78.3% and 68.3% vs 66.7%
     assert "layer 0 73.3% (heads 68.3%-78.3%)" in page and "against 66.7% for uniform attention" in page
+
+
+@pytest.mark.parametrize(
+    "contents,message",
+    [
+        ('{"final": {"test_accuracy": "high"}}', "'final.test_accuracy' must be a number or null, got str"),
+        ('{"history": [{"loss": 1}]}', "'history[0].epoch' is missing"),
+        ('{"final": ', "cannot be read as JSON"),
+    ],
+)
+def test_a_corrupt_metrics_json_is_one_line_naming_it(hand_model, contents, message):
+    hand_model.run_dir.mkdir(parents=True)
+    (hand_model.run_dir / "metrics.json").write_text(contents)
+    with pytest.raises(GATError, match="metrics.json: ") as error:
+        write_report(hand_model)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (hand_model.run_dir / "report.html").exists()
 
 
 @pytest.fixture(scope="module")
