@@ -55,11 +55,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: `gat` and `benchmarks` import from the repo
 
 from benchmarks import busy, report  # noqa: E402
+from benchmarks.entry import ensure_writable_file, positive_float, run_checked, run_main  # noqa: E402
 from benchmarks.reference_models import DenseGAT, PyGGAT, copy_weights, pyg_version  # noqa: E402
 from benchmarks.timing import time_interleaved  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
+from gat.errors import OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
+from gat.threads import MAX_THREADS  # noqa: E402
 from gat.training.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
 from gat.training.config import TrainConfig  # noqa: E402
 from gat.training.steps import (  # noqa: E402
@@ -278,7 +281,7 @@ def fullrun_section(args: argparse.Namespace, device: torch.device) -> dict:
         command = [sys.executable, str(REPO / "training_script.py"), "--quiet", "--no-tensorboard", "--device"]
         command += [device.type, "--runs-dir", folder, "--models-dir", folder, "--data-dir", args.data_dir]
         start = time.perf_counter()
-        subprocess.run(command, check=True, cwd=REPO)
+        run_checked(command, cwd=REPO)
         wall = time.perf_counter() - start
         metrics = json.loads(next(Path(folder).glob("*/metrics.json")).read_text())
     result = {"wall_seconds": wall, **{key: metrics[key] for key in ("training_seconds", "epochs", "best_epoch")}}
@@ -296,7 +299,7 @@ def available_memory_gb() -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="cpu (default), cuda, or auto")
     add("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
@@ -305,22 +308,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="ours,ours-whole,dense,pyg",
         help="which to run (dense is slow: seconds per step; scaling runs ours and pyg)",
     )
-    add("--repeats", type=int, default=50, help="timed calls per implementation (median reported)")
-    add("--warmup", type=int, default=5, help="untimed calls per implementation first")
-    add("--threads", type=int, default=0, help="torch CPU threads, also for subprocesses (default: torch's)")
-    add("--budget-epochs", type=int, default=200, help="training epochs behind the Cora accuracy column")
-    add("--busy-epochs", type=int, default=200, help="epochs per run in the busy section")
-    add("--busy-rounds", type=int, default=3, help="rounds of every busy scenario (median reported)")
-    add("--max-edges", type=float, default=1e7, help="largest scaling graph, in directed edges")
+    add("--repeats", type=bounded_int(1), default=50, help="timed calls per implementation (median reported)")
+    add("--warmup", type=bounded_int(0), default=5, help="untimed calls per implementation first")
+    add(
+        "--threads",
+        type=bounded_int(1, MAX_THREADS),
+        default=None,
+        help="torch CPU threads, also for subprocesses (default: torch's)",
+    )
+    add("--budget-epochs", type=bounded_int(1), default=200, help="training epochs behind the Cora accuracy column")
+    add("--busy-epochs", type=bounded_int(1), default=200, help="epochs per run in the busy section")
+    add("--busy-rounds", type=bounded_int(1), default=3, help="rounds of every busy scenario (median reported)")
+    add("--max-edges", type=positive_float(), default=1e7, help="largest scaling graph, in directed edges")
     add(
         "--budget-seconds",
-        type=float,
+        type=positive_float(),
         default=120,
         help="at most this long timing each scaling size, and the flatness section",
     )
     add(
         "--memory-limit-gb",
-        type=float,
+        type=positive_float(),
         default=min(24.0, 0.9 * available_memory_gb()),
         help="memory guard: a larger allocation counts as OOM (default: 24 or 90%% of the available memory)",
     )
@@ -338,7 +346,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="leave glibc malloc as it is (default: keep freed memory for reuse, as training_script.py does)",
     )
     add("--worker", help=argparse.SUPPRESS)  # internal: the memory-measuring subprocess
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    chosen, wanted = args.sections.split(","), args.implementations.split(",")
+    if unknown := sorted((set(chosen) - set(SECTIONS)) | (set(wanted) - set(report.NAMES))):
+        parser.error(f"unknown section or implementation: {', '.join(unknown)}")
+    if "flatness" in chosen and args.max_edges <= FLATNESS_FROM:
+        parser.error(f"--sections flatness compares {FLATNESS_FROM:,} edges with --max-edges; give more")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -353,16 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         args.implementations.split(","),
         pyg_version(),
     )
-    unknown = (set(chosen) - set(SECTIONS)) | (set(wanted) - set(report.NAMES))
-    if unknown:
-        sys.exit(f"benchmark.py: unknown section or implementation: {', '.join(sorted(unknown))} (see --help)")
-    if "flatness" in chosen and args.max_edges <= FLATNESS_FROM:
-        sys.exit(f"benchmark.py: --sections flatness compares {FLATNESS_FROM:,} edges with --max-edges; give more")
     impls = [impl for impl in wanted if impl != "pyg" or pyg]  # the tables say "not installed" for a missing PyG
-    if args.threads:  # here and, through OMP_NUM_THREADS, in every subprocess
+    if args.threads is not None:  # here and, through OMP_NUM_THREADS, in every subprocess
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     args.json = args.json or report.result_path(REPO / "benchmarks" / "results", device, chosen, SECTIONS)
+    ensure_writable_file(args.json)  # now, not after measuring
     results: dict = {"machine": report.machine_info(device, REPO, pyg, args.memory_limit_gb)}
     results["machine"]["malloc keeps freed memory"] = kept_freed_memory
     arguments = report.stored_arguments(args, REPO, leave_out=("worker", "data_dir"))  # not the dataset cache's path
@@ -388,4 +398,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.entry import failed  # noqa: E402
 from benchmarks.report import markdown  # noqa: E402
 from gat.threads import available_cpus, choose_threads  # noqa: E402
 
@@ -80,7 +81,7 @@ def epoch_times(process: subprocess.Popen, folder: str | None) -> list[float]:
     """A finished worker's epoch milliseconds: from its metrics.json (ours) or its last stdout line (PyG)."""
     out, err = process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"worker failed (exit {process.returncode}): {err[-800:]}")
+        raise failed(process.args, process.returncode, err)
     if folder is None:
         return json.loads(out.strip().splitlines()[-1])
     metrics = json.loads(next(Path(folder).glob("*/metrics.json")).read_text())

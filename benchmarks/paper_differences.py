@@ -30,8 +30,6 @@ over the seeds for every rule.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import sys
@@ -45,14 +43,20 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
+from benchmarks.entry import read_json, run_main  # noqa: E402
+from benchmarks.trained_runs import add_run_arguments  # noqa: E402
 from gat import reproduce  # noqa: E402
+from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.nn import layers, model  # noqa: E402
 from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa: E402
 from gat.nn.kernels.projection import project  # noqa: E402
 from gat.reproduce.runner import mean_and_spread  # noqa: E402
 from gat.training.config import SELECTION_RULES  # noqa: E402
+from gat.validate import Number  # noqa: E402
 
 CHANGES = ("headin", "tfinit", "scorebias", "novaluedrop", "unfused")
+# What the summary reads of a run gat.reproduce saved (gat.validate): every rule's test score, and the epochs.
+RUN_SCHEMA = {"test_by_rule": dict.fromkeys(SELECTION_RULES, Number(float, 0, 1)), "epochs": Number(int, 0)}
 _create, _reset = layers.GATLayer._create_parameters, layers.GATLayer.reset_parameters
 
 
@@ -114,14 +118,18 @@ def _bounds(fans: int) -> tuple[float, float]:
     return -bound, bound
 
 
+def changes_of(name: str) -> frozenset[str]:
+    """The changes variant ``name`` joins with ``+`` (``base``: none); `GATError` for one that is not a change."""
+    changes = frozenset(name.split("+")) - {"base"}
+    if unknown := changes - set(CHANGES):
+        raise GATError(f"unknown change(s) {', '.join(sorted(unknown))}: choose from base, {', '.join(CHANGES)}")
+    return changes
+
+
 @contextmanager
 def variant(name: str) -> Iterator[None]:
     """GATLayer (and GAT) computing the changes named in ``name`` while inside; restored after."""
-    changes = frozenset(name.split("+")) - {"base"}
-    unknown = changes - set(CHANGES)
-    if unknown:
-        raise SystemExit(f"unknown change(s) {', '.join(sorted(unknown))}: choose from base, {', '.join(CHANGES)}")
-    patched = _patched(changes)
+    patched = _patched(changes_of(name))
     saved = [
         (owner, attribute, getattr(owner, attribute)) for owner, methods in patched.items() for attribute in methods
     ]
@@ -141,7 +149,8 @@ def summary(output: Path, variants: list[str], datasets: list[str]) -> str:
              "|---|---|---|" + "---|" * (len(SELECTION_RULES) + 1)]  # fmt: skip
     for dataset in datasets:
         for name in variants:
-            runs = [json.loads(path.read_text()) for path in sorted((output / name / "runs").glob(f"{dataset}_gat_*"))]
+            paths = sorted((output / name / "runs").glob(f"{dataset}_gat_*"))
+            runs = [read_json(path, RUN_SCHEMA) for path in paths]
             if not runs:
                 continue
             cells = [mean_and_spread([run["test_by_rule"][rule] for run in runs], 4) for rule in SELECTION_RULES]
@@ -150,26 +159,31 @@ def summary(output: Path, variants: list[str], datasets: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="base,headin,tfinit,scorebias,headin+tfinit+scorebias,novaluedrop")
     parser.add_argument("--datasets", default="citeseer,cora")
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=bounded_int(1, reproduce.MAX_SEEDS), default=10)
     parser.add_argument("--output", default="results/paper-differences")
-    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per run (quick checks)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: reproduce's)")
-    args = parser.parse_args()
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
     variants, output = args.variants.split(","), Path(args.output)
+    try:
+        for name in variants:
+            changes_of(name)  # every variant is known before the first one trains
+    except GATError as error:
+        parser.error(f"argument --variants: {error}")
     for name in variants:
-        argv = ["--datasets", args.datasets, "--layers", "gat", "--seeds", str(args.seeds),
-                "--output", str(output / name)]  # fmt: skip
-        argv += ["--epochs", str(args.epochs)] if args.epochs else []
-        argv += ["--threads", str(args.threads)] if args.threads else []
+        flags = ["--datasets", args.datasets, "--layers", "gat", "--seeds", str(args.seeds),
+                 "--output", str(output / name), "--data-dir", args.data_dir]  # fmt: skip
+        flags += ["--data-mirror", args.data_mirror] if args.data_mirror is not None else []
+        flags += ["--epochs", str(args.epochs)] if args.epochs is not None else []
+        flags += ["--threads", str(args.threads)] if args.threads is not None else []
         with variant(name):
-            if reproduce.main(argv) != 0:
-                raise SystemExit(f"variant {name} failed")
+            if reproduce.main(flags) != 0:
+                raise GATError(f"variant {name} failed")
     print(summary(output, variants, args.datasets.split(",")))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

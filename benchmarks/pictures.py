@@ -11,10 +11,8 @@ make the t-SNE worker process fail, so that the maps are made in the drawing pro
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.entry import run_checked, run_main  # noqa: E402
 from benchmarks.tsne import trained_binary  # noqa: E402
+from gat.errors import OneLineErrorParser, bounded_int  # noqa: E402
 
 # The worker process fails at once, so that the maps are made in the drawing process (visualization.maps)
 WORKER_FAILS = 'MapWorker.command = (sys.executable, "-c", "raise SystemExit(3)")'
@@ -57,20 +57,19 @@ def seconds_of(case: str, model: str, data_dir: str, out: Path) -> float:
     if case.startswith("visualize-after"):
         where = "here" if case.endswith("no-worker") else "worker"
         command = [sys.executable, "-c", VISUALIZE_AFTER, model, data_dir, where]
-        done = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, check=True)
-        return float(done.stdout.split()[-1])
+        return float(run_checked(command, cwd=REPO, env=environment).stdout.split()[-1])
     arguments = [case.removesuffix("-no-worker"), "--model", model, "--data-dir", data_dir, "--out", str(out)]
     program = ["-c", ALL_WITHOUT_WORKER] if case == "all-no-worker" else ["-m", "visualization"]
     start = time.perf_counter()
-    subprocess.run([sys.executable, *program, *arguments], cwd=REPO, env=environment, capture_output=True, check=True)
+    run_checked([sys.executable, *program, *arguments], cwd=REPO, env=environment)
     return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a trained binary (default: train the paper's Cora model)")
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each case, in turn")
+    parser.add_argument("--rounds", type=bounded_int(1), default=3, help="timed runs of each case, in turn")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from: {', '.join(CASES)}")
     parser.add_argument("--out", default=str(REPO / "runs" / "pictures-benchmark"), help="where the commands draw")
     args = parser.parse_args(argv)
@@ -91,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

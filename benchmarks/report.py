@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -19,13 +18,39 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` imports from the repo
 
+from benchmarks.entry import read_json, run_main  # noqa: E402
 from benchmarks.timing import Timing  # noqa: E402
+from gat.errors import GATError, OneLineErrorParser  # noqa: E402
+from gat.validate import DictOf, Number, Optional  # noqa: E402
 
 NAMES = {
     "ours": "ours (edge list, sparse x)",
     "ours-whole": "ours, whole graph",
     "dense": "dense N×N reference",
     "pyg": "PyG GATConv",
+}
+FLATNESS_STEPS = ("big", "small after big", "small")
+# A stored result (gat.validate): what the tables read of it. A median is never 0 (the tables divide by it).
+TIMING = {
+    "median_ms": Number(float, 1e-9),
+    **dict.fromkeys(("p25_ms", "p75_ms"), Number(float, 0)),
+    "repeats": Number(int, 1),
+}
+TIMINGS = DictOf(TIMING)
+ACCURACY = {"test_best_val": Number(float, 0, 1), "test_final": Number(float, 0, 1)}
+FLATNESS = {"edges": dict.fromkeys(FLATNESS_STEPS, Number(int, 1)), "train": dict.fromkeys(FLATNESS_STEPS, TIMING)}
+FULLRUN = {
+    **dict.fromkeys(("wall_seconds", "training_seconds", "ms_per_epoch"), Number(float, 0)),
+    **dict.fromkeys(("epochs", "best_epoch"), Number(int, 0)),
+    "test_accuracy": (float, type(None)),
+}
+RESULTS_SCHEMA = {
+    "machine": dict,
+    "cora": Optional({"train": TIMINGS, "inference": TIMINGS, "memory": dict, "accuracy": DictOf(ACCURACY)}),
+    "scaling": Optional(DictOf({"nodes": Number(int, 0), "train": TIMINGS, "memory": dict, "interleaved": bool})),
+    "flatness": Optional(FLATNESS),
+    "fullrun": Optional(FULLRUN),
+    "results": Optional(list),  # scale_out.py's rows: scale_out.check_rows
 }
 
 
@@ -102,11 +127,9 @@ def scaling_table(results: dict, impls: list[str]) -> str:
 
 def flatness_table(result: dict) -> str:
     """The interleaved steps per million edges, and the big graph's over the (second) small step's."""
-    per_million = {name: timing.median_ms / (result["edges"][name] / 1e6) for name, timing in result["train"].items()}
-    rows = [
-        [f"{result['edges'][name]:,}", name, timing, f"{per_million[name]:.1f}"]
-        for name, timing in result["train"].items()
-    ]
+    train, edges = result["train"], result["edges"]
+    per_million = {name: train[name].median_ms / (edges[name] / 1e6) for name in FLATNESS_STEPS}
+    rows = [[f"{edges[name]:,}", name, train[name], f"{per_million[name]:.1f}"] for name in FLATNESS_STEPS]
     sizes = f"{result['edges']['big']:,} over {result['edges']['small']:,} edges"
     table = markdown(["directed edges", "step", "train step ms: median [p25–p75]", "ms per 1M edges"], rows)
     return table + f"\n\nTime per edge, {sizes}: {per_million['big'] / per_million['small']:.2f}×"
@@ -198,9 +221,10 @@ def jsonable(value: object) -> object:
 def from_json(value: object) -> object:
     """Undo :func:`jsonable` for the tables: timing dicts become :class:`Timing` again, scaling sizes ints."""
     if isinstance(value, dict):
-        if set(value) == {field.name for field in dataclasses.fields(Timing)}:
-            return Timing(**value)
-        return {int(key) if key.isdigit() else key: from_json(item) for key, item in value.items()}
+        fields = [field.name for field in dataclasses.fields(Timing)]
+        if set(fields) <= set(value):
+            return Timing(**{name: value[name] for name in fields})
+        return {int(key) if key.isdecimal() else key: from_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [from_json(item) for item in value]
     return value
@@ -213,25 +237,41 @@ def stored_tables(results: dict) -> str:
     if "cora" in results:
         tables.append(cora_table(results["cora"], [impl for impl in NAMES if impl in results["cora"]["train"]]))
     if "scaling" in results:
-        impls = sorted({impl for size in results["scaling"].values() for impl in size["train"]}, key=list(NAMES).index)
+        impls = [impl for impl in NAMES if any(impl in size["train"] for size in results["scaling"].values())]
         tables.append(scaling_table(results["scaling"], impls))
     if "flatness" in results:
         tables.append(flatness_table(results["flatness"]))
     if "fullrun" in results:
         tables.append(fullrun_table(results["fullrun"]))
-    if "arguments" in results:  # scale_out.py
+    if "results" in results:  # scale_out.py
         from benchmarks.scale_out import table
 
         tables.append(table(results["results"]))
     return "\n\n".join(tables)
 
 
-def main(paths: list[str]) -> None:
-    if not paths:
-        sys.exit("usage: python benchmarks/report.py RESULT.json ...")
-    for path in paths:
-        print(f"## {path}\n\n{stored_tables(json.loads(Path(path).read_text()))}\n")
+def stored_results(path: str) -> dict:
+    """The results stored at ``path`` once :func:`stored_tables` can show them all, else one `GATError` naming it."""
+    from benchmarks.scale_out import check_rows
+
+    results = read_json(path, RESULTS_SCHEMA)
+    if "cora" in results:  # every implementation timed has a row: its inference time and accuracy too
+        cora = results["cora"]
+        if missing := set(cora["train"]) - (set(cora["inference"]) & set(cora["accuracy"])):
+            raise GATError(f"{path}: 'cora': {', '.join(sorted(missing))} lacks 'inference' or 'accuracy'")
+    if not all(edges.isdecimal() and int(edges) > 0 for edges in results.get("scaling", {})):
+        raise GATError(f"{path}: 'scaling' must be keyed by the graphs' edge counts")
+    check_rows(results.get("results", []), path)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineErrorParser(description="Print the tables of stored benchmark.py or scale_out.py results.")
+    parser.add_argument("paths", nargs="+", metavar="RESULT.json")
+    args = parser.parse_args(argv)
+    for path in args.paths:
+        print(f"## {path}\n\n{stored_tables(stored_results(path))}\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    raise SystemExit(run_main(main))

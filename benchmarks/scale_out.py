@@ -42,19 +42,33 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from benchmarks import report  # noqa: E402
 from benchmarks.benchmark import load_graph, peak_rss_mib  # noqa: E402
+from benchmarks.entry import comma_separated, ensure_writable_file, positive_float, run_main  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
+from gat.errors import OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json, save_torch  # noqa: E402
 from gat.sampling.layerwise import layerwise_inference  # noqa: E402
 from gat.sampling.sampler import NeighbourSampler, SampledBatch  # noqa: E402
+from gat.threads import MAX_THREADS  # noqa: E402
 from gat.training.allocator import keep_freed_memory  # noqa: E402
-from gat.training.config import TrainConfig  # noqa: E402
+from gat.training.config import MAX_BATCH, MAX_WIDTH, TrainConfig  # noqa: E402
 from gat.training.distributed import world_for  # noqa: E402
 from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.minibatch import _MiniBatchRun  # noqa: E402
 from gat.training.steps import train_step, training_batch  # noqa: E402
+from gat.validate import ListOf, Number, check  # noqa: E402
 
 MODES = ("full", "mini-1", "mini-2")
+HEADS = (8, 1)  # the paper's two layers: --fanouts gives one count per layer
 MiB = 2**20
+# A stored result row (gat.validate): every row names its graph and mode; a measured one has the table's numbers,
+# a failed one its "error" instead.
+ROW = {"graph_edges": Number(int, 0), "nodes": Number(int, 0), "mode": str}
+MEASURED = {
+    "processes": Number(int, 1), "threads": Number(int, 1), "epoch_seconds": Number(float, 0),
+    "steps": Number(int, 0), "edges": Number(int, 0), "edges_per_second": Number(float, 0),
+    "sampling_seconds": Number(float, 0), "inference_seconds": Number(float, 0), "peak_mib": Number(float, 0),
+    "growth_mib": float,
+}  # fmt: skip
 
 
 class CountingSampler(NeighbourSampler):
@@ -100,7 +114,7 @@ def worker(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     graph = read_graph(spec["graph"], spec["train_fraction"])
     config = TrainConfig(
-        dataset="synthetic", hidden=8, heads=(8, 1), fanouts=tuple(spec["fanouts"]) if spec["mode"] != "full" else (),
+        dataset="synthetic", hidden=8, heads=HEADS, fanouts=tuple(spec["fanouts"]) if spec["mode"] != "full" else (),
         batch_size=spec["batch_size"], distributed=spec["mode"] == "mini-2", device="cpu", quiet=True,
     )  # fmt: skip
     with world_for(config, torch.device("cpu")) as world:
@@ -188,6 +202,13 @@ def measure(mode: str, graph_file: Path, args: argparse.Namespace) -> dict:
     }  # fmt: skip
 
 
+def check_rows(rows: list, source: str) -> None:
+    """Raise `GATError` naming ``source`` unless every one of ``rows`` is one :func:`table` can show."""
+    check({"results": rows}, {"results": ListOf(ROW)}, source)
+    for index, row in enumerate(rows):
+        check(row, {"error": str} if "error" in row else MEASURED, f"{source}: results[{index}]")
+
+
 def table(results: list[dict]) -> str:
     headers = ["directed edges", "nodes", "mode", "processes × threads", "train s/epoch", "steps",
                "edges/epoch", "edges/s", "of which sampling s", "inference s", "peak MiB/process",
@@ -207,21 +228,52 @@ def table(results: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--edges", default="1e5,1e6,1e7", help="graph sizes in directed edges, comma-separated")
+    add(
+        "--edges",
+        type=comma_separated(positive_float()),
+        default="1e5,1e6,1e7",
+        help="graph sizes in directed edges, comma-separated",
+    )
     add("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
-    add("--full-max-edges", type=float, default=1e7, help="skip full-batch above this size")
-    add("--fanouts", default="10,10", help="in-neighbours sampled per node, per layer")
-    add("--batch-size", type=int, default=1024, help="seeds per step (split over the processes of mini-2)")
-    add("--train-fraction", type=float, default=0.05, help="fraction of the nodes that are training seeds")
-    add("--threads", type=int, default=1, help="torch threads of a 1-process mode (mini-2: cores / 2 per rank)")
-    add("--epochs", type=int, default=2, help="epochs (full-batch: steps) per measurement; the fastest is kept")
+    add("--full-max-edges", type=positive_float(), default=1e7, help="skip full-batch above this size")
+    add(
+        "--fanouts",
+        type=comma_separated(bounded_int(1, MAX_WIDTH)),
+        default="10,10",
+        help="in-neighbours sampled per node, per layer",
+    )
+    add(
+        "--batch-size",
+        type=bounded_int(1, MAX_BATCH),
+        default=1024,
+        help="seeds per step (split over the processes of mini-2)",
+    )
+    add("--train-fraction", type=positive_float(1), default=0.05, help="fraction of the nodes that are training seeds")
+    add(
+        "--threads",
+        type=bounded_int(1, MAX_THREADS),
+        default=1,
+        help="torch threads of a 1-process mode (mini-2: cores / 2 per rank)",
+    )
+    add(
+        "--epochs",
+        type=bounded_int(1),
+        default=2,
+        help="epochs (full-batch: steps) per measurement; the fastest is kept",
+    )
     json_path = REPO / "benchmarks" / "results" / f"{report.machine_kind(torch.device('cpu'))}-scale-out.json"
     add("--json", type=Path, default=json_path, help="where to write the results")
     add("--worker", help=argparse.SUPPRESS)  # internal: one measuring process
     args = parser.parse_args(argv)
-    args.fanouts = [int(part) for part in args.fanouts.split(",")]
+    args.modes = args.modes.split(",")
+    if unknown := [mode for mode in args.modes if mode not in MODES]:
+        parser.error(f"argument --modes: unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}")
+    if len(args.fanouts) != len(HEADS):
+        parser.error(f"argument --fanouts: one count per layer, {len(HEADS)} layers: got {len(args.fanouts)}")
+    if "mini-2" in args.modes and args.batch_size < 2:
+        parser.error("argument --batch-size: mini-2 gives each of its 2 processes half a batch: give at least 2")
     return args
 
 
@@ -231,15 +283,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))), flush=True)
         return
+    ensure_writable_file(args.json)  # now, not after measuring
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        for edges in (int(float(size)) for size in args.edges.split(",")):
+        for edges in map(int, args.edges):
             graph_file = Path(folder) / f"graph-{edges}.pt"
             graph = load_graph("synthetic", edges, str(REPO / "data"))
             write_graph(graph, graph_file)
             nodes, graph_edges = graph.num_nodes, graph.num_edges
             del graph
-            for mode in args.modes.split(","):
+            for mode in args.modes:
                 if mode == "full" and edges > args.full_max_edges:
                     continue
                 started = time.perf_counter()
@@ -253,4 +306,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

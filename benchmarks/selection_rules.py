@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
+from benchmarks.entry import run_main  # noqa: E402
 from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
@@ -49,7 +50,7 @@ from gat.training.fullbatch import FullBatchRun  # noqa: E402
 from gat.training.loop import run_epochs  # noqa: E402
 from gat.training.selection import EarlyStopping  # noqa: E402
 from gat.training.steps import load_graph, split_metrics  # noqa: E402
-from gat.validate import DictOf, ListOf, Number  # noqa: E402
+from gat.validate import ListOf, Number  # noqa: E402
 
 EMA_DECAYS = (0.9, 0.99)
 AVERAGED = (3, 10)  # how many of the paper rule's last choices are averaged or ensembled
@@ -57,15 +58,6 @@ SMOOTHING = 5  # epochs in the smoothed validation accuracy
 RESTARTS = (3, 5)  # runs per restart candidate
 # The paper's model's class probabilities and the labels on one split's nodes (rows: nodes).
 SPLIT_SCHEMA = {"probabilities": ListOf(ListOf(Number(float, 0, 1))), "labels": ListOf(Number(int, 0))}
-# A saved run, as `run` writes it (gat.validate): the settings it was made with and what the summary reads.
-RUN_SCHEMA = {
-    "dataset": str,
-    "seed": Number(int, 0),
-    "epochs": Number(int, 0),
-    "config": dict,
-    "candidates": DictOf({"val_accuracy": Number(float, 0, 1), "test_accuracy": Number(float, 0, 1)}),
-    "kept": {"val": SPLIT_SCHEMA, "test": SPLIT_SCHEMA},
-}
 RUN_CANDIDATES = (
     *SELECTION_RULES,
     "smoothed-val-acc",
@@ -75,6 +67,16 @@ RUN_CANDIDATES = (
 )
 RESTART_CANDIDATES = (*(f"best-of-{k}" for k in RESTARTS), *(f"ensemble-of-{k}" for k in RESTARTS))
 CANDIDATES = (*RUN_CANDIDATES, *RESTART_CANDIDATES)
+# A saved run, as `run` writes it (gat.validate): the settings it was made with and what the summary reads, every
+# candidate of one run included.
+RUN_SCHEMA = {
+    "dataset": str,
+    "seed": Number(int, 0),
+    "epochs": Number(int, 0),
+    "config": dict,
+    "candidates": dict.fromkeys(RUN_CANDIDATES, dict.fromkeys(("val_accuracy", "test_accuracy"), Number(float, 0, 1))),
+    "kept": {"val": SPLIT_SCHEMA, "test": SPLIT_SCHEMA},
+}
 
 
 class FollowedRun(FullBatchRun):
@@ -275,4 +277,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

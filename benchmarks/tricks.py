@@ -35,10 +35,13 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.entry import comma_separated, run_main  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.data.registry import load_dataset  # noqa: E402
+from gat.errors import OneLineErrorParser, bounded_int  # noqa: E402
 from gat.nn.kernels import neighbourhoods, ops, projection  # noqa: E402
 from gat.nn.kernels.neighbourhoods import AggregationPlan, Neighbourhoods  # noqa: E402
+from gat.threads import MAX_THREADS  # noqa: E402
 from gat.training import allocator, steps  # noqa: E402
 from gat.training.config import TrainConfig  # noqa: E402
 
@@ -245,29 +248,36 @@ def load_graphs(data_dir: str) -> dict[str, Graph]:
     return {"cora": cora, "1e6": synthetic}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineErrorParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tricks", help="comma-separated prefixes of the trick names (default: all)")
-    parser.add_argument("--threads", default="2,1", help="torch thread counts to measure with, in turn")
-    parser.add_argument("--cora-epochs", type=int, default=200, help="timed Cora epochs per variant")
-    parser.add_argument("--steps", type=int, default=3, help="timed 1e6-edge steps per variant")
+    parser.add_argument(
+        "--threads",
+        type=comma_separated(bounded_int(1, MAX_THREADS)),
+        default="2,1",
+        help="torch thread counts to measure with, in turn",
+    )
+    parser.add_argument("--cora-epochs", type=bounded_int(1), default=200, help="timed Cora epochs per variant")
+    parser.add_argument("--steps", type=bounded_int(1), default=3, help="timed 1e6-edge steps per variant")
     parser.add_argument("--data-dir", default=PAPER.data_dir)
     parser.add_argument("--baseline", action="store_true", help="only each workload's median time, as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    prefixes = args.tricks.split(",") if args.tricks else []
+    if unknown := [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in TRICKS)]:
+        parser.error(f"argument --tricks: no trick starts with {unknown[0]!r} (the names: TRICKS in tricks.py)")
+    chosen = [name for name in TRICKS if not prefixes or name.startswith(tuple(prefixes))]
     allocator.keep_freed_memory()  # as the entry points
     graphs = load_graphs(args.data_dir)
-    thread_counts = [int(count) for count in args.threads.split(",")]
     if args.baseline:
-        torch.set_num_threads(thread_counts[0])
+        torch.set_num_threads(args.threads[0])
         print(json.dumps(baseline_times(graphs, args)))
         return
-    chosen = [name for name in TRICKS if not args.tricks or name.startswith(tuple(args.tricks.split(",")))]
-    columns = [f"{workload} {threads} thr" for threads in thread_counts for workload in ("cora", "1e6")]
+    columns = [f"{workload} {threads} thr" for threads in args.threads for workload in ("cora", "1e6")]
     print(f"gain = time without the trick / time with it - 1 ({args.cora_epochs} Cora epochs, {args.steps} steps)")
     print(f"{'trick':48}" + "".join(f"{column:>13}" for column in columns), flush=True)
     for name in chosen:
         row = []
-        for threads in thread_counts:
+        for threads in args.threads:
             torch.set_num_threads(threads)
             for graph_name, (workload, runs, warmup) in workloads(args).items():
                 if graph_name == "1e6" and name in CORA_ONLY:  # the 1e6 step is a whole-graph step only
@@ -278,4 +288,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

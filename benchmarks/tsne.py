@@ -19,7 +19,6 @@ again on one thread, as the others run (scikit-learn's Barnes-Hut gradient has o
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -33,6 +32,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.entry import run_main  # noqa: E402
+from gat.errors import OneLineErrorParser, bounded_int  # noqa: E402
+from gat.threads import MAX_THREADS  # noqa: E402
+from gat.training.config import MAX_SEED  # noqa: E402
 from visualization.embeddings import default_layers, layer_output  # noqa: E402
 from visualization.maps import PCA_DIMENSIONS, tsne  # noqa: E402
 
@@ -120,12 +123,12 @@ def trained_model(model: str | None, data_dir: str) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a trained Cora binary (default: train the paper's model)")
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--rounds", type=int, default=3, help="timed maps per candidate and layer")
-    parser.add_argument("--threads", type=int, help="threads for ours (default: its own choice)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=bounded_int(1), default=3, help="timed maps per candidate and layer")
+    parser.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help="threads for ours (default: its choice)")
+    parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     args = parser.parse_args(argv)
     if args.threads is not None:
         os.environ["GAT_THREADS"] = str(args.threads)
@@ -157,4 +160,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
+from benchmarks.entry import run_main  # noqa: E402
 from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.reproduce.runner import Job, mean_and_spread, result_path, run_config, run_jobs  # noqa: E402
@@ -117,4 +118,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))
