@@ -87,7 +87,7 @@ def test_visualization_cli_answers_without_torch(args, code, says):
     [
         (["--help"], 0, "--study"),
         (["--layers", "bogus"], 2, "unknown layer bogus"),
-        (["--seeds", "0"], 2, "seeds must be >= 1"),
+        (["--seeds", "0"], 2, "--seeds: must be in [1, 10000], got 0"),
         (["--quick"], 2, "--quick belongs to --study attention"),
     ],
 )

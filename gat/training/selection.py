@@ -37,8 +37,9 @@ class EarlyStopping:
         if self.select in chosen:
             self.best_epoch = epoch
         if accuracy_improved or loss_improved:
-            self.best_val_accuracy = max(val_accuracy, self.best_val_accuracy)
-            self.best_val_loss = min(val_loss, self.best_val_loss)
+            # best first: min/max keep their first argument against nan, so a nan score never becomes the best
+            self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
+            self.best_val_loss = min(self.best_val_loss, val_loss)
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1

@@ -145,6 +145,14 @@ def test_early_stopping_follows_the_papers_rule():
     assert stopper.should_stop
 
 
+def test_a_nan_validation_loss_never_becomes_the_best():
+    stopper = EarlyStopping(patience=3)
+    stopper.update(1, val_loss=1.0, val_accuracy=0.5)
+    stopper.update(2, val_loss=math.nan, val_accuracy=0.6)  # accuracy improves: patience resets, loss stays 1.0
+    assert (stopper.best_val_loss, stopper.best_val_accuracy, stopper.epochs_without_improvement) == (1.0, 0.6, 0)
+    assert "paper" in stopper.update(3, val_loss=0.9, val_accuracy=0.6)  # the loss criterion still works
+
+
 # (val loss, val accuracy) per epoch from 1, and the epoch each rule keeps after each of them
 SCORES = [(1.0, 0.5), (0.9, 0.4), (0.95, 0.6), (0.9, 0.6), (0.8, 0.55), (0.9, 0.6), (1.0, 0.7)]
 CHOSEN = {
