@@ -71,16 +71,15 @@ CORRUPT_RESULTS = [
 
 
 def run(script: str, *argv: str, tmp_path) -> subprocess.CompletedProcess:
-    """``benchmarks/<script>.py argv`` from the repository, with no dataset mirror to fetch from: for the cases that
-    get past parsing, whose scripts may change process-wide settings (threads, the allocator)."""
+    """``benchmarks/<script>.py argv`` from the repository, in a process of its own, with no dataset mirror."""
     environment = {**os.environ, "GAT_DATA_MIRROR": str(tmp_path / "no-mirror"), "MPLBACKEND": "Agg"}
     command = [sys.executable, f"benchmarks/{script}.py", *argv]
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
 
 
 def run_here(script: str, *argv: str, capsys, monkeypatch) -> subprocess.CompletedProcess:
-    """The same, in this process (a flag refused at parse time, a file refused before any work): no interpreter
-    and torch to start for each case."""
+    """The same, in this process: no interpreter and torch to start for each case (every case here stops before
+    any work, so none changes this process's settings beyond what in-process training tests do)."""
     monkeypatch.setattr(sys, "argv", [f"{script}.py"])  # the name a script's one-line message starts with
     capsys.readouterr()
     try:
@@ -129,19 +128,25 @@ def test_report_says_which_file_it_cannot_read(name, cause, tmp_path, capsys, mo
         ("scale_out", ["--json", "/sys/x.json"], "cannot write /sys"),
     ],
 )
-def test_a_missing_model_or_an_unwritable_folder_is_one_line_before_any_measuring(script, argv, message, tmp_path):
+def test_a_missing_model_or_an_unwritable_folder_is_one_line_before_any_measuring(
+    script, argv, message, tmp_path, capsys, monkeypatch
+):
     out = ["--json", str(tmp_path / "result.json")] if script == "benchmark" and "--json" not in argv else []
-    out += ["--out", str(tmp_path / "out")] if script == "pictures" else []
-    done = run(script, *argv, *out, tmp_path=tmp_path)
+    if script == "pictures":  # its cases run in processes of their own anyway
+        done = run(script, *argv, "--out", str(tmp_path / "out"), tmp_path=tmp_path)
+    else:
+        monkeypatch.setenv("GAT_DATA_MIRROR", str(tmp_path / "no-mirror"))
+        done = run_here(script, *argv, *out, capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line(done, 1, message)
     assert not (tmp_path / "result.json").exists()
 
 
-def test_an_output_file_that_is_a_folder_is_refused_before_measuring(tmp_path):
-    assert_one_line(run("benchmark", "--sections", "cora", "--json", str(tmp_path), tmp_path=tmp_path), 1, "a folder")
+def test_an_output_file_that_is_a_folder_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    done = run_here("benchmark", "--sections", "cora", "--json", str(tmp_path), capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line(done, 1, "a folder")
 
 
-def test_a_saved_selection_run_missing_a_candidate_is_refused_in_one_line(tmp_path):
+def test_a_saved_selection_run_missing_a_candidate_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     split = {"probabilities": [[1.0]], "labels": [0]}
     scores = {"val_accuracy": 1.0, "test_accuracy": 1.0}
     candidates = {name: scores for name in selection_rules.RUN_CANDIDATES if name != "ema-0.9"}
@@ -150,7 +155,7 @@ def test_a_saved_selection_run_missing_a_candidate_is_refused_in_one_line(tmp_pa
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "synthetic_seed0.json").write_text(json.dumps(record))
     argv = ["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)]
-    done = run("selection_rules", *argv, tmp_path=tmp_path)
+    done = run_here("selection_rules", *argv, capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line(done, 1, "synthetic_seed0.json (delete it to redo this run): 'candidates.ema-0.9' is missing")
 
 
