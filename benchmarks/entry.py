@@ -29,7 +29,8 @@ T = TypeVar("T")
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """``main(argv)``'s exit code (None counts as 0); a `GATError` or ``OSError`` is printed as one line and gives 1.
+    """``main(argv)``'s exit code (None counts as 0); a `GATError` or ``OSError`` is printed as one line and gives 1,
+    Ctrl-C gives "interrupted" and 130.
 
     A reader that stops early (``| head``) closes the pipe: the script stops quietly with 1, as Python's docs on
     SIGPIPE recommend, its stdout pointed at /dev/null so that the interpreter's last flush does not fail again.
@@ -41,6 +42,9 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what the library's commands answer too (128 + SIGINT)
+        print("interrupted", file=sys.stderr)
+        return 130
     except GATError as error:
         message = str(error)
     except OSError as error:  # anything the project's own readers and writers did not see first

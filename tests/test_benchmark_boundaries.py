@@ -180,3 +180,11 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_report_quietly():
         process.stdout.close()
         stderr = process.stderr.read()
     assert process.returncode == 1 and stderr == ""
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert run_main(interrupted, []) == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -137,23 +137,26 @@ def test_corrupt_checkpoint_is_one_clear_line(tmp_path):
     assert result.stderr.count("\n") == 1 and str(bad) in result.stderr and "Traceback" not in result.stderr
 
 
+# 150 epochs that never stop early or checkpoint on their own, one log line an epoch (to see training under way)
+SIGNALLED_RUN = ["--dataset", "synthetic", "--epochs", "150", "--patience", "1000", "--console-log-freq", "1",
+                 "--checkpoint-freq", "1000", "--no-tensorboard"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    """metrics.json of the run the signal tests interrupt, trained without interruption (once for both signals)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    result = run_cli(*SIGNALLED_RUN, "--quiet", *folders(folder))
+    assert result.returncode == 0, result.stderr
+    return only_metrics(folder)
+
+
 @pytest.mark.parametrize("sent,exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, sent, exit_code):
-    common = [
-        "--dataset",
-        "synthetic",
-        "--epochs",
-        "150",
-        "--patience",
-        "1000",
-        "--console-log-freq",
-        "1",
-        "--checkpoint-freq",
-        "1000",
-        "--no-tensorboard",
-    ]
+def test_signal_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(
+    tmp_path, sent, exit_code, uninterrupted
+):
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), *common, *folders(tmp_path / "split")],
+        [sys.executable, str(SCRIPT), *SIGNALLED_RUN, *folders(tmp_path / "split")],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -173,15 +176,13 @@ def test_signal_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_
 
     resumed = run_cli("--resume", checkpoint, "--quiet", *folders(tmp_path / "split"))
     assert resumed.returncode == 0, resumed.stderr
-    uninterrupted = run_cli(*common, "--quiet", *folders(tmp_path / "full"))
-    assert uninterrupted.returncode == 0, uninterrupted.stderr
 
     def without_timing(metrics: dict) -> list[dict]:
         return [{k: v for k, v in record.items() if k != "seconds"} for record in metrics["history"]]
 
-    split, full = only_metrics(tmp_path / "split"), only_metrics(tmp_path / "full")
-    assert without_timing(split) == without_timing(full)
-    assert split["final"] == full["final"] and split["best_epoch"] == full["best_epoch"]
+    split = only_metrics(tmp_path / "split")
+    assert without_timing(split) == without_timing(uninterrupted)
+    assert split["final"] == uninterrupted["final"] and split["best_epoch"] == uninterrupted["best_epoch"]
 
 
 def test_help_lists_every_flag_group():

@@ -45,7 +45,7 @@ from gat.validate import ListOf, Number, Optional, check
 
 # Settings that say where and how a run happens, not what it computes: they may differ when a table resumes.
 LOCATION_FIELDS = (*ENVIRONMENT_FIELDS, "tensorboard")
-# A saved result, as `run` writes it (gat.validate): everything the table reads.
+# Per attention layer, what a run on one graph records (gat.validate schemas).
 LAYER_ENTROPY = {"layer": Number(int, 0), "entropy": Number(float), "uniform": Number(float), "kl": Number(float)}
 LAYER_CLASSES = {
     "layer": Number(int, 0),
@@ -54,6 +54,7 @@ LAYER_CLASSES = {
     "mean_same": Optional((float, type(None))),  # nan, saved as null, where the graph has no such edge
     "mean_different": Optional((float, type(None))),
 }
+# A saved result, as `run` writes it: everything the table reads.
 RESULT_SCHEMA = {
     "dataset": str,
     "layer": str,
