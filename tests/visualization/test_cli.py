@@ -1,9 +1,6 @@
 """``python -m visualization`` and the training script's visualization hooks, as a user runs them."""
 
 import functools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -11,16 +8,11 @@ import pytest
 from PIL import Image
 
 from gat import cli as training_script
-from tests.helpers import REPO, count_tsne_fits, record_map_requests
+from tests.helpers import count_tsne_fits, record_map_requests
 from visualization import cli, reports
 from visualization.loading import load_trained
 
 SIZE = (400, 300)
-
-
-def run_visualization(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "visualization", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=300, env={**os.environ, "MPLBACKEND": ""})  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -37,16 +29,16 @@ def run_visualization(*args: str) -> subprocess.CompletedProcess:
         (["embeddings", "--max-nodes", "60", "--layer", "-1"], ["tsne_layer1.png"]),
     ],
 )  # fmt: skip
-def test_each_command_writes_images_of_the_requested_size(command, expected, synthetic_binary, tmp_path):
+def test_each_command_writes_images_of_the_requested_size(command, expected, synthetic_binary, tmp_path, capsys):
     model = (
         ["--model", str(synthetic_binary), "--data-dir", str(tmp_path)]
         if command[0] not in ("dataset", "graph")
         else []
     )
-    result = run_visualization(*command, *model, "--out", str(tmp_path), "--size", "x".join(map(str, SIZE)))
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    written = [Path(line) for line in result.stdout.splitlines() if line.startswith(str(tmp_path))]
+    code = cli.main([*command, *model, "--out", str(tmp_path), "--size", "x".join(map(str, SIZE))])  # in-process
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    written = [Path(line) for line in out.splitlines() if line.startswith(str(tmp_path))]
     assert [path.name for path in written] == expected
     for path in written:
         assert path.stat().st_size > 0
