@@ -5,25 +5,24 @@ stderr, never a traceback.
   `GATError`, an ``OSError``, a reader that closed the pipe) into one line and an exit code;
 - :func:`positive_float` and :func:`comma_separated` are argparse types beside `gat.errors.bounded_int`: a bad
   number is refused at parse time, naming the flag;
-- :func:`read_json` reads a file through `gat.validate.check`; :func:`ensure_writable_file` proves an output file
-  can be written before anything is measured; :func:`run_checked` runs a subprocess whose failure is one line.
+- :func:`ensure_writable_file` proves an output file can be written before anything is measured;
+  :func:`run_checked` runs a subprocess whose failure is one line. (Saved files are read with
+  `gat.validate.read_json`.)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gat.errors import GATError, describe_os_error
 from gat.io import ensure_writable
-from gat.validate import check
 
 T = TypeVar("T")
 
@@ -72,18 +71,6 @@ def positive_float(high: float | None = None) -> Callable[[str], float]:
 def comma_separated(item: Callable[[str], T]) -> Callable[[str], list[T]]:
     """An argparse ``type``: a comma-separated list, each part parsed (and refused) by the argparse type ``item``."""
     return lambda text: [item(part.strip()) for part in text.split(",")]
-
-
-def read_json(path: str | os.PathLike, schema: Mapping[str, Any]) -> Any:
-    """The JSON file at ``path`` once it matches ``schema`` (`gat.validate.check`); else a `GATError` naming it."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as error:
-        raise GATError(f"cannot read {describe_os_error(error)}") from None
-    except ValueError as error:  # not UTF-8, or not JSON (a truncated file)
-        raise GATError(f"{path}: not a JSON file ({error})") from None
-    check(data, schema, os.fspath(path))
-    return data
 
 
 def ensure_writable_file(path: Path) -> None:

@@ -43,7 +43,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
-from benchmarks.entry import read_json, run_main  # noqa: E402
+from benchmarks.entry import run_main  # noqa: E402
 from benchmarks.trained_runs import add_run_arguments  # noqa: E402
 from gat import reproduce  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
@@ -52,7 +52,7 @@ from gat.nn.kernels.ops import aggregate, dropout, neighbourhood_softmax  # noqa
 from gat.nn.kernels.projection import project  # noqa: E402
 from gat.reproduce.runner import mean_and_spread  # noqa: E402
 from gat.training.config import SELECTION_RULES  # noqa: E402
-from gat.validate import Number  # noqa: E402
+from gat.validate import Number, read_json  # noqa: E402
 
 CHANGES = ("headin", "tfinit", "scorebias", "novaluedrop", "unfused")
 # What the summary reads of a run gat.reproduce saved (gat.validate): every rule's test score, and the epochs.

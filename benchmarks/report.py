@@ -18,10 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` imports from the repo
 
-from benchmarks.entry import read_json, run_main  # noqa: E402
+from benchmarks.entry import run_main  # noqa: E402
 from benchmarks.timing import Timing  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser  # noqa: E402
-from gat.validate import DictOf, Number, Optional  # noqa: E402
+from gat.validate import DictOf, Number, Optional, read_json  # noqa: E402
 
 NAMES = {
     "ours": "ours (edge list, sparse x)",

@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"seeds must be <= {MAX_SEED - config.seed + 1} so that the last seed is <= {MAX_SEED}")
     if args.resume is not None and args.seeds > 1:
         parser.error("--resume continues one run: it cannot be combined with --seeds")
+    given = given_fields(args)
     if args.resume is None:
-        given = given_fields(args)
         if "graphs_per_batch" in given and get_dataset(config.dataset).task != "inductive":
             parser.error(f"--graphs-per-batch is for datasets of many graphs (ppi), not {config.dataset}")
         if "batch_size" in given and not config.fanouts:
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.threads is not None:
         os.environ[THREADS_VARIABLE] = str(config.threads)  # the flag is the variable: the pictures' t-SNE reads it
     try:
-        return run_command(args, config, tuple(given_fields(args)))
+        return run_command(args, config, tuple(given))
     except OSError as error:  # anything the project's writer did not see first: still one line
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 1

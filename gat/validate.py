@@ -16,12 +16,14 @@ its owner; a user's file that fails is refused with that line.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gat.errors import GATError
+from gat.errors import GATError, describe_os_error
 
 if TYPE_CHECKING:  # numpy and torch are imported where arrays are checked: configs are checked without them
     import torch
@@ -69,6 +71,20 @@ def check(data: Any, schema: Mapping[str, Any], source: str) -> None:
     problem = _problem(data, schema, "")
     if problem is not None:
         raise GATError(f"{source}: {problem}")
+
+
+def read_json(path: str | os.PathLike, schema: Mapping[str, Any]) -> Any:
+    """The JSON file at ``path`` once it matches ``schema``; else one `GATError` naming it (unreadable, not JSON,
+    or not what the schema says)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except OSError as error:
+        raise GATError(f"cannot read {describe_os_error(error)}") from None
+    except ValueError as error:  # not UTF-8, or not JSON (a truncated file)
+        raise GATError(f"{path}: not a JSON file ({error})") from None
+    check(data, schema, os.fspath(path))
+    return data
 
 
 def is_valid(data: Any, schema: Mapping[str, Any]) -> bool:

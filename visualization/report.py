@@ -21,10 +21,9 @@ import plotly.io as pio
 import torch
 from plotly.subplots import make_subplots
 
-from gat.errors import GATError
 from gat.io import atomic_write
 from gat.nn.analysis import head_agreement
-from gat.validate import DictOf, ListOf, Number, Optional, check
+from gat.validate import DictOf, ListOf, Number, Optional, read_json
 from visualization.choices import MAP_MAX_NODES
 from visualization.degrees import dataset_summary
 from visualization.embeddings import default_layers, layer_map, sample_nodes
@@ -111,14 +110,7 @@ def report_map(
 def _read_metrics(run_dir: Path) -> dict | None:
     """The run's metrics.json, checked for what the report reads; None if the run has none."""
     path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise GATError(f"{path}: cannot be read as JSON ({error})") from None
-    check(metrics, METRICS_SCHEMA, str(path))
-    return metrics
+    return read_json(path, METRICS_SCHEMA) if path.is_file() else None
 
 
 def _figure_html(figure: go.Figure, div_id: str) -> str:

@@ -134,7 +134,7 @@ def finished(job: Job, schema: dict = RESULT_SCHEMA) -> dict | None:
     if not same_config or record.get("graph", {}) != job.graph:
         return None
     layers = job.config.num_layers
-    if any(len(record.get(key, [None] * layers)) != layers for key in ("entropy", "classes")):
+    if any(len(record[key]) != layers for key in ("entropy", "classes") if key in record):
         raise GATError(f"{source}: 'entropy' and 'classes' need one entry per attention layer ({layers})")
     return record
 

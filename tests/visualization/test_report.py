@@ -112,7 +112,7 @@ def test_report_of_the_hand_graph_embeds_its_attention(hand_model):
     [
         ('{"final": {"test_accuracy": "high"}}', "'final.test_accuracy' must be a number or null, got str"),
         ('{"history": [{"loss": 1}]}', "'history[0].epoch' is missing"),
-        ('{"final": ', "cannot be read as JSON"),
+        ('{"final": ', "not a JSON file"),
     ],
 )
 def test_a_corrupt_metrics_json_is_one_line_naming_it(hand_model, contents, message):
