@@ -1,10 +1,12 @@
 """Ways of keeping a model beyond `--select`'s four, measured side by side on the same runs.
 
     python benchmarks/selection_rules.py --datasets cora,citeseer --seeds 20 --output results/selection-rules
+    python benchmarks/selection_rules.py --datasets citeseer --setting weight-decay-1e-3 --seeds 50
 
-Every run is the dataset's preset GAT (the paper's settings), trained with the paper's early stopping, exactly as
-``python -m gat.reproduce`` trains it (same seeds, same numbers). After every epoch the model is also scored on the
-test nodes, for this comparison only: each candidate below keeps a model from validation scores alone.
+Every run is the dataset's preset GAT (the paper's settings, or with ``--setting`` one of ``tuning.py``'s one-change
+settings), trained with the paper's early stopping, exactly as ``python -m gat.reproduce`` trains it (same seeds, same
+numbers). After every epoch the model is also scored on the test nodes, for this comparison only: each candidate
+below keeps a model from validation scores alone.
 
 - ``paper``, ``val-loss``, ``val-acc``, ``last``: the rules of ``--select`` (`gat.training.config.SELECTION_RULES`).
 - ``smoothed-val-acc``: the epoch whose validation accuracy averaged with the 4 epochs before it is highest (500
@@ -21,10 +23,10 @@ test nodes, for this comparison only: each candidate below keeps a model from va
 
 A restart candidate scores once per group of seeds (seeds 0–4, 5–9, ... for 5), so 10 of its scores take 50 seeds.
 
-Runs are saved one JSON each under ``<output>/runs/`` and not redone while their settings stay the same (resumable;
-a changed ``--epochs`` makes new runs, as in ``gat.reproduce``). The summary gives test accuracy, mean ± std, on the
-first half of the seeds, on the second and on all (a restart candidate: over its groups that lie in them): a candidate
-that looks better on one half by chance should not on the other.
+Runs are saved one JSON each under ``<output>/<setting>/runs/`` and not redone while their settings stay the same
+(resumable; a changed ``--epochs`` makes new runs, as in ``gat.reproduce``). The summary gives test accuracy, mean ±
+std, on the first half of the seeds, on the second and on all (a restart candidate: over its groups that lie in them): a
+candidate that looks better on one half by chance should not on the other.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
 from benchmarks.entry import run_main  # noqa: E402
-from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
@@ -254,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="cora,citeseer")
     parser.add_argument("--seeds", type=bounded_int(1, MAX_SEED), default=20, help="seeds 0 to N-1 (default 20)")
+    parser.add_argument("--setting", choices=SETTINGS, default="paper", help="the paper's (default) or one change")
     parser.add_argument("--output", default="results/selection-rules")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
@@ -262,8 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         datasets = one_graph_datasets(args.datasets)
         for dataset in datasets:
             for seed in range(args.seeds):
-                config = run_config(args, dataset, "gat", seed)  # as gat.reproduce trains it
-                path = Path(args.output) / "runs" / f"{dataset}_seed{seed}.json"
+                config = run_config(args, dataset, "gat", seed, **SETTINGS[args.setting])  # as gat.reproduce trains
+                path = Path(args.output) / args.setting / "runs" / f"{dataset}_seed{seed}.json"
                 record = saved_run(path, config)
                 if record is None:
                     record = run(config)

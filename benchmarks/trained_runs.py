@@ -1,12 +1,21 @@
 """What the benchmarks that train ``gat.reproduce``'s runs share (``selection_rules.py``, ``tuning.py``,
-``paper_differences.py``): the flags `gat.reproduce.runner.run_config` reads, and the datasets such a comparison can
-train on."""
+``paper_differences.py``): the flags `gat.reproduce.runner.run_config` reads, the datasets such a comparison can
+train on, and the one-change settings that ``tuning.py`` chooses among and ``selection_rules.py --setting`` trains."""
 
 from __future__ import annotations
 
 from gat.data.registry import get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int
 from gat.threads import MAX_THREADS
+
+# The paper's settings, and one change each (TrainConfig fields): the regularisation and the width.
+SETTINGS = {
+    "paper": {},
+    "dropout-0.5": {"dropout": 0.5},
+    "dropout-0.7": {"dropout": 0.7},
+    "weight-decay-1e-3": {"weight_decay": 1e-3},
+    "hidden-16": {"hidden": 16},
+}
 
 
 def add_run_arguments(parser: OneLineErrorParser) -> None:

@@ -23,19 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
 from benchmarks.entry import run_main  # noqa: E402
-from benchmarks.trained_runs import add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.reproduce.runner import Job, mean_and_spread, result_path, run_config, run_jobs  # noqa: E402
 from gat.training.config import MAX_SEED  # noqa: E402
-
-# One change each from the paper's settings (TrainConfig fields): the regularisation and the width.
-SETTINGS = {
-    "paper": {},
-    "dropout-0.5": {"dropout": 0.5},
-    "dropout-0.7": {"dropout": 0.7},
-    "weight-decay-1e-3": {"weight_decay": 1e-3},
-    "hidden-16": {"hidden": 16},
-}
 
 
 def train_setting(args, dataset: str, setting: str, seeds: range) -> list[dict]:

@@ -152,8 +152,8 @@ def test_a_saved_selection_run_missing_a_candidate_is_refused_in_one_line(tmp_pa
     candidates = {name: scores for name in selection_rules.RUN_CANDIDATES if name != "ema-0.9"}
     record = {"dataset": "synthetic", "seed": 0, "epochs": 1, "config": {}, "candidates": candidates,
               "kept": {"val": split, "test": split}}  # fmt: skip
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "synthetic_seed0.json").write_text(json.dumps(record))
+    (tmp_path / "paper" / "runs").mkdir(parents=True)
+    (tmp_path / "paper" / "runs" / "synthetic_seed0.json").write_text(json.dumps(record))
     argv = ["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)]
     done = run_here("selection_rules", *argv, capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line(done, 1, "synthetic_seed0.json (delete it to redo this run): 'candidates.ema-0.9' is missing")

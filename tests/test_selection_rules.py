@@ -32,7 +32,7 @@ def test_the_rules_of_select_keep_what_the_library_keeps(followed, tmp_path):
             runs_dir=str(tmp_path / "runs"), models_dir=str(tmp_path / "models"), data_dir=str(followed / "data"),
         )  # fmt: skip
         library = train(config).selections
-        candidates = json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text())["candidates"]
+        candidates = json.loads((followed / "paper" / "runs" / f"synthetic_seed{seed}.json").read_text())["candidates"]
         for rule in SELECTION_RULES:
             assert candidates[rule]["val_accuracy"] == pytest.approx(library[rule]["val_accuracy"], abs=1e-6)
             assert candidates[rule]["test_accuracy"] == pytest.approx(library[rule]["test_accuracy"], abs=1e-6)
@@ -47,7 +47,7 @@ def test_every_candidate_is_summarised_on_each_half_of_the_seeds_and_all(followe
     rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:] for line in table[2:]}
     assert list(rows) == list(selection_rules.CANDIDATES)
     assert len(spread) == 1 and spread[0].startswith("synthetic, paper rule over 2 seeds: ")
-    runs = [json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text()) for seed in (0, 1)]
+    runs = [json.loads((followed / "paper" / "runs" / f"synthetic_seed{seed}.json").read_text()) for seed in (0, 1)]
     for name in selection_rules.RUN_CANDIDATES:
         accuracies = [run["candidates"][name]["test_accuracy"] for run in runs]
         cells = rows[name]
@@ -59,7 +59,7 @@ def test_every_candidate_is_summarised_on_each_half_of_the_seeds_and_all(followe
 
 def test_the_kept_probabilities_are_the_paper_rules_model(followed):
     for seed in (0, 1):
-        run = json.loads((followed / "runs" / f"synthetic_seed{seed}.json").read_text())
+        run = json.loads((followed / "paper" / "runs" / f"synthetic_seed{seed}.json").read_text())
         for split in ("val", "test"):
             kept = run["kept"][split]
             probabilities = torch.tensor(kept["probabilities"])
@@ -116,12 +116,24 @@ def test_a_run_saved_with_other_settings_is_redone(followed, tmp_path, capsys):
     selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "20", "--output", str(output)])
     assert capsys.readouterr().out.count(": done") == 2
     for seed in (0, 1):
-        assert json.loads((output / "runs" / f"synthetic_seed{seed}.json").read_text())["epochs"] == 20
+        assert json.loads((output / "paper" / "runs" / f"synthetic_seed{seed}.json").read_text())["epochs"] == 20
+
+
+def test_a_setting_trains_its_change_into_its_own_folder(followed, tmp_path, capsys):
+    output = shutil.copytree(followed, tmp_path / "copy")
+    argv = ["--datasets", "synthetic", "--seeds", "1", "--epochs", "40", "--output", str(output)]
+    selection_rules.main([*argv, "--setting", "hidden-16"])
+    assert capsys.readouterr().out.count(": done") == 1  # the paper's runs beside it are not this setting's
+    run = json.loads((output / "hidden-16" / "runs" / "synthetic_seed0.json").read_text())
+    paper = json.loads((output / "paper" / "runs" / "synthetic_seed0.json").read_text())
+    changed = {key for key in paper["config"] if run["config"][key] != paper["config"][key]}
+    assert changed == {"hidden", "runs_dir", "models_dir"} and run["config"]["hidden"] == 16  # the copy moved the dirs
 
 
 def test_a_saved_file_that_is_not_a_run_is_refused_in_one_line(tmp_path, capsys):
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "synthetic_seed0.json").write_text(json.dumps({"dataset": "synthetic", "seed": "zero"}))
+    runs = tmp_path / "paper" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "synthetic_seed0.json").write_text(json.dumps({"dataset": "synthetic", "seed": "zero"}))
     with pytest.raises(SystemExit) as exit_:
         selection_rules.main(["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)])
     error = capsys.readouterr().err
@@ -150,7 +162,7 @@ def test_choose_replays_each_rule():
 
 def test_saved_probabilities_that_do_not_fit_their_labels_are_refused_in_one_line(followed, tmp_path, capsys):
     output = shutil.copytree(followed, tmp_path / "copy")
-    path = output / "runs" / "synthetic_seed0.json"
+    path = output / "paper" / "runs" / "synthetic_seed0.json"
     run = json.loads(path.read_text())
     run["kept"]["test"]["labels"].pop()
     path.write_text(json.dumps(run))
@@ -180,6 +192,7 @@ def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
         (["--seeds", "0"], 2, "argument --seeds: must be in [1, 4294967295], got 0"),
         (["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
         (["--datasets", "nope"], 1, "unknown dataset 'nope'"),
+        (["--setting", "nope"], 2, "argument --setting: invalid choice: 'nope'"),
         (["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
     ],
 )
