@@ -232,5 +232,8 @@ def threads_table(results: dict) -> str:
     return f"{title}\n\n{markdown(headers, rows)}"
 
 
+TABLES = {"busy": busy_table, "threads": threads_table}  # how benchmarks/report.py shows a stored section
+
+
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "pyg-worker":
     print(json.dumps(pyg_worker(json.loads(sys.argv[2]))))

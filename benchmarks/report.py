@@ -44,12 +44,22 @@ FULLRUN = {
     **dict.fromkeys(("epochs", "best_epoch"), Number(int, 0)),
     "test_accuracy": (float, type(None)),
 }
+BUSY = {
+    "epoch_ms": DictOf(DictOf(Number(float, 1e-9))),  # program -> scenario -> median epoch ms
+    "load_average": DictOf(Number(float, 0)),  # scenario -> median load average
+    **dict.fromkeys(("cpus", "epochs", "rounds"), Number(int, 1)),
+}
+THREADS = DictOf(  # workload -> the step's timings at each explicit thread count and at the policy's
+    {"work": Number(int, 0), "chosen": Number(int, 1), "train": TIMINGS, "load_average": Number(float, 0)}
+)
 RESULTS_SCHEMA = {
     "machine": dict,
     "cora": Optional({"train": TIMINGS, "inference": TIMINGS, "memory": dict, "accuracy": DictOf(ACCURACY)}),
     "scaling": Optional(DictOf({"nodes": Number(int, 0), "train": TIMINGS, "memory": dict, "interleaved": bool})),
     "flatness": Optional(FLATNESS),
     "fullrun": Optional(FULLRUN),
+    "busy": Optional(BUSY),
+    "threads": Optional(THREADS),
     "results": Optional(list),  # scale_out.py's rows: scale_out.check_rows
 }
 
@@ -243,6 +253,10 @@ def stored_tables(results: dict) -> str:
         tables.append(flatness_table(results["flatness"]))
     if "fullrun" in results:
         tables.append(fullrun_table(results["fullrun"]))
+    if "busy" in results or "threads" in results:
+        from benchmarks import busy  # imports this module's `markdown`
+
+        tables += [table(results[name]) for name, table in busy.TABLES.items() if name in results]
     if "results" in results:  # scale_out.py
         from benchmarks.scale_out import table
 
@@ -261,6 +275,14 @@ def stored_results(path: str) -> dict:
             raise GATError(f"{path}: 'cora': {', '.join(sorted(missing))} lacks 'inference' or 'accuracy'")
     if not all(edges.isdecimal() and int(edges) > 0 for edges in results.get("scaling", {})):
         raise GATError(f"{path}: 'scaling' must be keyed by the graphs' edge counts")
+    if "busy" in results:  # every program timed in every scenario whose load average is kept, "alone" among them
+        busy = results["busy"]
+        scenarios = set(busy["load_average"])
+        if "alone" not in scenarios or any(set(by) != scenarios for by in busy["epoch_ms"].values()):
+            raise GATError(f"{path}: 'busy': every program needs an epoch time in every scenario, 'alone' included")
+    counts = {frozenset(workload["train"]) for workload in results.get("threads", {}).values()}
+    if len(counts) > 1 or any("policy" not in c or not all(k == "policy" or k.isdecimal() for k in c) for c in counts):
+        raise GATError(f"{path}: 'threads': every workload must time the policy and the same explicit thread counts")
     check_rows(results.get("results", []), path)
     return results
 

@@ -50,6 +50,8 @@ BAD_FLAGS = [
 ]
 RESULTS = {"machine": {}}
 TIMING = {"median_ms": 1.0, "p25_ms": 0.9, "p75_ms": 1.1, "repeats": 3}
+BUSY = {"epoch_ms": {"ours": {"alone": 1.0}}, "load_average": {"alone": 1.0}, "cpus": 2, "epochs": 1, "rounds": 1}
+WORKLOAD = {"work": 1, "chosen": 1, "train": {"1": TIMING, "policy": TIMING}, "load_average": 1.0}
 CORRUPT_RESULTS = [
     ('{"machine": {', "not a JSON file"),
     ("[1]", "the file must be a mapping, got list"),
@@ -66,6 +68,18 @@ CORRUPT_RESULTS = [
     (
         json.dumps({**RESULTS, "results": [{"graph_edges": 10, "nodes": 1, "mode": "full"}]}),
         "results[0]: 'processes' is missing",
+    ),
+    (
+        json.dumps({**RESULTS, "busy": {**BUSY, "epoch_ms": {"ours": {"alone": 0.0}}}}),
+        "'busy.epoch_ms.ours.alone' must be in [1e-09, inf], got 0.0",
+    ),
+    (
+        json.dumps({**RESULTS, "busy": {**BUSY, "load_average": {"alone": 1.0, "two at once": 2.0}}}),
+        "'busy': every program needs an epoch time in every scenario, 'alone' included",
+    ),
+    (
+        json.dumps({**RESULTS, "threads": {"cora": {**WORKLOAD, "train": {"1": TIMING, "2": TIMING}}}}),
+        "'threads': every workload must time the policy and the same explicit thread counts",
     ),
 ]
 
@@ -170,6 +184,15 @@ def test_the_paper_differences_summary_refuses_a_corrupt_run_naming_it(content, 
     with pytest.raises(GATError, match=r"cora_gat_seed0\.json") as error:
         paper_differences.summary(tmp_path, ["base"], ["cora"])
     assert message in str(error.value)
+
+
+def test_report_shows_every_stored_section(capsys, monkeypatch):
+    stored = REPO / "benchmarks" / "results"
+    paths = [str(stored / "cpu-2core-busy.json"), str(stored / "cpu-2core-threads.json")]
+    done = run_here("report", *paths, capsys=capsys, monkeypatch=monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert "| ours | beside 2 busy processes | 17.50 | 1.41× | 75.20× | 2.9 |" in done.stdout
+    assert "| cora | 7.5e+05 | 2 | 12.48 | 12.21 | 2 | 0.982 | 3.4 |" in done.stdout
 
 
 def test_a_reader_that_closes_the_pipe_early_ends_the_report_quietly():
