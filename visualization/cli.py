@@ -73,7 +73,7 @@ def common_options(with_model: bool) -> argparse.ArgumentParser:
                         else "folder for the files (default figures)")
     common.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
                         help="one or both (default png)")
-    common.add_argument("--size", type=pixels, default=None, help="image size in pixels, e.g. 1600x1200")
+    common.add_argument("--size", type=pixels, default=None, help="PNG size in pixels, e.g. 1600x1200 (scaled)")
     common.add_argument("--show", action="store_true", help="also open the figures in a window")
     common.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
                         help=f"CPU threads per operation (default: ${THREADS_VARIABLE}, else $OMP_NUM_THREADS, "

@@ -34,6 +34,7 @@ CLASS_PALETTE = ("#56B4E9", "#D55E00", "#009E73", "#CC79A7", "#332288", "#DDCC77
 EDGE_GREY = "#9a9a9a"
 INK = "#222222"  # text and strong lines: softer than pure black
 DPI = 110
+MIN_DPI = 12  # the smallest text is still a pixel tall
 
 STYLE = {
     "font.size": 10,
@@ -132,10 +133,12 @@ def save_figure(
 ) -> list[Path]:
     """Write ``figure`` as ``out_dir/name.<format>`` for each format, atomically; returns the paths.
 
-    ``size`` is ``(width, height)`` in pixels of the PNG; the figure keeps its layout, only its scale changes.
+    ``size`` is ``(width, height)`` in pixels of the PNG: the figure keeps its width in inches, so its layout and
+    text scale with the width (a thumbnail or a poster of the same picture), and its height follows the asked ratio.
     No ``bbox_inches="tight"``: it would change the size that was asked for (constrained layout already fits).
     """
-    if size is not None:
+    if size is not None:  # below MIN_DPI the smallest text cannot be drawn: a tiny size gets a tighter layout instead
+        figure.set_dpi(max(size[0] / figure.get_figwidth(), MIN_DPI))
         figure.set_size_inches(size[0] / figure.dpi, size[1] / figure.dpi)
     paths = []
     for file_format in formats:

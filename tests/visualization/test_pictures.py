@@ -27,7 +27,7 @@ from visualization.graph_drawing import draw_graph, pack_components
 from visualization.graphs import to_networkx, undirected_edges
 from visualization.loading import load_trained
 from visualization.maps import tsne
-from visualization.style import DPI, class_colours, render, save_figure
+from visualization.style import class_colours, render, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -227,11 +227,23 @@ def test_packed_components_do_not_overlap():
             assert (high_a < low_b).any() or (high_b < low_a).any()  # separated along some axis
 
 
-def test_saved_png_has_the_requested_size_and_records_its_dpi(small_graph, tmp_path):
-    (path,) = save_figure(degree_figure(small_graph), tmp_path, "degrees", size=(640, 480))
-    assert matplotlib.image.imread(path).shape[:2] == (480, 640)
-    # PNG stores pixels per metre, a whole number: the dpi read back is within a rounding of the figure's
-    assert Image.open(path).info["dpi"] == pytest.approx((DPI, DPI), abs=0.02)
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (2600, 920)])
+def test_saved_png_has_the_requested_size_at_the_same_layout(small_graph, size, tmp_path, recwarn):
+    figure = degree_figure(small_graph)
+    width_inches = figure.get_figwidth()
+    (path,) = save_figure(figure, tmp_path, "degrees", size=size)
+    assert matplotlib.image.imread(path).shape[:2] == size[::-1]
+    # the width in inches is kept, so text and layout scale with the picture; PNG stores pixels per metre, a whole
+    # number: the dpi read back is within a rounding of the figure's
+    assert figure.get_figwidth() == pytest.approx(width_inches)
+    assert Image.open(path).info["dpi"] == pytest.approx((size[0] / width_inches,) * 2, abs=0.02)
+    assert not [warning for warning in recwarn if "constrained_layout" in str(warning.message)]  # everything fits
+
+
+def test_a_picture_too_small_for_its_text_is_still_written(small_graph, tmp_path):
+    with pytest.warns(UserWarning, match="constrained_layout"):  # matplotlib says that the layout does not fit
+        (path,) = save_figure(degree_figure(small_graph), tmp_path, "degrees", size=(16, 16))
+    assert matplotlib.image.imread(path).shape[:2] == (16, 16)
 
 
 @pytest.mark.parametrize("facecolor", ["white", (1, 1, 1, 0), (0.2, 0.4, 0.6, 0.5)])
