@@ -166,7 +166,7 @@ CASES = {
     "top-k-0": ("draw", lambda w: w.draw("attention", None, "--top-k", "0"), 2, "must be >= 1, got 0"),
     "top-k-negative": ("draw", lambda w: w.draw("attention", None, "--top-k", "-3"), 2, "must be >= 1, got -3"),
     "top-k-beyond-graph": ("draw", lambda w: w.draw("attention", None, "--top-k", "100000"), 1,
-                           "--top-k 100000 is more than the"),
+                           "the top 100000 nodes by degree were asked for, but synthetic has"),
     "node-negative": ("draw", lambda w: w.draw("attention", None, "--node", "-1"), 2, "must be >= 0, got -1"),
     "node-beyond-graph": ("draw", lambda w: w.draw("attention", None, "--node", "99999"), 1,
                           "node 99999 does not exist"),

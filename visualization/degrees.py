@@ -107,6 +107,6 @@ def degree_figure(graph: Graph) -> Figure:
 def top_degree_nodes(graph: Graph, k: int) -> list[int]:
     """The ``k`` nodes with the most neighbours (ties: smaller id first); GATError if the graph has fewer."""
     if k > graph.num_nodes:
-        raise GATError(f"--top-k {k} is more than the {graph.num_nodes} nodes of {graph.name}")
+        raise GATError(f"the top {k} nodes by degree were asked for, but {graph.name} has {graph.num_nodes} nodes")
     in_degree = degree_counts(graph.edge_index, graph.num_nodes)[0]
     return np.argsort(-in_degree, kind="stable")[:k].tolist()
