@@ -155,6 +155,27 @@ def test_a_missing_model_or_an_unwritable_folder_is_one_line_before_any_measurin
     assert not (tmp_path / "result.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("script", "argv", "code", "message"),
+    [
+        ("selection_rules", ["--seeds", "0"], 2, "argument --seeds: must be in [1, 4294967295], got 0"),
+        ("selection_rules", ["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
+        ("selection_rules", ["--setting", "nope"], 2, "argument --setting: invalid choice: 'nope'"),
+        ("selection_rules", ["--datasets", "nope"], 1, "unknown dataset 'nope'"),
+        ("selection_rules", ["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
+        ("tuning", ["--settings", "dropout-0.9"], 2, "unknown setting dropout-0.9: choose from paper, dropout-0.5"),
+        ("tuning", ["--dev-seeds", "0"], 2, "argument --dev-seeds: must be in [1, 4294967295], got 0"),
+        ("tuning", ["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
+    ],
+)
+def test_a_training_comparison_refuses_bad_arguments_before_any_run(
+    script, argv, code, message, tmp_path, capsys, monkeypatch
+):
+    done = run_here(script, *argv, "--output", str(tmp_path / "out"), capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line(done, code, message)
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_output_file_that_is_a_folder_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
     done = run_here("benchmark", "--sections", "cora", "--json", str(tmp_path), capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line(done, 1, "a folder")

@@ -186,24 +186,6 @@ def test_averages_and_ensembles_of_one_model_are_that_model(tmp_path):
         assert candidates[name] == pytest.approx(candidates["paper"], abs=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("argv", "code", "message"),
-    [
-        (["--seeds", "0"], 2, "argument --seeds: must be in [1, 4294967295], got 0"),
-        (["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
-        (["--datasets", "nope"], 1, "unknown dataset 'nope'"),
-        (["--setting", "nope"], 2, "argument --setting: invalid choice: 'nope'"),
-        (["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
-    ],
-)
-def test_bad_arguments_exit_with_one_line_before_any_run(argv, code, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        selection_rules.main([*argv, "--output", str(tmp_path)])
-    error = capsys.readouterr().err
-    assert exit_.value.code == code and message in error and error.count("\n") == 1
-    assert not any(tmp_path.iterdir())
-
-
 def test_spread_says_how_alike_the_seeds_models_are():
     val = [[0.9, 0.1], [0.9, 0.1]]
     runs = [
