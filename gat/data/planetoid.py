@@ -31,7 +31,6 @@ from gat.errors import GATError
 from gat.io import atomic_write
 from gat.validate import Array, is_valid
 
-PLANETOID = ("cora", "citeseer", "pubmed")
 CACHE_VERSION = 1  # bump when parse_planetoid or the cache layout changes: old caches are then rebuilt
 NUM_VAL = 500
 
