@@ -23,6 +23,9 @@ below keeps a model from validation scores alone.
 
 A restart candidate scores once per group of seeds (seeds 0–4, 5–9, ... for 5), so 10 of its scores take 50 seeds.
 
+With ``--against`` another setting's runs are trained (or read back) on the same seeds, and a second table gives
+each candidate's test accuracy minus theirs, seed by seed (group by group for a restart candidate).
+
 Runs are saved one JSON each under ``<output>/<setting>/runs/`` and not redone while their settings stay the same
 (resumable; a changed ``--epochs`` makes new runs, as in ``gat.reproduce``). The summary gives test accuracy, mean ±
 std, on the first half of the seeds, on the second and on all (a restart candidate: over its groups that lie in them): a
@@ -42,7 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
 from benchmarks.entry import run_main  # noqa: E402
-from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets, paired_difference  # noqa: E402
 from gat.data.graph import Graph  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.io import save_json  # noqa: E402
@@ -252,31 +255,62 @@ def spread(runs: list[dict], dataset: str) -> str:
     )
 
 
+def trained_runs(args, datasets: list[str], setting: str) -> list[dict]:
+    """The runs of ``setting`` on ``datasets`` with seeds 0 to ``args.seeds`` - 1: read back where saved with the
+    same settings, else trained and saved."""
+    runs = []
+    for dataset in datasets:
+        for seed in range(args.seeds):
+            config = run_config(args, dataset, "gat", seed, **SETTINGS[setting])  # as gat.reproduce trains it
+            path = Path(args.output) / setting / "runs" / f"{dataset}_seed{seed}.json"
+            record = saved_run(path, config)
+            if record is None:
+                record = run(config)
+                save_json(record, path)
+                print(f"{path.name}: done", flush=True)
+            runs.append(record)
+    return runs
+
+
+def comparison(runs: list[dict], baseline: list[dict], datasets: list[str], seeds: int, names: tuple[str, str]) -> str:
+    """Markdown: per candidate and dataset, the test accuracy of ``runs`` minus ``baseline``'s on the same seeds
+    (same groups for a restart candidate), paired: mean ± standard error, and how many pairs are better and worse."""
+    lines = [f"| candidate | {' | '.join(f'{d}: {names[0]} − {names[1]}' for d in datasets)} |",
+             "|---|" + "---|" * len(datasets)]  # fmt: skip
+    for candidate in CANDIDATES:
+        cells = []
+        for dataset in datasets:
+            values, base = (scores(r, dataset, range(seeds), candidate) for r in (runs, baseline))
+            if not values:
+                cells.append("–")
+                continue
+            difference, error, better, worse = paired_difference(values, base)
+            cells.append(f"{difference:+.3f} ± {error:.3f} ({better} better, {worse} worse)")
+        lines.append(f"| {candidate} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="cora,citeseer")
     parser.add_argument("--seeds", type=bounded_int(1, MAX_SEED), default=20, help="seeds 0 to N-1 (default 20)")
     parser.add_argument("--setting", choices=SETTINGS, default="paper", help="the paper's (default) or one change")
+    parser.add_argument("--against", choices=SETTINGS, default=None, help="also this setting, compared seed by seed")
     parser.add_argument("--output", default="results/selection-rules")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
-    runs = []
+    if args.against == args.setting:
+        parser.error(f"--against {args.against} is the setting itself")
     try:
         datasets = one_graph_datasets(args.datasets)
-        for dataset in datasets:
-            for seed in range(args.seeds):
-                config = run_config(args, dataset, "gat", seed, **SETTINGS[args.setting])  # as gat.reproduce trains
-                path = Path(args.output) / args.setting / "runs" / f"{dataset}_seed{seed}.json"
-                record = saved_run(path, config)
-                if record is None:
-                    record = run(config)
-                    save_json(record, path)
-                    print(f"{path.name}: done", flush=True)
-                runs.append(record)
+        runs = trained_runs(args, datasets, args.setting)
+        baseline = trained_runs(args, datasets, args.against) if args.against else None
     except GATError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(summary(runs, datasets, args.seeds))
     print("\n".join(["", *(spread(runs, dataset) for dataset in datasets)]))
+    if baseline is not None:
+        print(f"\n{comparison(runs, baseline, datasets, args.seeds, (args.setting, args.against))}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ train on, and the one-change settings that ``tuning.py`` chooses among and ``sel
 
 from __future__ import annotations
 
+import statistics
+
 from gat.data.registry import get_dataset
 from gat.errors import GATError, OneLineErrorParser, bounded_int
 from gat.threads import MAX_THREADS
@@ -37,3 +39,11 @@ def one_graph_datasets(names: str) -> list[str]:
         if get_dataset(dataset).task == "inductive":
             raise GATError(f"{dataset} is a dataset of many graphs: this comparison trains on one graph")
     return datasets
+
+
+def paired_difference(values: list[float], baseline: list[float]) -> tuple[float, float, int, int]:
+    """``values`` minus ``baseline``, pair by pair (the same seeds): the mean difference, its standard error, and
+    how many pairs are better and worse."""
+    differences = [a - b for a, b in zip(values, baseline, strict=True)]
+    error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
+    return statistics.mean(differences), error, sum(d > 0 for d in differences), sum(d < 0 for d in differences)

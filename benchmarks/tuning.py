@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: `gat` imports
 
 from benchmarks.entry import run_main  # noqa: E402
-from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets  # noqa: E402
+from benchmarks.trained_runs import SETTINGS, add_run_arguments, one_graph_datasets, paired_difference  # noqa: E402
 from gat.errors import GATError, OneLineErrorParser, bounded_int  # noqa: E402
 from gat.reproduce.runner import Job, mean_and_spread, result_path, run_config, run_jobs  # noqa: E402
 from gat.training.config import MAX_SEED  # noqa: E402
@@ -44,13 +44,6 @@ def chosen_setting(development: dict[str, list[dict]]) -> str:
     return max(development, key=lambda setting: statistics.mean(r["val_score"] for r in development[setting]))
 
 
-def paired_difference(runs: list[dict], baseline: list[dict]) -> tuple[float, float]:
-    """Mean and standard error of the test accuracy of ``runs`` minus ``baseline``'s, seed by seed."""
-    differences = [a["test_score"] - b["test_score"] for a, b in zip(runs, baseline, strict=True)]
-    error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
-    return statistics.mean(differences), error
-
-
 def scores(runs: list[dict], key: str) -> str:
     """``key`` (``val_score`` or ``test_score``) of ``runs``, mean ± std."""
     return mean_and_spread([r[key] for r in runs])
@@ -65,10 +58,8 @@ def summary(dataset: str, development: dict[str, list[dict]], held_out: dict[str
         mark = " (chosen)" if setting == chosen else ""
         rows.append(f"| {dataset} | `{setting}`{mark} | {scores(runs, 'val_score')} | "
                     f"{scores(runs, 'test_score')} | {check} |")  # fmt: skip
-    difference, error = paired_difference(held_out[chosen], held_out["paper"])
-    pairs = list(zip(held_out[chosen], held_out["paper"], strict=True))
-    better = sum(a["test_score"] > b["test_score"] for a, b in pairs)
-    worse = sum(a["test_score"] < b["test_score"] for a, b in pairs)
+    test_scores = ([r["test_score"] for r in held_out[setting]] for setting in (chosen, "paper"))
+    difference, error, better, worse = paired_difference(*test_scores)
     verdict = (
         f"{dataset}: chosen on validation `{chosen}`; on held-out seeds {seeds[0]}–{seeds[-1]} it gives "
         f"{scores(held_out[chosen], 'test_score')} against the paper's "

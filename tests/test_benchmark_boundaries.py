@@ -161,6 +161,7 @@ def test_a_missing_model_or_an_unwritable_folder_is_one_line_before_any_measurin
         ("selection_rules", ["--seeds", "0"], 2, "argument --seeds: must be in [1, 4294967295], got 0"),
         ("selection_rules", ["--epochs", "x"], 2, "argument --epochs: expected an integer >= 1, got 'x'"),
         ("selection_rules", ["--setting", "nope"], 2, "argument --setting: invalid choice: 'nope'"),
+        ("selection_rules", ["--setting", "hidden-16", "--against", "hidden-16"], 2, "is the setting itself"),
         ("selection_rules", ["--datasets", "nope"], 1, "unknown dataset 'nope'"),
         ("selection_rules", ["--datasets", "cora,ppi"], 1, "ppi is a dataset of many graphs"),
         ("tuning", ["--settings", "dropout-0.9"], 2, "unknown setting dropout-0.9: choose from paper, dropout-0.5"),

@@ -119,15 +119,23 @@ def test_a_run_saved_with_other_settings_is_redone(followed, tmp_path, capsys):
         assert json.loads((output / "paper" / "runs" / f"synthetic_seed{seed}.json").read_text())["epochs"] == 20
 
 
-def test_a_setting_trains_its_change_into_its_own_folder(followed, tmp_path, capsys):
+def test_a_setting_trains_its_change_into_its_own_folder_and_compares_seed_by_seed(followed, tmp_path, capsys):
     output = shutil.copytree(followed, tmp_path / "copy")
-    argv = ["--datasets", "synthetic", "--seeds", "1", "--epochs", "40", "--output", str(output)]
-    selection_rules.main([*argv, "--setting", "hidden-16"])
-    assert capsys.readouterr().out.count(": done") == 1  # the paper's runs beside it are not this setting's
-    run = json.loads((output / "hidden-16" / "runs" / "synthetic_seed0.json").read_text())
-    paper = json.loads((output / "paper" / "runs" / "synthetic_seed0.json").read_text())
-    changed = {key for key in paper["config"] if run["config"][key] != paper["config"][key]}
-    assert changed == {"hidden", "runs_dir", "models_dir"} and run["config"]["hidden"] == 16  # the copy moved the dirs
+    argv = ["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(output)]
+    selection_rules.main([*argv, "--setting", "hidden-16", "--against", "paper"])
+    out = capsys.readouterr().out
+    assert out.count(": done") == 2  # the paper's runs beside them are read back
+    runs, paper = ([json.loads((output / setting / "runs" / f"synthetic_seed{seed}.json").read_text())
+                    for seed in (0, 1)] for setting in ("hidden-16", "paper"))  # fmt: skip
+    changed = {key for key in paper[0]["config"] if runs[0]["config"][key] != paper[0]["config"][key]}
+    assert changed == {"hidden", "runs_dir", "models_dir"} and runs[0]["config"]["hidden"] == 16  # copy: new dirs
+    differences = [a["candidates"]["val-acc"]["test_accuracy"] - b["candidates"]["val-acc"]["test_accuracy"]
+                   for a, b in zip(runs, paper, strict=True)]  # fmt: skip
+    better, worse = sum(d > 0 for d in differences), sum(d < 0 for d in differences)
+    error = abs(differences[0] - differences[1]) / 2  # the standard error of two differences
+    expected = f"{statistics.mean(differences):+.3f} ± {error:.3f} ({better} better, {worse} worse)"
+    assert "| candidate | synthetic: hidden-16 − paper |" in out and f"| val-acc | {expected} |" in out
+    assert "| best-of-3 | – |" in out  # two seeds make no group of three
 
 
 def test_a_saved_file_that_is_not_a_run_is_refused_in_one_line(tmp_path, capsys):

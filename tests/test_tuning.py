@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
 from benchmarks import tuning
+from benchmarks.trained_runs import paired_difference
 
 
 def record(seed: int, val: float, test: float) -> dict:
@@ -25,11 +27,10 @@ def test_the_setting_of_highest_mean_validation_accuracy_is_chosen_and_ties_keep
 
 
 def test_the_paired_difference_is_taken_seed_by_seed():
-    runs = [record(10, 0, 0.84), record(11, 0, 0.80), record(12, 0, 0.83)]
-    paper = [record(10, 0, 0.83), record(11, 0, 0.78), record(12, 0, 0.83)]
-    difference, error = tuning.paired_difference(runs, paper)
-    assert difference == pytest.approx(0.01)
-    assert error == pytest.approx(0.01 / 3**0.5)  # differences 0.01, 0.02, 0: std 0.01
+    difference, error, better, worse = paired_difference([0.84, 0.80, 0.83, 0.81], [0.83, 0.78, 0.83, 0.82])
+    assert difference == pytest.approx(0.005)
+    assert error == pytest.approx(statistics.stdev([0.01, 0.02, 0, -0.01]) / 2)
+    assert (better, worse) == (2, 1)  # a tie counts as neither
 
 
 def test_a_run_trains_the_setting_chooses_and_checks_on_the_held_out_seeds_then_resumes(tmp_path, capsys):
