@@ -301,12 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.against == args.setting:
         parser.error(f"--against {args.against} is the setting itself")
-    try:
-        datasets = one_graph_datasets(args.datasets)
-        runs = trained_runs(args, datasets, args.setting)
-        baseline = trained_runs(args, datasets, args.against) if args.against else None
-    except GATError as error:
-        parser.exit(1, f"{parser.prog}: {error}\n")
+    datasets = one_graph_datasets(args.datasets)  # a GATError is one line: run_main
+    runs = trained_runs(args, datasets, args.setting)
+    baseline = trained_runs(args, datasets, args.against) if args.against else None
     print(summary(runs, datasets, args.seeds))
     print("\n".join(["", *(spread(runs, dataset) for dataset in datasets)]))
     if baseline is not None:

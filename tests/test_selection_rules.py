@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmarks import selection_rules
+from benchmarks.entry import run_main
 from gat.training.config import SELECTION_RULES
 from gat.training.loop import run_epochs
 from gat.training.presets import preset_config
@@ -142,10 +143,9 @@ def test_a_saved_file_that_is_not_a_run_is_refused_in_one_line(tmp_path, capsys)
     runs = tmp_path / "paper" / "runs"
     runs.mkdir(parents=True)
     (runs / "synthetic_seed0.json").write_text(json.dumps({"dataset": "synthetic", "seed": "zero"}))
-    with pytest.raises(SystemExit) as exit_:
-        selection_rules.main(["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)])
+    code = run_main(selection_rules.main, ["--datasets", "synthetic", "--seeds", "1", "--output", str(tmp_path)])
     error = capsys.readouterr().err
-    assert exit_.value.code == 1 and "synthetic_seed0.json (delete it to redo this run)" in error
+    assert code == 1 and "synthetic_seed0.json (delete it to redo this run)" in error
     assert error.count("\n") == 1
 
 
@@ -174,10 +174,10 @@ def test_saved_probabilities_that_do_not_fit_their_labels_are_refused_in_one_lin
     run = json.loads(path.read_text())
     run["kept"]["test"]["labels"].pop()
     path.write_text(json.dumps(run))
-    with pytest.raises(SystemExit) as exit_:
-        selection_rules.main(["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(output)])
+    argv = ["--datasets", "synthetic", "--seeds", "2", "--epochs", "40", "--output", str(output)]
+    code = run_main(selection_rules.main, argv)
     error = capsys.readouterr().err
-    assert exit_.value.code == 1 and "'kept.test' must hold one row of class probabilities per label" in error
+    assert code == 1 and "'kept.test' must hold one row of class probabilities per label" in error
     assert error.count("\n") == 1
 
 
